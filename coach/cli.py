@@ -1,0 +1,183 @@
+"""The `coach` command line: build, ask, corpus, info, eval."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+from dataclasses import asdict
+from pathlib import Path
+
+from .config import Settings
+
+EPILOG = """\
+examples:
+  coach build                                   build (or rebuild) the index
+  coach ask "how do I handle an angry caller"
+  coach ask "被客户辱骂时怎么保持冷静" --top-k 5
+  coach ask --json --top-k 3 "angry caller" "新人紧张怎么办"
+  printf 'q1\\nq2\\n' | coach ask --json -          queries from standard input, one per line
+  coach corpus                                  per-essay report: title, author, characters, chunks, repairs
+  coach info                                    manifest, model and paths
+  coach eval eval/queries.jsonl                 retrieval quality (hit@k, MRR, out-of-domain)
+  coach --model intfloat/multilingual-e5-small ask "..."   use another sentence-transformers model
+"""
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="coach", description="Veteran contact-centre advice for the situation you describe.",
+                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", help="sentence-transformers model name or path (default: the bundled multilingual-e5-small)")
+    p.add_argument("--corpus", type=Path, help="corpus folder (default: ./corpus or $COACH_CORPUS_DIR)")
+    p.add_argument("--index", type=Path, help="index folder (default: ./index or $COACH_INDEX_DIR)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    b = sub.add_parser("build", help="build the index from the corpus", epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    b.add_argument("--if-needed", action="store_true", help="only build when the index is missing, stale or corrupt")
+
+    a = sub.add_parser("ask", help="advice for one or more situations", epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    a.add_argument("queries", nargs="+", metavar="QUERY", help="a situation; '-' reads more from stdin, one per line")
+    a.add_argument("--top-k", type=int, default=3, help="pieces of advice per query (default 3)")
+    a.add_argument("--json", action="store_true", help="print one JSON array, one object per query")
+    a.add_argument("--no-build", action="store_true", help="fail instead of building a missing or stale index")
+    a.add_argument("--no-diversity", action="store_true", help="allow several results from one essay")
+
+    sub.add_parser("corpus", help="report on the corpus: essays, authors, chunks, repairs")
+    sub.add_parser("info", help="index manifest, model and paths")
+
+    e = sub.add_parser("eval", help="evaluate retrieval quality on a JSONL query file")
+    e.add_argument("queries_file", type=Path, metavar="QUERIES.jsonl")
+    e.add_argument("--json", action="store_true", help="machine-readable output")
+    e.add_argument("--top-k", type=int, default=10)
+    return p
+
+
+def _settings(args) -> Settings:
+    return Settings().with_overrides(model=args.model, corpus_dir=args.corpus and args.corpus.resolve(),
+                                     index_dir=args.index and args.index.resolve())
+
+
+def _read_queries(raw: list[str]) -> list[str]:
+    out = []
+    for q in raw:
+        if q == "-":
+            out.extend(line.rstrip("\r\n") for line in sys.stdin if line.strip())
+        else:
+            out.append(q)
+    return out
+
+
+def _progress(fraction: float, message: str) -> None:
+    print(f"[{fraction:4.0%}] {message}", file=sys.stderr)
+
+
+def _print_answer(answer) -> None:
+    print(f"\n» {answer.query}")
+    if answer.truncated:
+        print("  (your question was shortened)")
+    if answer.out_of_domain:
+        print("  The veterans have not written about this.")
+        return
+    for n, hit in enumerate(answer.results, 1):
+        who = hit.essay.author + (f", {hit.essay.organisation}" if hit.essay.organisation else "")
+        print(f"\n  {n}. {hit.highlight}")
+        print(textwrap.indent(textwrap.fill(hit.chunk.text, 60), "     "))
+        print(f"     — {who} · 《{hit.essay.title}》" + (f" · {hit.chunk.section}" if hit.chunk.section else ""))
+
+
+def cmd_build(args, settings: Settings) -> int:
+    from . import pipeline
+    from .embed import Embedder
+    from .retrieve import Coach
+
+    embedder = Embedder(settings.model, cache_dir=settings.model_cache_dir)
+    if args.if_needed:
+        idx = Coach(settings, embedder=embedder, progress=_progress).index
+    else:
+        idx = pipeline.build(settings, embedder, _progress)
+    for w in idx.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    m = idx.manifest
+    print(f"index ready: {m.counts['essays']} essays, {m.counts['chunks']} passages, "
+          f"{m.counts['sentences']} sentences ({m.index_type}) in {idx.build_dir}")
+    return EXIT_OK
+
+
+def cmd_ask(args, settings: Settings) -> int:
+    from .retrieve import Coach
+
+    queries = _read_queries(args.queries)
+    if args.top_k < 1:
+        print("error: --top-k must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    coach = Coach(settings, build=not args.no_build, progress=_progress)
+    answers = [coach.ask(q, top_k=args.top_k, diverse=not args.no_diversity) for q in queries]
+    if args.json:
+        json.dump([a.to_json() for a in answers], sys.stdout, ensure_ascii=False, indent=2)
+        print()
+    else:
+        for a in answers:
+            _print_answer(a)
+    return EXIT_OK
+
+
+def cmd_corpus(args, settings: Settings) -> int:
+    from .chunk import chunk_essay
+    from .corpus import corpus_report, format_report, load_corpus
+
+    loaded = load_corpus(settings.corpus_dir)
+    for w in loaded.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    chunks = {e.meta.id: chunk_essay(e, settings.chunk) for e in loaded.essays}
+    print(format_report(corpus_report(loaded.essays, chunks)))
+    return EXIT_OK
+
+
+def cmd_info(args, settings: Settings) -> int:
+    from . import index as ix
+    from . import pipeline
+
+    print(f"corpus: {settings.corpus_dir}\nindex:  {settings.index_dir}\nmodel:  {settings.model}\n"
+          f"model cache: {settings.model_cache_dir}")
+    try:
+        build = ix.current_build(settings.index_dir)
+        manifest = ix.read_manifest(build)
+    except ix.IndexError_ as exc:
+        print(f"index: {exc}")
+        return EXIT_ERROR
+    print(f"build:  {build}\nchunks dump: {build / ix.CHUNKS_FILE}")
+    print(json.dumps(asdict(manifest), ensure_ascii=False, indent=2))
+    return EXIT_OK
+
+
+def cmd_eval(args, settings: Settings) -> int:
+    from .evaluate import run_cli
+
+    return run_cli(args, settings)
+
+
+COMMANDS = {"build": cmd_build, "ask": cmd_ask, "corpus": cmd_corpus, "info": cmd_info, "eval": cmd_eval}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = _settings(args)
+    from . import index as ix
+
+    try:
+        return COMMANDS[args.command](args, settings)
+    except ix.IndexError_ as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(exc, ix.IndexStale) or getattr(args, "no_build", False) else EXIT_ERROR
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

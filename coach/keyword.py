@@ -1,0 +1,67 @@
+"""Keyword search: BM25 (bm25s, Lucene variant) over jieba tokens of the simplified-Chinese form of each passage.
+
+Saved as bm25s's plain files (.npy arrays, JSON vocabulary and parameters), never pickle.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import bm25s
+import jieba
+import numpy as np
+
+from .clean import to_simplified
+
+jieba.setLogLevel(logging.WARNING)
+_jieba_lock = threading.Lock()
+
+# Function words that match everywhere and say nothing about the situation.
+STOPWORDS = frozenset("""
+的 了 是 在 我 你 他 她 它 们 我们 你们 他们 这 那 这个 那个 就 也 都 和 与 及 或 而 但 又 被 把 让 给 对 从 到 向
+为 为了 以 之 其 吗 呢 吧 啊 呀 哦 嗯 么 什么 怎么 怎么办 怎样 如何 为什么 一个 一些 有 没有 不 没 会 能 要 可以 还 很
+自己 时 时候 如果 因为 所以 然后 但是 还是 就是 这样 那样 这些 那些 其实 一 个 上 下 中 里 等 着 过 去 来 说 做 该 应该 得
+a an the and or but if of to in on at for with by from as is are was were be been being do does did doing have has
+had i me my we our you your he him his she her it its they them their this that these those what which who whom how
+why when where can could should would will shall may might must not no so than too very just about into over under
+again then once there here all any both each few more most other some such own same only s t don now get got
+""".split())
+
+_TOKEN_OK = re.compile(r"[0-9a-z\u3400-\u9fff]", re.IGNORECASE)
+
+
+def tokenize(text: str) -> list[str]:
+    """Search tokens: simplified, lower-cased jieba words (with sub-words of long words), minus stopwords."""
+    text = to_simplified(text).lower()
+    with _jieba_lock:  # jieba's lazy initialisation is not thread-safe
+        words = jieba.lcut_for_search(text)
+    return [w for w in (w.strip() for w in words) if w and w not in STOPWORDS and _TOKEN_OK.search(w)]
+
+
+@dataclass
+class KeywordIndex:
+    bm25: bm25s.BM25
+
+    @classmethod
+    def build(cls, texts: list[str]) -> "KeywordIndex":
+        bm25 = bm25s.BM25(k1=1.2, b=0.75, method="lucene")
+        bm25.index([tokenize(t) or [""] for t in texts], show_progress=False)
+        return cls(bm25)
+
+    def scores(self, query: str) -> tuple[np.ndarray, list[str]]:
+        """BM25 score of every passage for `query`, and the query terms the index knows."""
+        terms = [t for t in dict.fromkeys(tokenize(query)) if t in self.bm25.vocab_dict]
+        if not terms:
+            return np.zeros(self.bm25.scores["num_docs"], dtype=np.float32), []
+        return np.asarray(self.bm25.get_scores(terms), dtype=np.float32), terms
+
+    def save(self, folder: Path) -> None:
+        self.bm25.save(str(folder), show_progress=False)
+
+    @classmethod
+    def load(cls, folder: Path) -> "KeywordIndex":
+        return cls(bm25s.BM25.load(str(folder), load_corpus=False))

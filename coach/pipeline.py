@@ -1,0 +1,180 @@
+"""Corpus -> chunks -> embeddings -> index on disk, and back: build a fresh index or load a verified one."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Protocol
+
+import numpy as np
+
+from . import chunk as chunk_stage
+from . import clean as clean_stage
+from . import corpus as corpus_stage
+from . import index as ix
+from . import keyword as keyword_stage
+from .chunk import Chunk, Sentence, chunk_essay
+from .config import Settings
+from .corpus import EssayMeta, load_corpus
+
+Progress = Callable[[float, str], None]
+
+# Hidden files, editor droppings and the corpus README never count towards the corpus hash.
+_IGNORED_CORPUS_FILES = {"README.md"}
+
+
+class EmbedderLike(Protocol):
+    name: str
+    fingerprint: str
+    dim: int
+
+    def encode_passages(self, texts: list[str], batch_size: int = 32) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class EssayRecord:
+    meta: EssayMeta
+    text: str                       # cleaned, original script
+    repairs: tuple[str, ...]
+
+
+@dataclass
+class LoadedIndex:
+    """One verified build, immutable once loaded: queries hold a reference while a rebuild swaps in a new one."""
+
+    build_dir: Path
+    manifest: ix.Manifest
+    vectors: ix.VectorIndex
+    sentence_vectors: np.ndarray    # [n_sentences, dim]
+    sentence_rows: list[range]      # chunk position -> its rows in sentence_vectors
+    chunks: list[Chunk]
+    essays: dict[str, EssayRecord]
+    keyword: keyword_stage.KeywordIndex
+    warnings: list[str]
+
+
+def pipeline_version() -> str:
+    """Hash of the code that shapes the indexed text: editing it makes old indexes stale."""
+    h = hashlib.sha256()
+    for module in (clean_stage, corpus_stage, chunk_stage, keyword_stage):
+        h.update(Path(module.__file__).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def corpus_hashes(corpus_dir: Path) -> dict[str, str]:
+    if not corpus_dir.is_dir():
+        raise FileNotFoundError(f"corpus folder {corpus_dir} does not exist; create it or set COACH_CORPUS_DIR")
+    return {p.name: ix.sha256_file(p) for p in sorted(corpus_dir.iterdir())
+            if p.is_file() and not p.name.startswith(".") and p.name not in _IGNORED_CORPUS_FILES}
+
+
+def expected_manifest(settings: Settings, model: str, fingerprint: str) -> dict:
+    """The manifest fields a build from the current corpus, model and settings would have."""
+    return {
+        "model": model,
+        "model_fingerprint": fingerprint,
+        "chunk_settings": settings.chunk.as_dict(),
+        "pipeline_version": pipeline_version(),
+        "corpus": corpus_hashes(settings.corpus_dir),
+    }
+
+
+def _embedding_text(chunk: Chunk, meta: EssayMeta) -> str:
+    # The essay title and section give a short passage its topic ("关于管理" …) without changing what is shown.
+    parts = [p for p in (meta.title, chunk.section) if p]
+    return (" | ".join(parts) + "\n" if parts else "") + chunk.text
+
+
+_build_lock = threading.Lock()
+
+
+def build(settings: Settings, embedder: EmbedderLike, progress: Progress | None = None) -> LoadedIndex:
+    """Build a complete index from the corpus and switch to it atomically. Returns it loaded."""
+    progress = progress or (lambda fraction, message: None)
+    started = time.time()
+    with _build_lock:
+        expected = expected_manifest(settings, embedder.name, embedder.fingerprint)
+        progress(0.0, "reading corpus")
+        loaded = load_corpus(settings.corpus_dir)
+        if not loaded.essays:
+            raise ValueError(f"no readable essays in {settings.corpus_dir}; add .txt, .md or .html files")
+        chunks: list[Chunk] = []
+        for essay in loaded.essays:
+            chunks.extend(chunk_essay(essay, settings.chunk))
+        metas = {e.meta.id: e.meta for e in loaded.essays}
+
+        progress(0.1, f"embedding {len(chunks)} passages")
+        passage_vecs = embedder.encode_passages([_embedding_text(c, metas[c.essay_id]) for c in chunks])
+        sentences = [s.text for c in chunks for s in c.sentences]
+        progress(0.5, f"embedding {len(sentences)} sentences")
+        sentence_vecs = embedder.encode_passages(sentences) if sentences else np.zeros((0, embedder.dim), np.float32)
+
+        progress(0.85, "writing index")
+        tmp = ix.new_build_dir(settings.index_dir)
+        try:
+            vectors = ix.VectorIndex.build(passage_vecs, settings.approximate_above)
+            vectors.save(tmp / ix.PASSAGES_FILE)
+            ix.save_array(tmp / ix.SENTENCES_FILE, sentence_vecs)
+            ix.write_jsonl(tmp / ix.CHUNKS_FILE, [_chunk_to_json(c) for c in chunks])
+            essays_json = [{"meta": asdict(e.meta), "text": e.text, "repairs": list(e.repairs)}
+                           for e in loaded.essays]
+            (tmp / ix.ESSAYS_FILE).write_text(json.dumps(essays_json, ensure_ascii=False, indent=1), "utf-8")
+            (tmp / ix.KEYWORD_DIR).mkdir()
+            keyword_stage.KeywordIndex.build([c.text for c in chunks]).save(tmp / ix.KEYWORD_DIR)
+            manifest = ix.Manifest(
+                format_version=ix.FORMAT_VERSION, dim=int(passage_vecs.shape[1]), index_type=vectors.kind,
+                counts={"essays": len(loaded.essays), "chunks": len(chunks), "sentences": len(sentences)},
+                versions=ix.versions(), built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                build_seconds=round(time.time() - started, 2), **expected)
+            final = ix.commit_build(settings.index_dir, tmp, manifest)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        progress(1.0, "index ready")
+        result = load_build(final)
+        result.warnings = list(loaded.warnings)
+        return result
+
+
+def load(settings: Settings) -> LoadedIndex:
+    """Load the current build after verifying every file against its manifest (not checked for staleness)."""
+    return load_build(ix.current_build(settings.index_dir))
+
+
+def load_build(build_dir: Path) -> LoadedIndex:
+    manifest = ix.read_manifest(build_dir)
+    ix.verify_files(build_dir, manifest)
+    try:
+        chunks = [_chunk_from_json(row) for row in ix.read_jsonl(build_dir / ix.CHUNKS_FILE)]
+        essays = {}
+        for row in json.loads((build_dir / ix.ESSAYS_FILE).read_text("utf-8")):
+            meta = EssayMeta(**row["meta"])
+            essays[meta.id] = EssayRecord(meta, row["text"], tuple(row.get("repairs", ())))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ix.IndexCorrupt(f"index metadata in {build_dir.name} is malformed ({exc}); run `coach build`") from exc
+    vectors = ix.VectorIndex.load(build_dir / ix.PASSAGES_FILE)
+    sentence_vectors = ix.load_array(build_dir / ix.SENTENCES_FILE)
+    rows, start = [], 0
+    for c in chunks:
+        rows.append(range(start, start + len(c.sentences)))
+        start += len(c.sentences)
+    if vectors.ntotal != len(chunks) or len(sentence_vectors) != start or vectors.index.d != manifest.dim:
+        raise ix.IndexCorrupt(f"index files in {build_dir.name} disagree on counts; run `coach build`")
+    keyword = keyword_stage.KeywordIndex.load(build_dir / ix.KEYWORD_DIR)
+    return LoadedIndex(build_dir, manifest, vectors, sentence_vectors, rows, chunks, essays, keyword, [])
+
+
+def _chunk_to_json(c: Chunk) -> dict:
+    return {"id": c.id, "essay_id": c.essay_id, "section": c.section, "text": c.text, "start": c.start,
+            "end": c.end, "sentences": [[s.text, s.start, s.end] for s in c.sentences]}
+
+
+def _chunk_from_json(row: dict) -> Chunk:
+    return Chunk(id=row["id"], essay_id=row["essay_id"], section=row["section"], text=row["text"],
+                 start=row["start"], end=row["end"],
+                 sentences=tuple(Sentence(t, s, e) for t, s, e in row["sentences"]))

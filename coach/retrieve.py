@@ -1,0 +1,215 @@
+"""Answer a situation: dense + keyword search, fused, diversified, with the key sentence of each passage.
+
+`Coach` loads once and answers many queries; the CLI and the UI both use it. It is safe to query from many
+threads while `rebuild()` runs: each query works on the index reference it started with.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from . import index as ix
+from . import pipeline
+from .chunk import Chunk
+from .config import Settings
+from .corpus import EssayMeta
+
+# Reciprocal Rank Fusion: score(d) = sum over rankers of w / (RRF_K + rank(d)), rank starting at 1.
+# 60 is the constant of Cormack, Clarke & Büttcher (2009); it damps the influence of any single top rank.
+RRF_K = 60
+# How many candidates each ranker contributes before fusion.
+CANDIDATES = 50
+# Diversity: a second passage from an essay already shown is taken only if it beats the best passage of a new
+# essay by this factor of fused score ("clearly better").
+DIVERSITY_MARGIN = 1.25
+# Out-of-domain: flagged when the best dense cosine is below this and no keyword evidence backs it up.
+OOD_DENSE_FLOOR = 0.80
+OOD_KEYWORD_FLOOR = 4.0
+# Questions are capped before tokenising; longer input is shortened and the answer says so.
+MAX_QUERY_CHARS = 1000
+
+
+@dataclass(frozen=True)
+class Hit:
+    chunk: Chunk
+    essay: EssayMeta
+    score: float                 # fused score
+    dense_score: float           # cosine similarity of query and passage
+    keyword_score: float         # BM25 score (0 when no term matched)
+    dense_rank: int | None       # 1-based, None when not among the candidates
+    keyword_rank: int | None
+    highlight: str               # the sentence that best answers the query
+    highlight_span: tuple[int, int]  # its offsets in the cleaned essay
+    matched_terms: tuple[str, ...]
+
+    def to_json(self) -> dict:
+        """The stable `coach ask --json` result object."""
+        return {"text": self.chunk.text, "source": self.chunk.id, "title": self.essay.title,
+                "author": self.essay.author, "section": self.chunk.section, "score": round(self.score, 6),
+                "highlight": self.highlight}
+
+
+@dataclass(frozen=True)
+class Answer:
+    query: str                   # the query as searched (cleaned, possibly shortened)
+    out_of_domain: bool
+    results: list[Hit]
+    truncated: bool = False      # the question was longer than MAX_QUERY_CHARS and was shortened
+    timings_ms: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"query": self.query, "out_of_domain": self.out_of_domain,
+                "results": [h.to_json() for h in self.results]}
+
+
+def sanitize_query(text: str, limit: int = MAX_QUERY_CHARS) -> tuple[str, bool]:
+    """Strip control characters, lone surrogates and invisible format characters; cap the length first."""
+    if not isinstance(text, str):
+        text = "" if text is None else str(text)
+    truncated = len(text) > limit * 4
+    text = text[: limit * 4]  # bound the work below before cleaning
+    out = []
+    for ch in text:
+        cat = unicodedata.category(ch)
+        if cat == "Cs" or (cat == "Cc" and ch not in "\t\n") or cat == "Cf":
+            continue
+        out.append(" " if ch in "\t\n" else ch)
+    cleaned = " ".join("".join(out).split())
+    if len(cleaned) > limit:
+        cleaned, truncated = cleaned[:limit], True
+    return cleaned, truncated
+
+
+def rrf(rankings: list[list[int]], weights: list[float] | None = None, k: int = RRF_K) -> dict[int, float]:
+    """Reciprocal Rank Fusion of several ranked id lists (best first)."""
+    weights = weights or [1.0] * len(rankings)
+    fused: dict[int, float] = {}
+    for ranking, w in zip(rankings, weights):
+        for rank, doc in enumerate(ranking, start=1):
+            fused[doc] = fused.get(doc, 0.0) + w / (k + rank)
+    return fused
+
+
+def diversify(ranked: list[tuple[int, float]], essay_of: Callable[[int], str], top_k: int,
+              margin: float = DIVERSITY_MARGIN) -> list[tuple[int, float]]:
+    """Pick top_k from (doc, score) best-first, preferring essays not yet shown unless a repeat is clearly better."""
+    chosen: list[tuple[int, float]] = []
+    remaining = list(ranked)
+    while remaining and len(chosen) < top_k:
+        seen = {essay_of(d) for d, _ in chosen}
+        best = remaining[0]
+        fresh = next((r for r in remaining if essay_of(r[0]) not in seen), None)
+        pick = best if fresh is None or essay_of(best[0]) not in seen or best[1] >= margin * fresh[1] else fresh
+        chosen.append(pick)
+        remaining.remove(pick)
+    return chosen
+
+
+class Coach:
+    """Loads the model and a verified index once; `ask` answers situations."""
+
+    def __init__(self, settings: Settings | None = None, *, embedder=None, build: bool = True,
+                 progress: pipeline.Progress | None = None):
+        """Open the index, building it when missing, stale or corrupt (or raising with the fix if build=False)."""
+        self.settings = settings or Settings()
+        if embedder is None:
+            from .embed import Embedder
+            embedder = Embedder(self.settings.model, cache_dir=self.settings.model_cache_dir)
+        self.embedder = embedder
+        self._lock = threading.Lock()
+        self.index = self._open(build, progress)
+
+    # ------------------------------------------------------------ index lifecycle
+
+    def _open(self, build: bool, progress) -> pipeline.LoadedIndex:
+        try:
+            loaded = pipeline.load(self.settings)
+            reasons = self.stale_reasons(loaded)
+            if not reasons:
+                return loaded
+            problem: ix.IndexError_ = ix.IndexStale(reasons)
+        except (ix.IndexMissing, ix.IndexCorrupt) as exc:
+            problem = exc
+        if not build:
+            raise problem
+        return pipeline.build(self.settings, self.embedder, progress)
+
+    def stale_reasons(self, loaded: pipeline.LoadedIndex | None = None) -> list[str]:
+        expected = pipeline.expected_manifest(self.settings, self.embedder.name, self.embedder.fingerprint)
+        return ix.stale_reasons((loaded or self.index).manifest, expected)
+
+    def rebuild(self, progress: pipeline.Progress | None = None) -> pipeline.LoadedIndex:
+        """Build a new index and swap it in; queries in flight finish on the old one."""
+        new = pipeline.build(self.settings, self.embedder, progress)
+        self.index = new
+        return new
+
+    # ------------------------------------------------------------ search
+
+    def ask(self, query: str, top_k: int = 3, diverse: bool = True) -> Answer:
+        """Best advice for one situation. Never raises on odd text: empty input gives an empty answer."""
+        t0 = time.perf_counter()
+        text, truncated = sanitize_query(query)
+        index = self.index  # one consistent snapshot for the whole query
+        top_k = max(0, min(int(top_k), len(index.chunks)))
+        if not text or top_k == 0:
+            return Answer(text, out_of_domain=not text, results=[], truncated=truncated)
+
+        q = self.embedder.encode_queries([text])[0]
+        t1 = time.perf_counter()
+        dense_scores, dense_ids = index.vectors.search(q[None, :], CANDIDATES)
+        dense_rank = [int(i) for i in dense_ids[0] if i >= 0]
+        dense_score = {int(i): float(s) for i, s in zip(dense_ids[0], dense_scores[0]) if i >= 0}
+        kw_all, terms = index.keyword.scores(text)
+        kw_order = [int(i) for i in np.argsort(-kw_all, kind="stable")[:CANDIDATES] if kw_all[i] > 0]
+        t2 = time.perf_counter()
+
+        fused = rrf([dense_rank, kw_order])
+        ranked = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
+        if diverse:
+            picked = diversify(ranked, lambda d: index.chunks[d].essay_id, top_k)
+        else:
+            picked = ranked[:top_k]
+
+        best_dense = max(dense_score.values(), default=0.0)
+        best_kw = float(kw_all.max()) if len(kw_all) else 0.0
+        out_of_domain = best_dense < OOD_DENSE_FLOOR and best_kw < OOD_KEYWORD_FLOOR
+
+        hits = []
+        for doc, score in picked:
+            chunk = index.chunks[doc]
+            dense = dense_score.get(doc)
+            if dense is None:  # outside the dense candidates: score it directly for the explanation
+                dense = float(index.vectors.index.reconstruct(doc) @ q) if index.vectors.kind == "flat" else 0.0
+            sentence, span = self._key_sentence(index, doc, q)
+            hits.append(Hit(
+                chunk=chunk, essay=index.essays[chunk.essay_id].meta, score=score, dense_score=dense,
+                keyword_score=float(kw_all[doc]),
+                dense_rank=dense_rank.index(doc) + 1 if doc in dense_score else None,
+                keyword_rank=kw_order.index(doc) + 1 if doc in kw_order else None,
+                highlight=sentence, highlight_span=span,
+                matched_terms=tuple(t for t in terms if t in _simplified_tokens(chunk.text))))
+        t3 = time.perf_counter()
+        timings = {"encode": (t1 - t0) * 1e3, "search": (t2 - t1) * 1e3, "fuse_highlight": (t3 - t2) * 1e3}
+        return Answer(text, out_of_domain, hits, truncated, timings)
+
+    @staticmethod
+    def _key_sentence(index: pipeline.LoadedIndex, doc: int, q: np.ndarray) -> tuple[str, tuple[int, int]]:
+        chunk = index.chunks[doc]
+        rows = index.sentence_rows[doc]
+        if len(rows) == 0:
+            return chunk.text, (chunk.start, chunk.end)
+        best = int(np.argmax(index.sentence_vectors[rows.start:rows.stop] @ q))
+        s = chunk.sentences[best]
+        return s.text, (s.start, s.end)
+
+
+def _simplified_tokens(text: str) -> set[str]:
+    from .keyword import tokenize
+    return set(tokenize(text))
