@@ -203,7 +203,10 @@ def commit_build(index_dir: Path, tmp_dir: Path, manifest: Manifest) -> Path:
     manifest = Manifest(**{**asdict(manifest), "files": files})
     (tmp_dir / MANIFEST).write_text(json.dumps(asdict(manifest), ensure_ascii=False, indent=2), encoding="utf-8")
     _fsync_tree(tmp_dir)
-    name = time.strftime("%Y%m%dT%H%M%S") + f"-{files.get(PASSAGES_FILE, '')[:8]}-{os.getpid()}"
+    # Reliability fix: the temp dir's random suffix makes the name unique. Without it, two builds of the same
+    # content by one process within one second (a repair right after a build) collided and os.rename failed.
+    name = (time.strftime("%Y%m%dT%H%M%S") + f"-{files.get(PASSAGES_FILE, '')[:8]}-{os.getpid()}"
+            f"-{tmp_dir.name.removeprefix('.tmp-')}")
     final = index_dir / BUILDS / name
     os.rename(tmp_dir, final)
     _atomic_write_text(index_dir / CURRENT, name + "\n")
@@ -237,11 +240,17 @@ def current_build(index_dir: Path) -> Path:
     pointer = index_dir / CURRENT
     if not pointer.is_file():
         raise IndexMissing(f"no index in {index_dir}; run `coach build` to create it")
-    name = pointer.read_text(encoding="utf-8").strip()
+    try:
+        name = pointer.read_text(encoding="utf-8").strip()
+    except UnicodeDecodeError:  # reliability fix: a corrupted pointer raised instead of being repaired
+        raise IndexCorrupt(f"{pointer} is damaged; run `coach build` to rebuild the index") from None
     # Only ever read from our own builds folder: a tampered CURRENT must not point elsewhere.
-    if not name or "/" in name or "\\" in name or name.startswith("."):
+    if not name or "/" in name or "\\" in name or "\x00" in name or name.startswith("."):
         raise IndexCorrupt(f"{pointer} is damaged; run `coach build` to rebuild the index")
     build = index_dir / BUILDS / name
+    # Reliability fix: nor may a symlinked build folder lead out of index/builds.
+    if build.is_symlink():
+        raise IndexCorrupt(f"{pointer} names a symlink, not a build; run `coach build` to rebuild the index")
     if not build.is_dir():
         raise IndexCorrupt(f"{pointer} names a missing build {name!r}; run `coach build` to rebuild the index")
     return build
@@ -263,8 +272,13 @@ def verify_files(build: Path, manifest: Manifest) -> None:
     missing = required - set(manifest.files)
     if missing:
         raise IndexCorrupt(f"manifest in {build.name} lists no {sorted(missing)}; run `coach build`")
+    root = build.resolve()
     for rel, digest in manifest.files.items():
         path = (build / rel)
+        # Reliability fix: every file read (FAISS included) must lie inside this build folder: no "../" entries
+        # in the manifest, no symlinks leading elsewhere.
+        if path.is_symlink() or not path.resolve().is_relative_to(root):
+            raise IndexCorrupt(f"index file {rel} lies outside {build.name}; run `coach build` to rebuild the index")
         if not path.is_file():
             raise IndexCorrupt(f"index file {rel} is missing; run `coach build` to rebuild the index")
         if sha256_file(path) != digest:
