@@ -1,0 +1,324 @@
+"""The UI's response logic called directly (no server): cards, follow-ups, quoted speech, escaping, feedback, uploads."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+
+import pytest
+
+from coach import ui
+from coach.embed import FakeEmbedder
+from coach.feedback import FeedbackStore
+from coach.retrieve import MAX_QUERY_CHARS, Coach
+from ui_support import XSS_MARKERS, tiny_settings
+
+
+@pytest.fixture(scope="module")
+def coach(tmp_path_factory):
+    return Coach(tiny_settings(tmp_path_factory.mktemp("tiny")), embedder=FakeEmbedder())
+
+
+@pytest.fixture
+def app(coach, tmp_path):
+    return ui.CoachApp(ui.CoachHolder(coach=coach), FeedbackStore(tmp_path / "fb.sqlite3"), coach.settings,
+                       upload_dir=tmp_path / "uploads", live_dir=tmp_path / "live")
+
+
+def _text(html_: str) -> str:
+    """Visible text of rendered HTML (tags dropped), for asserting on what a reader sees."""
+    return re.sub(r"<[^>]+>", "", html_)
+
+
+# ------------------------------------------------------------------ the response function
+
+def test_angry_caller_gets_a_coaching_card(app):
+    session = ui.Session()
+    turn = app.ask("how do I handle an angry caller", session)
+    assert not turn.answer.out_of_domain and turn.answer.results
+    assert turn.answer.results[0].essay.id == "angry-caller"
+    assert turn.theme_id == "angry-caller"
+    card = ui.render_card(turn, "en", "original")
+    assert 'class="coach-situation"' in card and "An angry or abusive caller" in card
+    assert card.count('class="coach-advice"') == len(turn.answer.results) <= 3
+    assert '<mark class="coach-mark">' in card                        # the key sentence, highlighted
+    assert "<details" in card and "Show the passage" in card           # the passage one click away
+    assert "Ann Example" in card and "Example Telecom" in card and "9 years on the job" in card
+    assert "《Handling an angry caller》" in card
+    assert "Try saying" in card or "Remember" in card                  # quoted speech surfaced
+    assert "\n\n" not in card                                          # one HTML block: never re-read as Markdown
+
+
+def test_advice_comes_from_different_veterans(app):
+    turn = app.ask("angry caller nervous first calls 红线", ui.Session())
+    essays = [h.essay.id for h in turn.answer.results]
+    assert len(essays) == len(set(essays))
+
+
+def test_chinese_question_and_chinese_ui(app):
+    turn = app.ask("客户要求我破解安全设置,触碰红线怎么办?", ui.Session())
+    assert not turn.answer.out_of_domain
+    assert turn.answer.results[0].essay.id == "red-lines"
+    assert turn.lang == "zh"
+    card = ui.render_card(turn, "zh", "original")
+    assert "规则与红线" in card and "王老师" in card and "从业 12 年" in card
+    assert "记住这句话" in card and "面子不是那么重要" in card             # a line the veteran was told
+
+
+def test_traditional_script_switch(app):
+    turn = app.ask("客户要求我破解安全设置,触碰红线怎么办?", ui.Session())
+    hant = ui.render_card(turn, "zh", "hant")
+    assert "規則與紅線" in hant and "紅線" in hant and "红线" not in _text(hant)
+    hans = ui.render_card(turn, "zh", "hans")
+    assert "规则与红线" in hans
+
+
+def test_out_of_domain_says_so_instead_of_a_passage(app):
+    turn = app.ask("how to fix a flat bicycle tire", ui.Session())
+    assert turn.answer.out_of_domain
+    card = ui.render_card(turn, "en", "original")
+    assert "The veterans have not written about this." in card
+    assert "coach-advice" not in card
+    assert app.store.uncovered()[0][0] == "how to fix a flat bicycle tire"
+
+
+def test_followup_uses_the_previous_turn(app):
+    session = ui.Session()
+    app.ask("how do I handle an angry caller", session)
+    turn = app.ask("what if they still won't calm down?", session)
+    assert turn.followup
+    assert turn.searched.startswith("how do I handle an angry caller")
+    assert "what if they still won't calm down?" in turn.searched
+    assert not turn.answer.out_of_domain and turn.answer.results[0].essay.id == "angry-caller"
+    # a new situation is not glued to the old one
+    turn = app.ask("On my first calls I am nervous and my voice is shaking", session)
+    assert not turn.followup and turn.searched.startswith("On my first calls")
+
+
+def test_long_question_is_capped_and_the_answer_says_so(app):
+    turn = app.ask("angry caller " * 5000, ui.Session())
+    assert turn.truncated and len(turn.message) <= MAX_QUERY_CHARS and len(turn.searched) <= MAX_QUERY_CHARS
+    assert f"first {MAX_QUERY_CHARS} characters" in ui.render_card(turn, "en", "original")
+
+
+def test_control_characters_and_lone_surrogates_are_stripped(app):
+    turn = app.ask("angry\x00 caller\ud800\u202e", ui.Session())
+    assert turn.message == "angry caller"
+
+
+def test_related_situations_and_why_table(app):
+    turn = app.ask("how do I handle an angry caller", ui.Session())
+    related = ui.related_themes(turn.theme, turn.searched, turn.answer.results)
+    assert len(related) == 3 and turn.theme not in related
+    why = ui.render_why(turn.answer, "en")
+    for h in turn.answer.results:
+        assert h.chunk.id in why and f"{h.score:.4f}" in why and f"{h.dense_score:.3f}" in why
+    assert "angry" in why                                                # matched terms shown
+
+
+def test_share_link_and_markdown_export(app):
+    turn = app.ask("how do I handle an angry caller", ui.Session())
+    link = ui.share_link(turn.message, "zh", "hant", "http://127.0.0.1:7860")
+    assert link == "http://127.0.0.1:7860/?q=how+do+I+handle+an+angry+caller&lang=zh&script=hant"
+    md = ui.answer_markdown(turn, "en", "original")
+    assert md.startswith("# how do I handle an angry caller") and "Ann Example" in md
+
+
+# ------------------------------------------------------------------ text, never HTML
+
+def test_passages_with_payloads_render_as_text(app):
+    turn = app.ask("xylophone warehouse printer toner runs out: log the toner escalation", ui.Session())
+    hit = turn.answer.results[0]
+    assert hit.essay.id == "xss-probe" and "<script>" in hit.chunk.text and "onerror=" in hit.chunk.text
+    for lang in ("en", "zh"):
+        for html_ in (ui.render_card(turn, lang, "original"), ui.render_present(turn, 0, lang, "original"),
+                      ui.render_why(turn.answer, lang),
+                      ui.render_essay(app.essay("xss-probe"), lang, "hant", hit.highlight_span,
+                                      (hit.chunk.start, hit.chunk.end))):
+            assert "<script" not in html_ and "<img" not in html_ and "<svg" not in html_ and "<b>" not in html_
+            assert "&lt;script&gt;" in html_ or "&lt;img" in html_ or "&lt;b&gt;" in html_
+            assert not re.search(r"<[^>]*\sonerror\s*=", html_) and not re.search(r"<[^>]*\sonload\s*=", html_)
+    # the characters are shown: the visible text holds them once the entities are decoded
+    import html as html_mod
+    assert all(m in html_mod.unescape(ui.render_card(turn, "en", "original")) for m in XSS_MARKERS)
+
+
+def test_user_text_is_rendered_as_text():
+    out = ui.render_user('<img src=x onerror="alert(1)"> **bold** $x$')
+    assert out == '<div class="coach-q">&lt;img src=x onerror=&quot;alert(1)&quot;&gt; **bold** $x$</div>'
+
+
+# ------------------------------------------------------------------ pure helpers
+
+@pytest.mark.parametrize("text,expected", [
+    ("what if they still won't calm down?", True),
+    ("And if he hangs up?", True),
+    ("What about an email instead?", True),
+    ("那如果他还是骂人呢?", True),
+    ("还是不行怎么办", True),
+    ("客户还在骂", True),
+    ("how do I handle an angry caller", False),
+    ("客户在电话里破口大骂,我该怎么办?", False),
+    ("My voice shakes when the phone rings and I lose track of the caller's question", False),
+    ("", False),
+])
+def test_is_followup(text, expected):
+    assert ui.is_followup(text) is expected
+
+
+def test_combine_followup():
+    assert ui.combine_followup("what if they still shout?", "angry caller") == ("angry caller what if they still shout?",
+                                                                             True)
+    assert ui.combine_followup("what if they still shout?", None) == ("what if they still shout?", False)
+    assert ui.combine_followup("新人很紧张怎么办", "angry caller") == ("新人很紧张怎么办", False)
+
+
+def test_find_quotes_classifies_say_and_remember():
+    told = "主管对我说过:“当你懂得了面子不是那么重要的东西时,便是真的成长”,我一直记得。"
+    assert ui.find_quotes(told) == [ui.Quote("remember", "当你懂得了面子不是那么重要的东西时,便是真的成长", 7)]
+    say = "我会先安抚客户说:“您先别着急,我马上帮您查一下。”"
+    assert [q.kind for q in ui.find_quotes(say)] == ["say"]
+    corner = "她常說「客服教會了我很多,也讓我學會了傾聽」。"
+    assert ui.find_quotes(corner)[0].text == "客服教會了我很多,也讓我學會了傾聽"
+    english = 'Then I say "I understand why you are upset, let me fix this" and wait.'
+    assert ui.find_quotes(english)[0].kind == "say"
+    # quoted terms and short slogans are not speech
+    assert ui.find_quotes("她是“老派客服人”,也是拼命“三娘”,做到“智能+人工”。") == []
+    assert ui.find_quotes("") == []
+
+
+def test_detect_lang_and_convert_script():
+    assert ui.detect_lang("angry caller") == "en"
+    assert ui.detect_lang("客户生气了") == "zh"
+    assert ui.detect_lang("客戶生氣了") == "zh-Hant"
+    assert ui.convert_script("客户", "hant") == "客戶" and ui.convert_script("客戶", "hans") == "客户"
+    assert ui.convert_script("客戶", "original") == "客戶"
+
+
+def test_recognise_falls_back_to_the_top_passage(app):
+    turn = app.ask("xylophone warehouse printer toner runs out: log the toner escalation", ui.Session())
+    theme, label = ui.recognise(turn.message, turn.answer.results)
+    assert theme is None and label  # no theme: the essay's section or title names the situation
+
+
+# ------------------------------------------------------------------ feedback
+
+def test_mark_stores_question_passages_and_time(app):
+    session = ui.Session()
+    turn = app.ask("how do I handle an angry caller", session)
+    row = app.mark(session, 0, helpful=True)
+    assert row is not None
+    ev = app.store.events(kind="feedback")[0]
+    assert ev.helpful is True and ev.query == "how do I handle an angry caller" and ev.lang == "en"
+    assert [p["id"] for p in ev.passages] == [h.chunk.id for h in turn.answer.results]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", ev.created_at)
+    assert app.mark(session, 5, helpful=False) is None  # unknown card
+
+
+def test_feedback_view_and_exports(app, tmp_path):
+    session = ui.Session()
+    app.ask("how to fix a flat bicycle tire", session)
+    app.ask("how do I handle an angry caller", session)
+    app.mark(session, 1, helpful=False)
+    situations, unhelpful, gaps = app.feedback_html("en")
+    assert "An angry or abusive caller" in situations
+    assert "how do I handle an angry caller" in unhelpful and "flat bicycle tire" in gaps
+    lines = [json.loads(x) for x in app.export_eval(tmp_path).read_text("utf-8").splitlines()]
+    assert {"query": "how to fix a flat bicycle tire", "lang": "en", "relevant": [], "out_of_domain": True} in lines
+    assert {"query": "how do I handle an angry caller", "lang": "en", "relevant": [],
+            "out_of_domain": False} in lines
+    assert all(set(x) == {"query", "lang", "relevant", "out_of_domain"} for x in lines)
+    assert "flat bicycle tire" in app.export_gaps(tmp_path).read_text("utf-8")
+
+
+def test_feedback_html_escapes_stored_questions(app):
+    session = ui.Session()
+    app.ask("<script>alert(1)</script> bicycle", session)
+    app.mark(session, 0, helpful=False)
+    for part in app.feedback_html("en"):
+        assert "<script>" not in part
+
+
+# ------------------------------------------------------------------ adding an essay
+
+def test_upload_checks(tmp_path):
+    big = tmp_path / "big.txt"
+    big.write_bytes(b"a" * (ui.UPLOAD_MAX_BYTES + 1))
+    assert "limit" in ui.check_upload(big)
+    exe = tmp_path / "x.exe"
+    exe.write_bytes(b"MZ")
+    assert "only" in ui.check_upload(exe)
+    ok = tmp_path / "ok.md"
+    ok.write_text("# Title\ntext", encoding="utf-8")
+    assert ui.check_upload(ok) is None
+    assert ui.safe_upload_name("../../etc/pass wd.TXT") == "upload-pass-wd.txt"
+
+
+def test_upload_is_off_without_credentials(monkeypatch):
+    monkeypatch.setenv("COACH_ENABLE_UPLOAD", "1")
+    monkeypatch.delenv("COACH_ADMIN_USER", raising=False)
+    monkeypatch.delenv("COACH_ADMIN_PASSWORD", raising=False)
+    enabled, auth, reason = ui.upload_config()
+    assert not enabled and auth is None and "COACH_ADMIN_USER" in reason
+    monkeypatch.setenv("COACH_ADMIN_USER", "trainer")
+    monkeypatch.setenv("COACH_ADMIN_PASSWORD", "s3cret")
+    assert ui.upload_config()[:2] == (True, ("trainer", "s3cret"))
+    assert ui.launch_kwargs()["auth"] == ("trainer", "s3cret")
+    monkeypatch.delenv("COACH_ENABLE_UPLOAD")
+    assert ui.launch_kwargs()["auth"] is None
+
+
+def test_add_essay_and_rebuild_while_answering(tmp_path):
+    settings = tiny_settings(tmp_path)
+    coach = Coach(settings, embedder=FakeEmbedder())
+    app = ui.CoachApp(ui.CoachHolder(coach=coach), FeedbackStore(tmp_path / "fb.sqlite3"), settings,
+                      upload_dir=tmp_path / "uploads", live_dir=tmp_path / "live", upload_enabled=True)
+    essay = tmp_path / "Night shift.md"
+    essay.write_text("# Night shift survival\nOn the night shift the zebra hotline gets zebra questions about "
+                     "zebra crossings; keep a zebra checklist.\n", encoding="utf-8")
+    ok, report = app.add_essay(essay)
+    assert ok, report
+    assert "Night shift survival" in report and "chunks" in report
+    assert (tmp_path / "uploads" / "upload-Night-shift.md").exists()
+    assert sorted(p.name for p in settings.corpus_dir.iterdir()) == sorted(
+        ["angry-caller.txt", "first-calls.txt", "red-lines.txt", "xss-probe.txt", "essays.toml"])
+
+    answers, stop = [], threading.Event()
+
+    def keep_asking():
+        while not stop.is_set():
+            answers.append(app.ask("how do I handle an angry caller", ui.Session()))
+
+    asker = threading.Thread(target=keep_asking)
+    asker.start()
+    progress = []
+    try:
+        message = app.rebuild(lambda f, m: progress.append((f, m)))
+    finally:
+        stop.set()
+        asker.join()
+    assert message.startswith("index ready: 5 essays")
+    assert progress[0][0] == 0.0 and progress[-1][0] == 1.0
+    assert answers and all(a.answer.results for a in answers)  # questions kept working during the rebuild
+    turn = app.ask("zebra hotline zebra crossings", ui.Session())
+    assert turn.answer.results[0].essay.source == "upload-Night-shift.md"
+    # refused: disabled, wrong type
+    app.upload_enabled = False
+    assert app.add_essay(essay) == (False, "adding essays is switched off")
+
+
+def test_coach_holder_loads_in_the_background(coach):
+    calls = []
+
+    def factory():
+        calls.append(1)
+        time.sleep(0.2)
+        return coach
+
+    holder = ui.CoachHolder(factory)
+    holder.start()
+    assert holder.get() is coach and calls == [1]
+    failing = ui.CoachHolder(lambda: (_ for _ in ()).throw(ValueError("no essays")))
+    assert failing.get() is None and failing.error == "no essays"
