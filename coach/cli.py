@@ -118,8 +118,13 @@ def cmd_ask(args, settings: Settings) -> int:
     coach = Coach(settings, build=not args.no_build, progress=_progress)
     answers = [coach.ask(q, top_k=args.top_k, diverse=not args.no_diversity) for q in queries]
     if args.json:
-        json.dump([a.to_json() for a in answers], sys.stdout, ensure_ascii=False, indent=2)
-        print()
+        data = [a.to_json() for a in answers]
+        text = json.dumps(data, ensure_ascii=False, indent=2)
+        try:  # reliability fix: a stdout that cannot encode the text gets \u escapes, still valid JSON
+            text.encode(sys.stdout.encoding or "utf-8")
+        except (UnicodeEncodeError, LookupError):
+            text = json.dumps(data, ensure_ascii=True, indent=2)
+        print(text)
     else:
         for a in answers:
             _print_answer(a)
@@ -164,7 +169,19 @@ def cmd_eval(args, settings: Settings) -> int:
 COMMANDS = {"build": cmd_build, "ask": cmd_ask, "corpus": cmd_corpus, "info": cmd_info, "eval": cmd_eval}
 
 
+def _tolerant_streams() -> None:
+    """Reliability fix: text pasted from anywhere must not abort a run. Undecodable stdin bytes become U+FFFD
+    (they used to end every query with a UnicodeDecodeError), and a stdout/stderr that cannot encode Chinese (an
+    ASCII locale, a Windows pipe) gets backslash escapes instead of a UnicodeEncodeError; JSON stays valid."""
+    for stream, errors in ((sys.stdin, "replace"), (sys.stdout, "backslashreplace"), (sys.stderr, "backslashreplace")):
+        try:
+            stream.reconfigure(errors=errors)
+        except (AttributeError, ValueError, OSError):  # not a TextIOWrapper (tests, embedding): leave it
+            pass
+
+
 def main(argv: list[str] | None = None) -> int:
+    _tolerant_streams()
     args = _parser().parse_args(argv)
     settings = _settings(args)
     from . import index as ix
