@@ -1128,8 +1128,9 @@ def queue_kwargs() -> dict:
 
 
 def launch_kwargs() -> dict:
-    """Everything `launch` needs besides host and port: no share link, no error details, no monitoring."""
+    """What `launch` needs besides host, port, share=False and show_error=False: no monitoring endpoint, no MCP
+    server, the upload size limit, the login when adding essays is on, and the look."""
     enabled, auth, _ = upload_config()
-    return {"share": False, "show_error": False, "enable_monitoring": False, "ssr_mode": False,
+    return {"enable_monitoring": False, "ssr_mode": False,
             "mcp_server": False, "max_file_size": UPLOAD_MAX_BYTES, "auth": auth if enabled else None,
             "css": CSS, "theme": gr.themes.Soft(primary_hue="amber", secondary_hue="blue")}

@@ -1,0 +1,88 @@
+"""The app on a free loopback port, driven through gradio_client like any API user."""
+
+from __future__ import annotations
+
+import sqlite3
+import urllib.request
+
+import pytest
+
+from coach import ui
+from coach.embed import FakeEmbedder
+from coach.retrieve import Coach
+from ui_support import free_port, tiny_settings
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("served")
+    coach = Coach(tiny_settings(tmp), embedder=FakeEmbedder())
+    demo = ui.build_demo(coach, feedback_db=tmp / "fb.sqlite3", upload_enabled=False)
+    port = free_port()
+    demo.queue(**ui.queue_kwargs()).launch(server_name="127.0.0.1", server_port=port, share=False, show_error=False,
+                                           prevent_thread_lock=True, quiet=True, **ui.launch_kwargs())
+    try:
+        yield f"http://127.0.0.1:{port}/", tmp / "fb.sqlite3", demo
+    finally:
+        demo.close()
+
+
+def test_ask_and_mark_through_the_api(served):
+    from gradio_client import Client
+
+    url, db, _ = served
+    client = Client(url, verbose=False)
+    out = client.predict("how do I handle an angry caller", "en", "original", api_name="/respond")
+    box, chat, why, related_label, *rest = out
+    assert box == ""
+    assert [m["role"] for m in chat] == ["user", "assistant"]
+    card = chat[1]["content"] if isinstance(chat[1]["content"], str) else chat[1]["content"][0]["text"]
+    assert "coach-card" in card and "Ann Example" in card and '<mark class="coach-mark">' in card
+    assert "angry-caller#" in why
+    # a follow-up in the same session builds on the first question
+    out = client.predict("what if they still won't calm down?", "en", "original", api_name="/respond")
+    assert len(out[1]) == 4 and "follow-up to" in str(out[1][3]["content"])
+    assert client.predict(0, True, api_name="/mark") == "stored"
+    assert client.predict(7, True, api_name="/mark") == "unknown card"
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT query, helpful FROM events WHERE kind = 'feedback'").fetchall()
+    assert rows == [("how do I handle an angry caller", 1)]
+
+
+def test_payloads_come_back_escaped(served):
+    from gradio_client import Client
+
+    client = Client(served[0], verbose=False)
+    out = client.predict("<img src=x onerror=alert(1)> xylophone warehouse printer toner runs out: log the toner "
+                         "escalation", "en", "original", api_name="/respond")
+    user, card = (str(m["content"]) for m in out[1])
+    assert "<img" not in user and "&lt;img src=x onerror=alert(1)&gt;" in user
+    assert "&lt;script&gt;" in card and "<script" not in card and "<img" not in card
+
+
+def test_scenario_and_feedback_endpoints(served):
+    from gradio_client import Client
+
+    client = Client(served[0], verbose=False)
+    gallery, why = client.predict("angry-caller", "en", "original", api_name="/scenario")
+    assert "coach-cols" in gallery and "Discuss" in gallery
+    client.predict("how to fix a flat bicycle tire", "en", "original", api_name="/respond")
+    situations, unhelpful, gaps, gaps_csv, eval_jsonl = client.predict("en", api_name="/feedback")
+    assert "flat bicycle tire" in gaps
+    assert open(eval_jsonl, encoding="utf-8").read().count('"out_of_domain": true') >= 1
+
+
+def test_safe_defaults(served):
+    url, _, demo = served
+    assert demo.config.get("show_error") in (False, None) and not demo.share
+    assert demo.local_url.startswith("http://127.0.0.1:")
+    assert demo._queue.max_size == ui.QUEUE_MAX_SIZE
+    import gradio
+
+    major, minor = (int(x) for x in gradio.__version__.split(".")[:2])
+    assert (major, minor) >= (6, 20)
+    with pytest.raises(urllib.error.HTTPError) as err:  # no monitoring endpoint
+        urllib.request.urlopen(url + "monitoring", timeout=10)
+    assert err.value.code in (403, 404)
