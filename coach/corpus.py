@@ -170,7 +170,10 @@ def _read_toml(path: Path) -> dict:
     if not path.exists():
         return {}
     with path.open("rb") as fh:
-        return tomllib.load(fh)
+        try:
+            return tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:   # reliability fix (issue 8): the message names the file
+            raise ValueError(f"{path.name} is not valid TOML ({exc}); fix it and build again") from exc
 
 
 def load_metadata(corpus_dir: Path) -> dict[str, EssayMeta]:
@@ -211,8 +214,16 @@ def _title_is_heading(title: str) -> bool:
 # Loading
 
 
+# Reliability fix (issue 8): one essay file larger than this is skipped with a warning naming it, before it is read.
+# The real essays are ~10 KB; a stray 10 MB dump would otherwise mean tens of thousands of passages to embed.
+MAX_ESSAY_BYTES = 2 << 20
+
+
 def read_essay_file(path: Path) -> tuple[bytes, str, str]:
     """(raw bytes, decoded source text converted to plain text, encoding). Raises UndecodableError."""
+    size = path.stat().st_size
+    if size > MAX_ESSAY_BYTES:
+        raise UndecodableError(f"{size / 2**20:.1f} MB is larger than the {MAX_ESSAY_BYTES >> 20} MB limit for one essay")
     data = path.read_bytes()
     text, encoding = decode_bytes(data)
     suffix = path.suffix.lower()
@@ -251,6 +262,7 @@ def load_corpus(corpus_dir: Path) -> CorpusLoad:
     errata = load_errata(corpus_dir)
     load = CorpusLoad()
     seen_ids: set[str] = set()
+    seen_texts: dict[str, str] = {}   # reliability fix (issue 8): sha256 of cleaned text -> first file with it
     for path in essay_files(corpus_dir):
         try:
             essay = load_essay(path, metas.get(path.name), errata)
@@ -259,6 +271,11 @@ def load_corpus(corpus_dir: Path) -> CorpusLoad:
         except (UndecodableError, OSError) as exc:
             load.warnings.append(f"skipped {path.name}: {exc}")
             continue
+        digest = hashlib.sha256(essay.text.encode("utf-8", "surrogatepass")).hexdigest()
+        if digest in seen_texts:      # the same essay twice would fill the answers with copies of itself
+            load.warnings.append(f"skipped {path.name}: same text as {seen_texts[digest]}")
+            continue
+        seen_texts[digest] = path.name
         if essay.meta.id in seen_ids:                      # two user files with the same stem
             n = 2
             while f"{essay.meta.id}-{n}" in seen_ids:

@@ -69,8 +69,14 @@ def pipeline_version() -> str:
 def corpus_hashes(corpus_dir: Path) -> dict[str, str]:
     if not corpus_dir.is_dir():
         raise FileNotFoundError(f"corpus folder {corpus_dir} does not exist; create it or set COACH_CORPUS_DIR")
-    return {p.name: ix.sha256_file(p) for p in sorted(corpus_dir.iterdir())
-            if p.is_file() and not p.name.startswith(".") and p.name not in _IGNORED_CORPUS_FILES}
+    out = {}
+    for p in sorted(corpus_dir.iterdir()):
+        if p.is_file() and not p.name.startswith(".") and p.name not in _IGNORED_CORPUS_FILES:
+            try:
+                out[p.name] = ix.sha256_file(p)
+            except FileNotFoundError:  # reliability fix (issue 8): a file deleted mid-listing no longer aborts a build
+                continue
+    return out
 
 
 def expected_manifest(settings: Settings, model: str, fingerprint: str) -> dict:
