@@ -70,8 +70,8 @@ T = {
                "ranking and the keyword (BM25) ranking.",
         "col_passage": "Passage", "col_fused": "Fused", "col_dense": "Dense cosine (rank)",
         "col_kw": "Keyword BM25 (rank)", "col_terms": "Matched terms",
-        "feedback_hint": "Mark each card 👍 helpful or 👎 not helpful: only the question, the passages shown and "
-                         "the time are stored.",
+        "feedback_hint": "Mark each card helpful (thumb up) or not helpful (thumb down). Only the question, the "
+                         "passages shown and the time are stored.",
         "share": "Share / export", "link": "Link that reproduces this answer", "export": "Download this answer",
         "reader_pick": "Essay", "reader_empty": "Pick an essay, or open one from a card.",
         "gallery_pick": "Situation", "gallery_draw": "Draw a situation", "gallery_show": "Show the advice",
@@ -107,7 +107,7 @@ T = {
         "why": "为什么是这些段落", "why_hint": "综合得分 = 语义(向量)排名与关键词(BM25)排名的倒数排名融合 (RRF)。",
         "col_passage": "段落", "col_fused": "综合", "col_dense": "语义相似度(排名)",
         "col_kw": "关键词 BM25(排名)", "col_terms": "匹配词",
-        "feedback_hint": "请为每张卡片点 👍 有帮助 或 👎 没帮助:只保存问题、显示的段落和时间。",
+        "feedback_hint": "请为每张卡片标记有帮助(向上的拇指)或没帮助(向下的拇指)。只保存问题、显示的段落和时间。",
         "share": "分享 / 导出", "link": "可重现此回答的链接", "export": "下载此回答",
         "reader_pick": "文章", "reader_empty": "请选择一篇文章,或从卡片中打开。",
         "gallery_pick": "情况", "gallery_draw": "随机抽一个情况", "gallery_show": "显示建议",
@@ -306,7 +306,8 @@ def render_advice(hit: Hit, n: int, lang: str, script: str, *, open_passage: boo
     key_html = _esc(conv(key or hit.highlight or hit.chunk.text))
     passage = f'{_esc_lines(conv(before))}<mark class="coach-mark">{_esc_lines(conv(key))}</mark>{_esc_lines(conv(after))}'
     quotes = ""
-    for q in find_quotes(hit.chunk.text, limit=1):
+    key_plain = key or hit.highlight
+    for q in [q for q in find_quotes(hit.chunk.text) if q.text not in key_plain][:1]:  # not a repeat of the key line
         label = _ui(lang, "try_saying" if q.kind == "say" else "remember", script)
         quotes += (f'<div class="coach-say coach-say-{q.kind}"><span class="coach-say-label">{_esc(label)}</span> '
                    f'“{_esc(conv(q.text))}”</div>')
@@ -853,6 +854,7 @@ def build_demo(coach=None, *, settings: Settings | None = None, embedder=None, f
             with gr.Tab("Coach · 教练", id="chat"):
                 chatbot = gr.Chatbot(elem_id="coach-chat", height=560, examples=_examples(), latex_delimiters=[],
                                      feedback_options=("Like", "Dislike"), buttons=["copy"], show_label=False,
+                                     layout="panel",
                                      placeholder=T["en"]["tagline"] + "<br>" + T["zh"]["tagline"])
                 hint = gr.Markdown(T["en"]["feedback_hint"], elem_classes=["coach-muted"])
                 with gr.Row():
@@ -967,6 +969,7 @@ def build_demo(coach=None, *, settings: Settings | None = None, embedder=None, f
             return ["", *views(Session(), lg, sc)]
 
         clear.click(on_clear, [lang, script], [box, *view_outputs], api_name=False)
+        chatbot.clear(on_clear, [lang, script], [box, *view_outputs], api_name=False)
 
         def on_like(evt: gr.LikeData, s):
             s = _state_session(s)
@@ -1133,4 +1136,9 @@ def launch_kwargs() -> dict:
     enabled, auth, _ = upload_config()
     return {"enable_monitoring": False, "ssr_mode": False,
             "mcp_server": False, "max_file_size": UPLOAD_MAX_BYTES, "auth": auth if enabled else None,
-            "css": CSS, "theme": gr.themes.Soft(primary_hue="amber", secondary_hue="blue")}
+            "css": CSS, "theme": gr.themes.Soft(primary_hue="amber", secondary_hue="blue", font=_FONTS,
+                                                font_mono=["ui-monospace", "monospace"])}
+
+
+# Local fonts only: no request to a web font service leaves the agent's browser.
+_FONTS = ["system-ui", "Noto Sans CJK SC", "PingFang SC", "Microsoft YaHei", "sans-serif"]

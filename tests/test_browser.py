@@ -1,0 +1,165 @@
+"""End to end in headless Debian Chromium: ask, see a card, mark it helpful, find the row; payload essays run nothing.
+
+Uses the real model and corpus when the model can be loaded (else the fake embedder over the tiny test corpus).
+With COACH_SCREENSHOTS=1 it also writes docs/screenshots/{en,zh,trainer}.png for the README.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from coach import ui
+from coach.config import PROJECT_ROOT, Settings
+from coach.embed import FakeEmbedder
+from coach.retrieve import Coach
+from ui_support import free_port, tiny_settings
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--no-first-run"]
+SHOTS = PROJECT_ROOT / "docs" / "screenshots"
+
+pytestmark = [
+    pytest.mark.slow, pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                       reason=f"{CHROMIUM} is missing: install Debian's chromium (`make browser`) to run this test"),
+]
+
+
+def _real_coach() -> Coach | None:
+    """The real model over the real corpus (building the index if needed), or None when the model is unavailable."""
+    try:
+        from coach.embed import Embedder
+
+        settings = Settings()
+        return Coach(settings, embedder=Embedder(settings.model, cache_dir=settings.model_cache_dir), build=True)
+    except Exception as exc:  # no model here: the fake embedder and the tiny corpus stand in
+        print(f"real model unavailable ({exc}); using the fake embedder")
+        return None
+
+
+class Served:
+    def __init__(self, coach: Coach, db: Path):
+        self.demo = ui.build_demo(coach, feedback_db=db, upload_enabled=False)
+        self.port = free_port()
+        self.demo.queue(**ui.queue_kwargs()).launch(
+            server_name="127.0.0.1", server_port=self.port, share=False, show_error=False, prevent_thread_lock=True,
+            quiet=True, **ui.launch_kwargs())
+        self.url = f"http://127.0.0.1:{self.port}/"
+
+    def close(self):
+        self.demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+def _page(browser, url, dialogs: list):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(url)
+    page.wait_for_selector("#coach-input textarea")
+    return page
+
+
+def _ask(page, text: str, n_cards: int):
+    page.fill("#coach-input textarea", text)
+    page.click("#coach-send")
+    page.wait_for_function(f"document.querySelectorAll('#coach-chat .coach-card').length >= {n_cards}",
+                           timeout=120_000)
+    page.wait_for_timeout(400)
+
+
+def _shot(page, name: str, **kw):
+    if os.environ.get("COACH_SCREENSHOTS") == "1":
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / name), **kw)
+
+
+def test_agent_asks_marks_helpful_and_payloads_run_nothing(browser, tmp_path):
+    coach = _real_coach()
+    real = coach is not None
+    coach = coach or Coach(tiny_settings(tmp_path / "tiny"), embedder=FakeEmbedder())
+    db = tmp_path / "feedback.sqlite3"
+    served = Served(coach, db)
+    dialogs: list[str] = []
+    try:
+        page = _page(browser, served.url, dialogs)
+        _ask(page, "how do I handle an angry caller", 1)
+        card = page.locator("#coach-chat .coach-card").last
+        assert card.locator("mark.coach-mark").count() >= 1             # highlighted advice
+        assert card.locator(".coach-who").count() >= 1                   # attribution
+        assert "《" in card.locator(".coach-who").first.inner_text()
+        assert card.locator(".coach-situation").inner_text().strip()
+        card.locator("summary").first.click()                           # the passage, one click away
+        assert card.locator(".coach-passage").first.is_visible()
+        card.locator("summary").first.click()                           # folded again for the screenshot
+        page.locator("#coach-chat button[aria-label='Like']").last.click()
+        page.wait_for_timeout(1500)
+        with sqlite3.connect(db) as conn:
+            rows = conn.execute("SELECT query, helpful, passages, created_at FROM events WHERE kind = 'feedback'"
+                                ).fetchall()
+        assert len(rows) == 1 and rows[0][0] == "how do I handle an angry caller" and rows[0][1] == 1
+        assert '"id"' in rows[0][2] and rows[0][3]
+        page.locator("#coach-why").click()
+        _shot(page, "en.png", full_page=True)
+
+        # Chinese: UI language switch, a Chinese question, passages in simplified script
+        page2 = _page(browser, served.url, dialogs)
+        page2.locator("#coach-lang label", has_text="中文").click()
+        page2.locator("#coach-script label", has_text="简体").click()
+        page2.wait_for_timeout(500)
+        _ask(page2, "客户在电话里破口大骂,我该怎么办?", 1)
+        zh_card = page2.locator("#coach-chat .coach-card").last
+        assert "情况" in zh_card.inner_text() or "最接近的话题" in zh_card.inner_text() \
+            or "资深客服们还没有写过这个问题" in zh_card.inner_text()
+        _shot(page2, "zh.png", full_page=True)
+
+        # Trainer: scenario gallery, side by side, with the discussion prompt and the scores
+        page2.get_by_role("tab", name="Scenarios · 情景").click()
+        page2.click("#coach-g-show")
+        page2.wait_for_selector("#coach-gallery .coach-discuss", timeout=120_000)
+        assert page2.locator("#coach-gallery .coach-col").count() >= 1 or not real
+        _shot(page2, "trainer.png", full_page=True)
+        page.close()
+        page2.close()
+    finally:
+        served.close()
+
+    # An essay holding <script>, onerror=, onload=, template and javascript: payloads: shown as text, run nothing.
+    probe = Served(Coach(tiny_settings(tmp_path / "probe"), embedder=FakeEmbedder()), tmp_path / "probe.sqlite3")
+    try:
+        page = _page(browser, probe.url, dialogs)
+        page.add_init_script("window.__coach_xss = undefined")
+        _ask(page, "<img src=x onerror=\"window.__coach_xss=9\"> xylophone warehouse printer toner runs out: "
+                   "log the toner escalation", 1)
+        card = page.locator("#coach-chat .coach-card").last
+        card.locator("summary").first.click()
+        text = card.inner_text()
+        assert "<script>window.__coach_xss = 1</script>" in text and "onerror=" in text
+        assert "<img src=x onerror=\"window.__coach_xss=9\">" in page.locator("#coach-chat .coach-q").last.inner_text()
+        page.locator(".coach-read").first.click()                         # the essay reader, with the payloads
+        page.wait_for_selector("#coach-reader-mark", timeout=30_000)
+        reader = page.locator("#coach-reader").inner_text()
+        assert "<script>" in reader and "onerror=" in reader and "<b>escalation</b>" in reader
+        page.get_by_role("tab", name="Present · 演示").click()
+        page.wait_for_selector("#coach-present .coach-advice")
+        page.wait_for_timeout(1000)
+        assert page.evaluate("window.__coach_xss") is None
+        assert page.locator("#coach-chat script, #coach-reader script, #coach-present script").count() == 0
+        assert page.locator("img[src='x'], svg[onload]").count() == 0
+        assert dialogs == []
+        page.close()
+    finally:
+        probe.close()
