@@ -86,3 +86,26 @@ def test_safe_defaults(served):
     with pytest.raises(urllib.error.HTTPError) as err:  # no monitoring endpoint
         urllib.request.urlopen(url + "monitoring", timeout=10)
     assert err.value.code in (403, 404)
+
+
+def test_upload_sits_behind_the_login(tmp_path, monkeypatch):
+    from gradio_client import Client
+
+    monkeypatch.setenv("COACH_ENABLE_UPLOAD", "1")
+    monkeypatch.setenv("COACH_ADMIN_USER", "trainer")
+    monkeypatch.setenv("COACH_ADMIN_PASSWORD", "s3cret-pass")
+    coach = Coach(tiny_settings(tmp_path), embedder=FakeEmbedder())
+    demo = ui.build_demo(coach, feedback_db=tmp_path / "fb.sqlite3", upload_dir=tmp_path / "up",
+                         live_dir=tmp_path / "live")
+    assert demo.coach_app.upload_enabled and demo.coach_app.admin_user == "trainer"
+    port = free_port()
+    demo.queue(**ui.queue_kwargs()).launch(server_name="127.0.0.1", server_port=port, share=False, show_error=False,
+                                           prevent_thread_lock=True, quiet=True, **ui.launch_kwargs())
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        with pytest.raises(Exception):
+            Client(url, verbose=False)
+        client = Client(url, auth=("trainer", "s3cret-pass"), verbose=False)
+        assert "coach-card" in str(client.predict("angry caller", "en", "original", api_name="/respond")[1])
+    finally:
+        demo.close()
