@@ -59,6 +59,17 @@ class KeywordIndex:
             return np.zeros(self.bm25.scores["num_docs"], dtype=np.float32), []
         return np.asarray(self.bm25.get_scores(terms), dtype=np.float32), terms
 
+    def weighted_scores(self, weights: dict[str, float]) -> tuple[np.ndarray, list[str]]:
+        """Sum over known tokens of weight x BM25 score of that token alone, and the tokens used.
+
+        With every weight 1 this equals `scores` on the same tokens (BM25 is a sum over query terms).
+        """
+        terms = [t for t, w in weights.items() if w > 0 and t in self.bm25.vocab_dict]
+        total = np.zeros(self.bm25.scores["num_docs"], dtype=np.float32)
+        for t in terms:
+            total += np.float32(weights[t]) * np.asarray(self.bm25.get_scores([t]), dtype=np.float32)
+        return total, terms
+
     def save(self, folder: Path) -> None:
         self.bm25.save(str(folder), show_progress=False)
 

@@ -14,6 +14,7 @@ from typing import Callable
 
 import numpy as np
 
+from . import bridge as bridge_mod
 from . import index as ix
 from . import pipeline
 from .chunk import Chunk
@@ -28,9 +29,29 @@ CANDIDATES = 50
 # Diversity: a second passage from an essay already shown is taken only if it beats the best passage of a new
 # essay by this factor of fused score ("clearly better").
 DIVERSITY_MARGIN = 1.25
-# Out-of-domain: flagged when the best dense cosine is below this and no keyword evidence backs it up.
+# Out-of-domain: flagged when the best dense cosine of the question itself is below this and neither keyword
+# evidence (BM25 of the question's own words) nor the bridge (a glossary phrase or a situation theme) backs it up.
 OOD_DENSE_FLOOR = 0.80
 OOD_KEYWORD_FLOOR = 4.0
+OOD_BRIDGE_DENSE_FLOOR = 0.78   # with bridge evidence, the question may score a little lower and still count
+
+# Search modes, each adding one step to the one before; `coach eval` compares them side by side.
+MODES = {
+    "dense": "dense search on the question alone",
+    "keyword": "BM25 on the question alone",
+    "hybrid": "dense + BM25 fused with RRF",
+    "bridge": "hybrid, plus the English->Chinese bridge: glossary and CC-CEDICT terms join BM25, their Chinese "
+              "rendering is a second dense query",
+    "full": "bridge, plus situation themes: the Chinese description of each matched theme is a third dense "
+            "query and joins BM25",
+}
+DEFAULT_MODE = "full"
+BRIDGED_MODES = ("bridge", "full")
+# RRF weights of the rankers (question dense, bridge pivot dense, theme dense, keyword).
+WEIGHT_DENSE = 1.0
+WEIGHT_PIVOT = 1.0
+WEIGHT_THEME = 0.7
+WEIGHT_KEYWORD = 1.0
 # Questions are capped before tokenising; longer input is shortened and the answer says so.
 MAX_QUERY_CHARS = 1000
 
@@ -111,6 +132,59 @@ def diversify(ranked: list[tuple[int, float]], essay_of: Callable[[int], str], t
     return chosen
 
 
+@dataclass(frozen=True)
+class SearchPlan:
+    """What one question is searched with: dense query texts (the question first) and weighted BM25 terms."""
+
+    dense_texts: list[str]
+    dense_weights: list[float]           # RRF weight of each dense ranking (0: encoded but not ranked)
+    keyword_terms: dict[str, float]      # BM25 token -> weight
+    own_terms: dict[str, float]          # the question's own BM25 tokens
+    keyword_weight: float
+    bridged: "bridge_mod.Bridged | None" = None
+
+
+def plan_search(text: str, mode: str, bridge: "bridge_mod.Bridge | None" = None) -> SearchPlan:
+    """Turn a (sanitised) question into a search plan for `mode`; pure apart from the bridge's lookups."""
+    from .keyword import tokenize
+    own = {t: 1.0 for t in tokenize(text)}
+    dense_w = 0.0 if mode == "keyword" else WEIGHT_DENSE
+    kw_w = 0.0 if mode == "dense" else WEIGHT_KEYWORD
+    if mode not in BRIDGED_MODES or bridge is None:
+        return SearchPlan([text], [dense_w], own, own, kw_w)
+    bridged = bridge.expand(text, themes=(mode == "full"))
+    terms = dict(own)
+    texts, weights = [text], [dense_w]
+    for zh, w in bridged.terms.items():
+        for tok in tokenize(zh):
+            terms[tok] = max(terms.get(tok, 0.0), w)
+    if bridged.pivot:
+        texts.append(bridged.pivot)
+        weights.append(WEIGHT_PIVOT)
+    for theme in bridged.themes:
+        texts.append(theme.description_zh)
+        weights.append(WEIGHT_THEME / len(bridged.themes))
+        for tok in tokenize(theme.description_zh):
+            terms.setdefault(tok, bridge_mod.THEME_WEIGHT)
+    return SearchPlan(texts, weights, terms, own, kw_w, bridged)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What decides whether a question is about something the veterans wrote about."""
+
+    best_dense: float                    # best cosine of the question itself against any passage
+    best_keyword: float                  # best BM25 score of the question's own words
+    glossary_hits: int = 0               # customer-service phrases the bridge recognised
+    themes: int = 0                      # situation themes the question matched
+
+    def out_of_domain(self) -> bool:
+        if self.best_dense >= OOD_DENSE_FLOOR or self.best_keyword >= OOD_KEYWORD_FLOOR:
+            return False
+        bridged = self.glossary_hits > 0 or self.themes > 0
+        return not (bridged and self.best_dense >= OOD_BRIDGE_DENSE_FLOOR)
+
+
 class Coach:
     """Loads the model and a verified index once; `ask` answers situations."""
 
@@ -122,6 +196,8 @@ class Coach:
             from .embed import Embedder
             embedder = Embedder(self.settings.model, cache_dir=self.settings.model_cache_dir)
         self.embedder = embedder
+        self.bridge = bridge_mod.default_bridge()
+        self._theme_vectors: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
         self.index = self._open(build, progress)
 
@@ -152,8 +228,14 @@ class Coach:
 
     # ------------------------------------------------------------ search
 
-    def ask(self, query: str, top_k: int = 3, diverse: bool = True) -> Answer:
-        """Best advice for one situation. Never raises on odd text: empty input gives an empty answer."""
+    def ask(self, query: str, top_k: int = 3, diverse: bool = True, mode: str = DEFAULT_MODE) -> Answer:
+        """Best advice for one situation. Never raises on odd text: empty input gives an empty answer.
+
+        `mode` picks the search strategy (see MODES); the default is the best one, the others exist so that
+        `coach eval` can compare them side by side.
+        """
+        if mode not in MODES:
+            raise ValueError(f"unknown search mode {mode!r}; choose one of {', '.join(MODES)}")
         t0 = time.perf_counter()
         text, truncated = sanitize_query(query)
         index = self.index  # one consistent snapshot for the whole query
@@ -161,25 +243,43 @@ class Coach:
         if not text or top_k == 0:
             return Answer(text, out_of_domain=not text, results=[], truncated=truncated)
 
-        q = self.embedder.encode_queries([text])[0]
+        plan = plan_search(text, mode, self.bridge if mode in BRIDGED_MODES else None)
+        vecs = self._encode(plan.dense_texts)
+        q = vecs[0]
         t1 = time.perf_counter()
-        dense_scores, dense_ids = index.vectors.search(q[None, :], CANDIDATES)
-        dense_rank = [int(i) for i in dense_ids[0] if i >= 0]
-        dense_score = {int(i): float(s) for i, s in zip(dense_ids[0], dense_scores[0]) if i >= 0}
-        kw_all, terms = index.keyword.scores(text)
+        rankings, weights = [], []
+        dense_score: dict[int, float] = {}
+        dense_rank: list[int] = []
+        best_dense = 0.0
+        for n, (vec, w) in enumerate(zip(vecs, plan.dense_weights)):
+            scores, ids = index.vectors.search(vec[None, :], CANDIDATES)
+            ranking = [int(i) for i in ids[0] if i >= 0]
+            if n == 0:
+                dense_rank = ranking
+                dense_score = {int(i): float(s) for i, s in zip(ids[0], scores[0]) if i >= 0}
+                best_dense = float(scores[0][0]) if len(ranking) else 0.0
+            if w > 0:
+                rankings.append(ranking)
+                weights.append(w)
+        kw_all, terms = index.keyword.weighted_scores(plan.keyword_terms)
         kw_order = [int(i) for i in np.argsort(-kw_all, kind="stable")[:CANDIDATES] if kw_all[i] > 0]
+        if plan.keyword_weight > 0:
+            rankings.append(kw_order)
+            weights.append(plan.keyword_weight)
         t2 = time.perf_counter()
 
-        fused = rrf([dense_rank, kw_order])
+        fused = rrf(rankings, weights)
         ranked = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
         if diverse:
             picked = diversify(ranked, lambda d: index.chunks[d].essay_id, top_k)
         else:
             picked = ranked[:top_k]
 
-        best_dense = max(dense_score.values(), default=0.0)
-        best_kw = float(kw_all.max()) if len(kw_all) else 0.0
-        out_of_domain = best_dense < OOD_DENSE_FLOOR and best_kw < OOD_KEYWORD_FLOOR
+        own_kw = index.keyword.scores(text)[0] if plan.keyword_terms != plan.own_terms else kw_all
+        evidence = Evidence(best_dense, float(own_kw.max()) if len(own_kw) else 0.0,
+                            plan.bridged.glossary_hits if plan.bridged else 0,
+                            len(plan.bridged.themes) if plan.bridged else 0)
+        out_of_domain = evidence.out_of_domain()
 
         hits = []
         for doc, score in picked:
@@ -198,6 +298,17 @@ class Coach:
         t3 = time.perf_counter()
         timings = {"encode": (t1 - t0) * 1e3, "search": (t2 - t1) * 1e3, "fuse_highlight": (t3 - t2) * 1e3}
         return Answer(text, out_of_domain, hits, truncated, timings)
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        """Query vectors for `texts`; the fixed theme descriptions are encoded once and then reused."""
+        fixed = self._theme_vectors
+        if not fixed and self.bridge.themes:
+            descriptions = [t.description_zh for t in self.bridge.themes]
+            fixed = dict(zip(descriptions, self.embedder.encode_queries(descriptions)))
+            self._theme_vectors = fixed
+        fresh = [t for t in texts if t not in fixed]
+        encoded = dict(zip(fresh, self.embedder.encode_queries(fresh))) if fresh else {}
+        return np.stack([fixed[t] if t in fixed else encoded[t] for t in texts])
 
     @staticmethod
     def _key_sentence(index: pipeline.LoadedIndex, doc: int, q: np.ndarray) -> tuple[str, tuple[int, int]]:

@@ -1,0 +1,268 @@
+"""`coach eval QUERIES.jsonl`: retrieval quality per language and overall, every search mode side by side.
+
+Query file: one JSON object per line, `{"query", "lang" ("en" | "zh" | "zh-Hant"), "relevant": [phrases],
+"out_of_domain": bool (optional), "split": "tune" | "heldout" (optional)}`. A passage is relevant when its text,
+normalised (simplified Chinese, lower case, no punctuation or spaces), contains one of the phrases (normalised
+the same way).
+
+Ranking metrics use the top 10 with diversity off (diversity is a presentation choice). They are computed for
+every in-domain question on the ranking it gets, whether or not the question was also flagged out-of-domain;
+wrong flags are reported separately (`in-domain flagged`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+EVAL_TOP_K = 10
+HIT_KS = (1, 3, 5)
+LANGS = ("en", "zh", "zh-Hant")
+
+_PUNCT_OR_SPACE = re.compile(r"[\s\W_]+", re.UNICODE)
+
+
+def normalise(text: str) -> str:
+    """Simplified Chinese, lower case, without punctuation or whitespace: the form phrases are matched in."""
+    from .clean import to_simplified
+    return _PUNCT_OR_SPACE.sub("", to_simplified(unicodedata.normalize("NFKC", text)).lower())
+
+
+# ---------------------------------------------------------------------------------------------- cases
+
+@dataclass(frozen=True)
+class Case:
+    query: str
+    lang: str
+    relevant: tuple[str, ...]            # normalised phrases
+    out_of_domain: bool = False
+    split: str = "tune"
+
+
+def load_cases(path: Path) -> list[Case]:
+    cases = []
+    for n, line in enumerate(Path(path).read_text("utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            case = Case(row["query"], row.get("lang", "zh"),
+                        tuple(normalise(p) for p in row.get("relevant", []) if normalise(p)),
+                        bool(row.get("out_of_domain", False)), row.get("split", "tune"))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}:{n}: not a query line ({exc})") from exc
+        if not case.out_of_domain and not case.relevant:
+            raise ValueError(f"{path}:{n}: an in-domain query needs at least one relevant phrase")
+        cases.append(case)
+    return cases
+
+
+# ---------------------------------------------------------------------------------------------- metrics
+
+def is_relevant(passage_norm: str, phrases: tuple[str, ...]) -> bool:
+    return any(p in passage_norm for p in phrases)
+
+
+def first_relevant_rank(passages_norm: list[str], phrases: tuple[str, ...]) -> int | None:
+    """1-based rank of the first relevant passage, None when none is relevant."""
+    return next((r for r, text in enumerate(passages_norm, 1) if is_relevant(text, phrases)), None)
+
+
+def hit_at(rank: int | None, k: int) -> float:
+    return 1.0 if rank is not None and rank <= k else 0.0
+
+
+def reciprocal_rank(rank: int | None, k: int = EVAL_TOP_K) -> float:
+    """MRR@k contribution: 1/rank when a relevant passage is within the top k, else 0."""
+    return 1.0 / rank if rank is not None and rank <= k else 0.0
+
+
+def ood_scores(flagged: list[bool], truly_ood: list[bool]) -> dict[str, float | None]:
+    """Precision and recall of the out-of-domain flag, and the share of in-domain questions wrongly flagged."""
+    tp = sum(f and t for f, t in zip(flagged, truly_ood))
+    fp = sum(f and not t for f, t in zip(flagged, truly_ood))
+    n_ood = sum(truly_ood)
+    n_in = len(truly_ood) - n_ood
+    return {"precision": tp / (tp + fp) if tp + fp else None,
+            "recall": tp / n_ood if n_ood else None,
+            "false_flag_rate": fp / n_in if n_in else None}
+
+
+def summarise(ranks: list[int | None]) -> dict[str, float]:
+    """hit@1/3/5 and MRR@10 over the first-relevant ranks of a group of questions."""
+    n = len(ranks)
+    out: dict[str, float] = {"n": n}
+    for k in HIT_KS:
+        out[f"hit@{k}"] = sum(hit_at(r, k) for r in ranks) / n if n else 0.0
+    out["mrr@10"] = sum(reciprocal_rank(r) for r in ranks) / n if n else 0.0
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- running
+
+@dataclass
+class Outcome:
+    case: Case
+    rank: int | None
+    flagged: bool
+    returned: list[str]                  # chunk ids, best first
+    snippets: list[str]
+    ms: float
+
+
+@dataclass
+class ModeReport:
+    mode: str
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def metrics(self, split: str | None = None) -> dict:
+        chosen = [o for o in self.outcomes if split is None or o.case.split == split]
+        inside = [o for o in chosen if not o.case.out_of_domain]
+        groups = {lang: summarise([o.rank for o in inside if o.case.lang == lang]) for lang in LANGS}
+        groups["all"] = summarise([o.rank for o in inside])
+        ood = ood_scores([o.flagged for o in chosen], [o.case.out_of_domain for o in chosen])
+        ood["n_ood"] = sum(o.case.out_of_domain for o in chosen)
+        times = sorted(o.ms for o in chosen)
+        return {"by_lang": groups, "ood": ood,
+                "latency_ms_p50": times[len(times) // 2] if times else 0.0}
+
+
+class _MemoEmbedder:
+    """Evaluation only: every mode asks the same questions, so each text is encoded once."""
+
+    def __init__(self, inner):
+        self.inner, self.memo = inner, {}
+
+    def encode_queries(self, texts, *a, **kw):
+        import numpy as np
+        missing = [t for t in dict.fromkeys(texts) if t not in self.memo]
+        if missing:
+            self.memo.update(zip(missing, self.inner.encode_queries(missing, *a, **kw)))
+        return np.stack([self.memo[t] for t in texts])
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def run_modes(coach, cases: list[Case], modes: list[str]) -> list[ModeReport]:
+    """Ask every case in every mode (top 10, diversity off); query encodings are shared between modes."""
+    inner = coach.embedder
+    coach.embedder = _MemoEmbedder(inner)
+    try:
+        return _run_modes(coach, cases, modes)
+    finally:
+        coach.embedder = inner
+
+
+def _run_modes(coach, cases: list[Case], modes: list[str]) -> list[ModeReport]:
+    reports = []
+    for mode in modes:
+        report = ModeReport(mode)
+        for case in cases:
+            t = time.perf_counter()
+            answer = coach.ask(case.query, top_k=EVAL_TOP_K, diverse=False, mode=mode)
+            ms = (time.perf_counter() - t) * 1e3
+            texts = [normalise(h.chunk.text) for h in answer.results]
+            report.outcomes.append(Outcome(
+                case, None if case.out_of_domain else first_relevant_rank(texts, case.relevant),
+                answer.out_of_domain, [h.chunk.id for h in answer.results],
+                [h.chunk.text[:40].replace("\n", " ") for h in answer.results], ms))
+        reports.append(report)
+    return reports
+
+
+# ---------------------------------------------------------------------------------------------- output
+
+def _fmt(v) -> str:
+    return "  -  " if v is None else f"{v:.3f}"
+
+
+def format_table(reports: list[ModeReport], split: str | None) -> str:
+    metrics = {r.mode: r.metrics(split) for r in reports}
+    first = metrics[reports[0].mode]
+    title = "all questions" if split is None else f"split: {split}"
+    lines = [f"== {title} ({first['by_lang']['all']['n']} in-domain, {first['ood']['n_ood']} out-of-domain)",
+             f"{'':22}" + "".join(f"{r.mode:>10}" for r in reports)]
+    for group in (*LANGS, "all"):
+        n = first["by_lang"][group]["n"]
+        if not n:
+            continue
+        for metric in ("hit@1", "hit@3", "hit@5", "mrr@10"):
+            label = f"{group} {metric}" + (f" (n={n})" if metric == "hit@1" else "")
+            lines.append(f"{label:22}" + "".join(f"{_fmt(metrics[r.mode]['by_lang'][group][metric]):>10}"
+                                                 for r in reports))
+    for key, label in (("precision", "OOD precision"), ("recall", "OOD recall"),
+                       ("false_flag_rate", "in-domain flagged")):
+        lines.append(f"{label:22}" + "".join(f"{_fmt(metrics[r.mode]['ood'][key]):>10}" for r in reports))
+    return "\n".join(lines)
+
+
+def format_misses(report: ModeReport, split: str | None, k: int = 3) -> str:
+    lines = [f"== misses of mode '{report.mode}'" + (f" ({split})" if split else "")
+             + f": no relevant passage in the top {k}, or a wrong out-of-domain flag"]
+    for o in report.outcomes:
+        if split is not None and o.case.split != split:
+            continue
+        wrong_flag = o.flagged != o.case.out_of_domain
+        if o.case.out_of_domain and not wrong_flag:
+            continue
+        if not o.case.out_of_domain and hit_at(o.rank, k) and not wrong_flag:
+            continue
+        why = ("not flagged out-of-domain" if o.case.out_of_domain else
+               f"first relevant at {o.rank or '>10'}" + ("; wrongly flagged out-of-domain" if wrong_flag else ""))
+        lines.append(f"- [{o.case.lang}/{o.case.split}] {o.case.query}  ({why})")
+        if not o.case.out_of_domain:
+            lines.append(f"    wanted: {' | '.join(o.case.relevant)}")
+        for cid, snip in list(zip(o.returned, o.snippets))[:k]:
+            lines.append(f"    got {cid}: {snip}")
+    return "\n".join(lines)
+
+
+def report_json(reports: list[ModeReport], splits: list[str | None]) -> dict:
+    out = {"top_k": EVAL_TOP_K, "diversity": False, "modes": [r.mode for r in reports], "results": {}}
+    for split in splits:
+        out["results"][split or "all"] = {r.mode: r.metrics(split) for r in reports}
+    best = reports[-1]
+    out["misses"] = [{"query": o.case.query, "lang": o.case.lang, "split": o.case.split,
+                      "out_of_domain": o.case.out_of_domain, "flagged": o.flagged, "rank": o.rank,
+                      "returned": o.returned[:3]}
+                     for o in best.outcomes
+                     if o.flagged != o.case.out_of_domain or (not o.case.out_of_domain and not hit_at(o.rank, 3))]
+    return out
+
+
+def run_cli(args, settings) -> int:
+    from .retrieve import MODES, Coach
+
+    cases = load_cases(args.queries_file)
+    split = getattr(args, "split", None)
+    if split:
+        cases = [c for c in cases if c.split == split]
+    modes = list(MODES)
+    if getattr(args, "modes", None):
+        modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    coach = Coach(settings, progress=lambda f, m: print(f"[{f:4.0%}] {m}", file=sys.stderr))
+    coach.ask("warm-up", top_k=1)  # load lazy resources (dictionary, tokenizer) before timing
+    reports = run_modes(coach, cases, modes)
+    splits: list[str | None] = [None] + sorted({c.split for c in cases}, key=lambda s: s != "tune")
+    if len(splits) == 2:
+        splits = [None]
+    if args.json:
+        json.dump(report_json(reports, splits), sys.stdout, ensure_ascii=False, indent=2)
+        print()
+        return 0
+    print(f"{len(cases)} questions from {args.queries_file}; ranking metrics on the top {EVAL_TOP_K} with "
+          "diversity off; modes: " + ", ".join(modes))
+    for m in modes:
+        print(f"  {m:8} {MODES.get(m, '')}")
+    for s in splits:
+        print()
+        print(format_table(reports, s))
+    print()
+    print(format_misses(reports[-1], split))
+    return 0
