@@ -229,3 +229,110 @@ def kill_build_rounds(settings, n: int, seed: int, max_delay_s: float | None = N
             on_round(rounds[-1])
         current = new
     return rounds
+
+
+# ---------------------------------------------------------------- the web app on loopback, and load against it
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Served:
+    demo: object
+    port: int
+    coach: object
+    settings: object
+    feedback_db: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def close(self) -> None:
+        self.demo.close()
+
+
+def start_app(tmp: Path, delay_s: float = 0.0, upload_enabled: bool = False) -> Served:
+    """The real UI (coach.ui.build_demo, app.py's queue and launch settings) on a free loopback port, fake model."""
+    from coach import ui
+    from coach.retrieve import Coach
+
+    settings = make_settings(tmp)
+    coach = Coach(settings, embedder=FakeEmbedder(delay_s=delay_s))
+    coach.ask("angry caller zebra")  # warm-up: load the bridge dictionaries before the clock starts
+    db = tmp / "feedback.sqlite3"
+    demo = ui.build_demo(coach, settings=settings, feedback_db=db, upload_enabled=upload_enabled,
+                         upload_dir=tmp / "uploads", live_dir=tmp / "live")
+    port = free_port()
+    demo.queue(**ui.queue_kwargs()).launch(server_name="127.0.0.1", server_port=port, share=False, show_error=False,
+                                           prevent_thread_lock=True, quiet=True, **ui.launch_kwargs())
+    return Served(demo, port, coach, settings, db)
+
+
+LOAD_QUESTIONS = ["how do I handle an angry caller", "客户破口大骂怎么办", "第一次接电话很紧张", "客戶要我破解密碼",
+                  "😡😡 <script>alert(1)</script>", "夜班电话很少但很难"]
+
+
+def run_load(url: str, clients: int, seconds: float, questions=LOAD_QUESTIONS) -> dict:
+    """`clients` gradio_client users asking in a loop for `seconds`. Throughput, p50/p95, errors, busy answers."""
+    import threading
+
+    from gradio_client import Client
+
+    lat, busy, errors = [], [], []
+    lock = threading.Lock()
+    start = threading.Barrier(clients + 1)
+    deadline = [0.0]
+
+    def user(n: int):
+        try:
+            client = Client(url, verbose=False)
+        except Exception as exc:  # noqa: BLE001
+            with lock:
+                errors.append(f"connect: {exc!r}"[:200])
+            start.wait()
+            return
+        start.wait()
+        i = n
+        while time.monotonic() < deadline[0]:
+            q = questions[i % len(questions)]
+            i += 1
+            t0 = time.perf_counter()
+            try:
+                out = client.predict(q, "en", "original", api_name="/respond")
+                ok = isinstance(out, (list, tuple)) and len(out[1]) >= 2
+                with lock:
+                    (lat if ok else errors).append(time.perf_counter() - t0 if ok else f"bad answer to {q!r}")
+            except Exception as exc:  # noqa: BLE001
+                msg = str(exc)
+                with lock:
+                    if "full" in msg.lower() or "busy" in msg.lower() or "try again" in msg.lower():
+                        busy.append(msg[:200])
+                    else:
+                        errors.append(f"{type(exc).__name__}: {msg}"[:200])
+                time.sleep(0.05)
+
+    threads = [threading.Thread(target=user, args=(n,), daemon=True) for n in range(clients)]
+    for t in threads:
+        t.start()
+    deadline[0] = time.monotonic() + seconds + 60  # provisional, until every client has connected
+    start.wait()
+    t0 = time.monotonic()
+    deadline[0] = t0 + seconds
+    for t in threads:
+        t.join(seconds + 120)
+    elapsed = time.monotonic() - t0
+    lat.sort()
+
+    def pct(p):
+        return round(lat[min(len(lat) - 1, int(p * len(lat)))] * 1000, 1) if lat else None
+
+    return {"clients": clients, "seconds": round(elapsed, 1), "answered": len(lat),
+            "throughput_per_s": round(len(lat) / elapsed, 1) if elapsed else 0.0, "p50_ms": pct(0.50),
+            "p95_ms": pct(0.95), "busy": len(busy), "errors": len(errors), "error_samples": errors[:5],
+            "busy_samples": busy[:2]}
