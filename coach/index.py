@@ -97,14 +97,19 @@ class VectorIndex:
     index: faiss.Index
     kind: str
 
+    # HNSW parameters (tuned by `make bench`, see docs/benchmarks.md): graph degree, build and search beam widths.
+    HNSW_M = 32
+    HNSW_EF_CONSTRUCTION = 80
+    HNSW_EF_SEARCH = 768
+
     @classmethod
-    def build(cls, vectors: np.ndarray, approximate_above: int, hnsw_m: int = 32) -> "VectorIndex":
+    def build(cls, vectors: np.ndarray, approximate_above: int, hnsw_m: int | None = None) -> "VectorIndex":
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         dim = vectors.shape[1]
         if len(vectors) > approximate_above:
-            index = faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
-            index.hnsw.efConstruction = 80
-            index.hnsw.efSearch = 64
+            index = faiss.IndexHNSWFlat(dim, hnsw_m or cls.HNSW_M, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = cls.HNSW_EF_CONSTRUCTION
+            index.hnsw.efSearch = cls.HNSW_EF_SEARCH
             kind = "hnsw"
         else:
             index = faiss.IndexFlatIP(dim)
@@ -128,7 +133,7 @@ class VectorIndex:
             raise IndexCorrupt(f"{path.name} cannot be read by FAISS; run `coach build` to rebuild the index") from exc
         kind = "hnsw" if isinstance(index, faiss.IndexHNSW) else "flat"
         if kind == "hnsw":
-            index.hnsw.efSearch = 64
+            index.hnsw.efSearch = cls.HNSW_EF_SEARCH
         return cls(index, kind)
 
     @property

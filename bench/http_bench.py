@@ -1,0 +1,201 @@
+"""(d) latency through the running app's HTTP API with gradio_client, the app's cold start and its peak RSS.
+
+`python app.py` is started on a free 127.0.0.1 port (GRADIO_SERVER_PORT), the answering endpoint is found with
+`Client.view_api()`, every question is asked once after a warm-up, and the server is always stopped at the end.
+Peak RSS is the kernel's high-water mark for the server process (VmHWM in /proc/<pid>/status), cross-checked by
+polling RSS with psutil (children included) while it runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+from common import ROOT, log, percentiles  # noqa: E402
+
+ENDPOINT_HINTS = ("respond", "ask", "answer", "search", "respond", "chat", "query", "coach", "submit", "predict")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def vm_hwm_bytes(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+class RssPoller(threading.Thread):
+    """Samples RSS of a process and its children every `interval` seconds; keeps the peak of the sum."""
+
+    def __init__(self, pid: int, interval: float = 0.05):
+        super().__init__(daemon=True)
+        self.pid, self.interval, self.peak, self._stop_evt = pid, interval, 0, threading.Event()
+        self.hwm = 0
+
+    def run(self):
+        import psutil
+        try:
+            proc = psutil.Process(self.pid)
+        except psutil.NoSuchProcess:
+            return
+        while not self._stop_evt.is_set():
+            try:
+                total = proc.memory_info().rss
+                for child in proc.children(recursive=True):
+                    with contextlib.suppress(psutil.Error):
+                        total += child.memory_info().rss
+                self.peak = max(self.peak, total)
+                self.hwm = max(self.hwm, vm_hwm_bytes(self.pid) or 0)
+            except psutil.Error:
+                return
+            self._stop_evt.wait(self.interval)
+
+    def stop(self):
+        self._stop_evt.set()
+        self.join(timeout=2)
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as r:
+            return r.status == 200
+    except Exception:  # noqa: BLE001 - not up yet
+        return False
+
+
+def pick_endpoint(api: dict, preferred: str | None = None) -> tuple[str, list[dict]]:
+    """The named endpoint that takes a text question: (api_name, parameters)."""
+    named = api.get("named_endpoints") or {}
+    if preferred:
+        return preferred, named.get(preferred, {}).get("parameters", [])
+
+    def takes_text(params):
+        return any((p.get("python_type") or {}).get("type") == "str" for p in params)
+
+    candidates = [(name, info.get("parameters", [])) for name, info in named.items()
+                  if takes_text(info.get("parameters", []))]
+    if not candidates:
+        raise RuntimeError(f"no endpoint taking text among {sorted(named)}")
+    for hint in ENDPOINT_HINTS:
+        for name, params in candidates:
+            if hint in name.lower():
+                return name, params
+    return candidates[0]
+
+
+def build_args(params: list[dict], question: str) -> tuple[list, dict]:
+    """Positional args: the question for the first text parameter, defaults (or empty) for the rest."""
+    args, placed = [], False
+    for p in params:
+        ptype = (p.get("python_type") or {}).get("type")
+        if not placed and ptype == "str":
+            args.append(question)
+            placed = True
+        elif p.get("parameter_has_default"):
+            args.append(p.get("parameter_default"))
+        elif ptype == "str":
+            args.append("")
+        elif ptype in ("int", "float"):
+            args.append(3)
+        elif ptype == "bool":
+            args.append(False)
+        else:
+            args.append(None)
+    return args, {}
+
+
+def start_app(port: int, log_path: Path, extra_env: dict | None = None) -> subprocess.Popen:
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1",
+           "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           # the bench's questions must not land in the trainers' feedback database
+           "COACH_FEEDBACK_DB": str(log_path.with_suffix(".feedback.sqlite3")), **(extra_env or {})}
+    out = open(log_path, "wb")  # noqa: SIM115 - closed with the process
+    return subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env, stdout=out,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop_app(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+def run(qs: list[str], ready_timeout: float = 180.0, api_name: str | None = None,
+        log_path: Path | None = None) -> dict:
+    """Start the app, time process start -> HTTP ready -> first answer, then (d) over every question."""
+    from gradio_client import Client
+
+    port = free_port()
+    log_path = log_path or (ROOT / "var" / "bench-app.log")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log(f"http: starting app.py on 127.0.0.1:{port}")
+    t0 = time.perf_counter()
+    proc = start_app(port, log_path)
+    poller = RssPoller(proc.pid)
+    poller.start()
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        while not _ready(url):
+            if proc.poll() is not None:
+                tail = log_path.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"app.py exited with {proc.returncode} before serving:\n{tail}")
+            if time.perf_counter() - t0 > ready_timeout:
+                raise RuntimeError(f"app.py did not serve {url} within {ready_timeout:.0f}s")
+            time.sleep(0.05)
+        t_ready = time.perf_counter() - t0
+        client = Client(url, verbose=False)
+        api = client.view_api(return_format="dict", print_info=False)
+        name, params = pick_endpoint(api, api_name)
+        args, kwargs = build_args(params, qs[0])
+        client.predict(*args, api_name=name, **kwargs)
+        t_first = time.perf_counter() - t0
+        log(f"http: ready in {t_ready:.1f}s, first answer at {t_first:.1f}s via {name}")
+
+        for q in qs[:20]:  # warm-up
+            client.predict(*build_args(params, q)[0], api_name=name)
+        samples = []
+        for q in qs:
+            a, _ = build_args(params, q)
+            t = time.perf_counter()
+            client.predict(*a, api_name=name)
+            samples.append(time.perf_counter() - t)
+        rss_now = _rss_tree(proc.pid)
+        hwm = vm_hwm_bytes(proc.pid) or 0
+        return {"endpoint": name, "parameters": [p.get("parameter_name") or p.get("label") for p in params],
+                "ready_s": t_ready, "first_answer_s": t_first, "latency": percentiles(samples),
+                "peak_rss_bytes": max(hwm, poller.hwm), "peak_rss_tree_polled_bytes": poller.peak,
+                "rss_after_bytes": rss_now}
+    finally:
+        poller.stop()
+        stop_app(proc)
+
+
+def _rss_tree(pid: int) -> int:
+    import psutil
+    try:
+        p = psutil.Process(pid)
+        return p.memory_info().rss + sum(c.memory_info().rss for c in p.children(recursive=True))
+    except psutil.Error:
+        return 0
