@@ -114,6 +114,21 @@ def test_hostile_raw_http_bodies_get_an_answer_or_a_clean_error(served, name, bo
     assert call_raw(served.port, _json(NORMAL)) == (200, "complete")
 
 
+def test_memory_steady_over_repeated_huge_raw_requests(served):
+    proc = psutil.Process()   # the server runs in this process
+    big = [_json("a" * (10 << 20)), _json("客户生气" * (1 << 18))]
+    for body in big:
+        call_raw(served.port, body)
+    gc.collect()
+    rss = proc.memory_info().rss
+    for _ in range(3):
+        for body in big:
+            assert call_raw(served.port, body)[0] in (200, 413, 422)
+    gc.collect()
+    assert (proc.memory_info().rss - rss) / 2 ** 20 < 40
+    assert call_raw(served.port, _json(NORMAL)) == (200, "complete")
+
+
 # ---------------------------------------------------------------- files that must never be served
 
 def test_file_route_refuses_system_index_database_and_source_files(served):
