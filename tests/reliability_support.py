@@ -257,13 +257,21 @@ class Served:
         self.demo.close()
 
 
-def start_app(tmp: Path, delay_s: float = 0.0, upload_enabled: bool = False) -> Served:
-    """The real UI (coach.ui.build_demo, app.py's queue and launch settings) on a free loopback port, fake model."""
+def start_app(tmp: Path, delay_s: float = 0.0, upload_enabled: bool = False, model: str = "fake") -> Served:
+    """The real UI (coach.ui.build_demo, app.py's queue and launch settings) on a free loopback port. model="fake":
+    the hashing embedder on the tiny corpus; model="real": the bundled model on the project's corpus."""
     from coach import ui
     from coach.retrieve import Coach
 
-    settings = make_settings(tmp)
-    coach = Coach(settings, embedder=FakeEmbedder(delay_s=delay_s))
+    if model == "real":
+        from coach.config import Settings
+        from coach.embed import Embedder
+
+        settings = Settings(corpus_dir=ROOT / "corpus", index_dir=tmp / "real-index")
+        coach = Coach(settings, embedder=Embedder(settings.model, cache_dir=settings.model_cache_dir))
+    else:
+        settings = make_settings(tmp)
+        coach = Coach(settings, embedder=FakeEmbedder(delay_s=delay_s))
     coach.ask("angry caller zebra")  # warm-up: load the bridge dictionaries before the clock starts
     db = tmp / "feedback.sqlite3"
     demo = ui.build_demo(coach, settings=settings, feedback_db=db, upload_enabled=upload_enabled,
@@ -279,7 +287,8 @@ LOAD_QUESTIONS = ["how do I handle an angry caller", "客户破口大骂怎么�
 
 
 def run_load(url: str, clients: int, seconds: float, questions=LOAD_QUESTIONS) -> dict:
-    """`clients` gradio_client users asking in a loop for `seconds`. Throughput, p50/p95, errors, busy answers."""
+    """`clients` gradio_client users asking in a loop for `seconds` (a new conversation every 5 questions).
+    Throughput, p50/p95, errors, busy answers."""
     import threading
 
     from gradio_client import Client
@@ -302,6 +311,8 @@ def run_load(url: str, clients: int, seconds: float, questions=LOAD_QUESTIONS) -
         while time.monotonic() < deadline[0]:
             q = questions[i % len(questions)]
             i += 1
+            if i % 5 == 0:
+                client.reset_session()   # a user asks a few questions per conversation, then starts a new one
             t0 = time.perf_counter()
             try:
                 out = client.predict(q, "en", "original", api_name="/respond")
@@ -336,3 +347,45 @@ def run_load(url: str, clients: int, seconds: float, questions=LOAD_QUESTIONS) -
             "throughput_per_s": round(len(lat) / elapsed, 1) if elapsed else 0.0, "p50_ms": pct(0.50),
             "p95_ms": pct(0.95), "busy": len(busy), "errors": len(errors), "error_samples": errors[:5],
             "busy_samples": busy[:2]}
+
+
+_SERVER = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, {tests!r})
+    from reliability_support import start_app
+    s = start_app(Path({tmp!r}), delay_s={delay!r}, model={model!r})
+    print(s.port, flush=True)
+    sys.stdin.read()          # serve until the parent closes our stdin
+    s.close()
+""")
+
+
+class ServerProcess:
+    """The app in its own process, so a load generator in this process does not share its GIL."""
+
+    def __init__(self, tmp: Path, delay_s: float = 0.0, model: str = "fake", timeout: float = 600):
+        tmp.mkdir(parents=True, exist_ok=True)
+        code = _SERVER.format(tests=str(Path(__file__).parent), tmp=str(tmp), delay=delay_s, model=model)
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+        self.proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True, env=env)
+        line = self.proc.stdout.readline().strip()
+        if not line.isdigit():
+            self.proc.kill()
+            raise RuntimeError(f"the app did not start (said {line!r})")
+        self.port = int(line)
+        self.feedback_db = tmp / "feedback.sqlite3"
+        self.pid = self.proc.pid
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(30)
+        except Exception:  # noqa: BLE001
+            self.proc.kill()
+            self.proc.wait(10)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
+from contextlib import nullcontext
 
 import pytest
 
@@ -14,8 +15,8 @@ from coach import index as ix
 from coach import pipeline
 from coach.retrieve import Coach
 
-from reliability_support import (ESSAYS_B, FakeEmbedder, chunk_signature, damage, index_files,
-                                 kill_build_rounds, make_settings, write_corpus)
+from reliability_support import (FakeEmbedder, chunk_signature, damage, index_files, kill_build_rounds,
+                                 make_settings)
 
 
 @pytest.fixture
@@ -24,11 +25,6 @@ def built(tmp_path):
     emb = FakeEmbedder()
     coach = Coach(settings, embedder=emb)
     return settings, emb, coach.index
-
-
-def _build_files(tmp_path_factory) -> list[str]:
-    settings = make_settings(tmp_path_factory.mktemp("probe"))
-    return index_files(Coach(settings, embedder=FakeEmbedder()).index.build_dir)
 
 
 def _assert_old_or_refused(settings, good_sig):
@@ -50,10 +46,6 @@ def _assert_repairs(settings, emb, good_sig):
     assert answer.results and all(h.chunk in coach.index.chunks for h in answer.results)
 
 
-FILES = ["manifest.json", "passages.faiss", "sentences.npy", "chunks.jsonl", "essays.json",
-         "keyword/*", "CURRENT"]
-
-
 @pytest.mark.parametrize("how", ["truncate", "corrupt", "delete", "empty"])
 def test_every_index_file_damaged_is_refused_or_identical_then_repaired(built, how):
     settings, emb, loaded = built
@@ -69,7 +61,7 @@ def test_every_index_file_damaged_is_refused_or_identical_then_repaired(built, h
             damage(target, how, rng)
             outcomes[(target.name, attempt)] = _assert_old_or_refused(settings, good_sig)
             with pytest.raises(ix.IndexError_, match="coach build") if outcomes[(target.name, attempt)] == "refused" \
-                    else _nullcontext():
+                    else nullcontext():
                 Coach(settings, embedder=emb, build=False)
             target.write_bytes(backup)  # restore, so each file is tested on its own
         assert chunk_signature(pipeline.load(settings)) == good_sig
@@ -80,14 +72,6 @@ def test_every_index_file_damaged_is_refused_or_identical_then_repaired(built, h
     # and finally: damage, then let Coach repair itself
     damage(build / ix.PASSAGES_FILE, how, rng)
     _assert_repairs(settings, emb, good_sig)
-
-
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def test_whole_build_or_index_dir_deleted_is_repaired(built):
