@@ -29,11 +29,14 @@ CANDIDATES = 50
 # Diversity: a second passage from an essay already shown is taken only if it beats the best passage of a new
 # essay by this factor of fused score ("clearly better").
 DIVERSITY_MARGIN = 1.25
-# Out-of-domain: flagged when the best dense cosine of the question itself is below this and neither keyword
-# evidence (BM25 of the question's own words) nor the bridge (a glossary phrase or a situation theme) backs it up.
-OOD_DENSE_FLOOR = 0.80
+# Out-of-domain, calibrated on the tune split of eval/queries.jsonl. The cosine scale differs by language (English
+# questions against Chinese passages score ~0.05 lower), so each language has its own dense floor. A question is in
+# the domain when its own dense cosine reaches the floor, its own words score in BM25, or the bridge recognises it:
+# bridge score = glossary phrases + 2 x matched themes, at least OOD_BRIDGE_MIN (one generic word is not enough).
+OOD_DENSE_FLOOR = 0.86
+OOD_DENSE_FLOOR_ENGLISH = 0.80
 OOD_KEYWORD_FLOOR = 4.0
-OOD_BRIDGE_DENSE_FLOOR = 0.78   # with bridge evidence, the question may score a little lower and still count
+OOD_BRIDGE_MIN = 2
 
 # Search modes, each adding one step to the one before; `coach eval` compares them side by side.
 MODES = {
@@ -47,11 +50,15 @@ MODES = {
 }
 DEFAULT_MODE = "full"
 BRIDGED_MODES = ("bridge", "full")
-# RRF weights of the rankers (question dense, bridge pivot dense, theme dense, keyword).
+# RRF weights of the rankers (question dense, bridge pivot dense, theme dense, keyword), tuned on the tune split
+# of eval/queries.jsonl. In bridged modes BM25 over the bridged terms is the sharpest signal; the English question's
+# own dense ranking is weak across languages and counts less.
 WEIGHT_DENSE = 1.0
-WEIGHT_PIVOT = 1.0
-WEIGHT_THEME = 0.7
+WEIGHT_DENSE_ENGLISH = 0.5
+WEIGHT_PIVOT = 0.5
+WEIGHT_THEME = 0.5
 WEIGHT_KEYWORD = 1.0
+WEIGHT_KEYWORD_BRIDGED = 2.0
 # Questions are capped before tokenising; longer input is shortened and the answer says so.
 MAX_QUERY_CHARS = 1000
 
@@ -83,6 +90,7 @@ class Answer:
     results: list[Hit]
     truncated: bool = False      # the question was longer than MAX_QUERY_CHARS and was shortened
     timings_ms: dict = field(default_factory=dict)
+    evidence: "Evidence | None" = None   # what the out-of-domain decision was based on
 
     def to_json(self) -> dict:
         return {"query": self.query, "out_of_domain": self.out_of_domain,
@@ -154,7 +162,9 @@ def plan_search(text: str, mode: str, bridge: "bridge_mod.Bridge | None" = None)
         return SearchPlan([text], [dense_w], own, own, kw_w)
     bridged = bridge.expand(text, themes=(mode == "full"))
     terms = dict(own)
-    texts, weights = [text], [dense_w]
+    texts = [text]
+    weights = [WEIGHT_DENSE_ENGLISH if bridge_mod.is_english(text) else WEIGHT_DENSE]
+    kw_w = WEIGHT_KEYWORD_BRIDGED
     for zh, w in bridged.terms.items():
         for tok in tokenize(zh):
             terms[tok] = max(terms.get(tok, 0.0), w)
@@ -177,12 +187,12 @@ class Evidence:
     best_keyword: float                  # best BM25 score of the question's own words
     glossary_hits: int = 0               # customer-service phrases the bridge recognised
     themes: int = 0                      # situation themes the question matched
+    english: bool = False                # the question is mostly English
 
     def out_of_domain(self) -> bool:
-        if self.best_dense >= OOD_DENSE_FLOOR or self.best_keyword >= OOD_KEYWORD_FLOOR:
-            return False
-        bridged = self.glossary_hits > 0 or self.themes > 0
-        return not (bridged and self.best_dense >= OOD_BRIDGE_DENSE_FLOOR)
+        floor = OOD_DENSE_FLOOR_ENGLISH if self.english else OOD_DENSE_FLOOR
+        return (self.best_dense < floor and self.best_keyword < OOD_KEYWORD_FLOOR
+                and self.glossary_hits + 2 * self.themes < OOD_BRIDGE_MIN)
 
 
 class Coach:
@@ -278,7 +288,7 @@ class Coach:
         own_kw = index.keyword.scores(text)[0] if plan.keyword_terms != plan.own_terms else kw_all
         evidence = Evidence(best_dense, float(own_kw.max()) if len(own_kw) else 0.0,
                             plan.bridged.glossary_hits if plan.bridged else 0,
-                            len(plan.bridged.themes) if plan.bridged else 0)
+                            len(plan.bridged.themes) if plan.bridged else 0, bridge_mod.is_english(text))
         out_of_domain = evidence.out_of_domain()
 
         hits = []
@@ -297,7 +307,7 @@ class Coach:
                 matched_terms=tuple(t for t in terms if t in _simplified_tokens(chunk.text))))
         t3 = time.perf_counter()
         timings = {"encode": (t1 - t0) * 1e3, "search": (t2 - t1) * 1e3, "fuse_highlight": (t3 - t2) * 1e3}
-        return Answer(text, out_of_domain, hits, truncated, timings)
+        return Answer(text, out_of_domain, hits, truncated, timings, evidence)
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         """Query vectors for `texts`; the fixed theme descriptions are encoded once and then reused."""

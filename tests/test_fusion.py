@@ -48,3 +48,63 @@ def test_sanitize_query(raw, expected):
 def test_sanitize_caps_length_and_reports_it():
     text, truncated = sanitize_query("怒" * (10 * 1024 * 1024))
     assert truncated and len(text) == MAX_QUERY_CHARS
+
+
+# ------------------------------------------------------------------ search plans, weighted BM25, out-of-domain
+
+from coach import bridge as br  # noqa: E402
+from coach import retrieve as rt  # noqa: E402
+
+
+def _bridge():
+    return br.Bridge(glossary={br._phrase_key("angry"): ("生气",)},
+                     themes=[br.Theme("angry", "Angry", "生气", ("angry",), "客户破口大骂。")],
+                     dictionary=br.Dictionary())
+
+
+def test_plan_per_mode():
+    b = _bridge()
+    dense = rt.plan_search("angry caller", "dense", b)
+    assert dense.dense_texts == ["angry caller"] and dense.keyword_weight == 0
+    kw = rt.plan_search("angry caller", "keyword", b)
+    assert kw.dense_weights == [0.0] and kw.keyword_weight > 0
+    hybrid = rt.plan_search("angry caller", "hybrid", b)
+    assert hybrid.dense_texts == ["angry caller"] and hybrid.keyword_terms == hybrid.own_terms
+    bridged = rt.plan_search("angry caller", "bridge", b)
+    assert bridged.dense_texts == ["angry caller", "生气"] and "生气" in bridged.keyword_terms
+    full = rt.plan_search("angry caller", "full", b)
+    assert full.dense_texts == ["angry caller", "生气", "客户破口大骂。"]
+    assert full.keyword_terms["破口大骂"] == br.THEME_WEIGHT and full.keyword_terms["生气"] == br.GLOSSARY_WEIGHT
+
+
+def test_weighted_bm25_matches_plain_scores_and_scales():
+    from coach.keyword import KeywordIndex
+    kwi = KeywordIndex.build(["客户生气了破口大骂", "新人紧张到颤抖", "客户满意度提升"])
+    plain, terms = kwi.scores("客户生气")
+    weighted, wterms = kwi.weighted_scores({t: 1.0 for t in terms})
+    assert weighted == pytest.approx(plain, rel=1e-5)
+    doubled, _ = kwi.weighted_scores({t: 2.0 for t in terms})
+    assert doubled == pytest.approx(2 * plain, rel=1e-5)
+    assert kwi.weighted_scores({"未知词": 1.0})[0].sum() == 0
+
+
+def test_out_of_domain_evidence():
+    below = rt.OOD_DENSE_FLOOR - 0.01
+    assert not rt.Evidence(rt.OOD_DENSE_FLOOR + 0.01, 0.0).out_of_domain()
+    assert not rt.Evidence(below, rt.OOD_KEYWORD_FLOOR + 1).out_of_domain()
+    assert rt.Evidence(below, 0.0).out_of_domain()
+    # English questions have their own, lower floor
+    assert not rt.Evidence(rt.OOD_DENSE_FLOOR_ENGLISH + 0.01, 0.0, english=True).out_of_domain()
+    assert rt.Evidence(rt.OOD_DENSE_FLOOR_ENGLISH - 0.01, 0.0, english=True).out_of_domain()
+    # one generic glossary word is not enough; a theme, or two glossary phrases, are
+    assert rt.Evidence(0.5, 0.0, glossary_hits=1, english=True).out_of_domain()
+    assert not rt.Evidence(0.5, 0.0, glossary_hits=2, english=True).out_of_domain()
+    assert not rt.Evidence(0.5, 0.0, themes=1).out_of_domain()
+
+
+def test_unknown_mode_is_rejected():
+    class Stub(rt.Coach):
+        def __init__(self):
+            pass
+    with pytest.raises(ValueError):
+        Stub().ask("x", mode="nope")

