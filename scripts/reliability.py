@@ -323,7 +323,7 @@ def load(tmp: Path, seconds: float, clients: int, flood_clients: int, model: str
 
 # ---------------------------------------------------------------- report
 
-def write_report(path: Path, args, total_s: float) -> None:
+def write_report(path: Path, run_line: str) -> None:
     F = FIGURES
     hp, hc, hh = F["hostile questions (Python API)"], F["hostile questions (CLI)"], F["hostile questions (HTTP)"]
     co, fa, ki = F["hostile corpus files"], F["index faults"], F["SIGKILL during builds"]
@@ -340,7 +340,9 @@ def write_report(path: Path, args, total_s: float) -> None:
                f"{fa['not_repaired'] + ki['not_repaired']} not repaired); load held: {st['clients']} clients for "
                f"{st['seconds']} s at {st['throughput_per_s']}/s, p50 {st['p50_ms']} ms, p95 {st['p95_ms']} ms, "
                f"{st['errors']} errors; {fl['clients']} clients: {fl['busy']} clean busy answers, {fl['errors']} "
-               f"errors; data lost: {'none' if lost == 0 else lost}.")
+               f"errors; data lost: {'none' if lost == 0 else lost} (no acknowledged feedback, essay or index lost; "
+               f"{fb['http_refused_busy']} of {fb['http_clicks']} simultaneous HTTP feedback clicks were refused as "
+               f"busy and not stored, see Known gaps).")
     FIGURES["summary"] = summary
     lines = [
         "# Reliability",
@@ -352,8 +354,7 @@ def write_report(path: Path, args, total_s: float) -> None:
         "",
         "## Latest figures",
         "",
-        f"_Run {time.strftime('%Y-%m-%d %H:%M %Z')} on {platform.machine()} / {os.cpu_count()} cores / Python "
-        f"{platform.python_version()}, {total_s:.0f} s in all. Command: `{' '.join(['scripts/reliability.py'] + sys.argv[1:])}`._",
+        run_line,
         "",
         f"**Summary:** {summary}",
         "",
@@ -464,7 +465,17 @@ def main(argv=None) -> int:
                    help="fake: hashing embedder (+50 ms) measures the web stack; real: the bundled e5 model "
                         "on the project's corpus (the documented run)")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "reliability.md")
+    p.add_argument("--rewrite", action="store_true",
+                   help="run nothing: regenerate --out from the raw figures recorded in it (after a template change)")
     args = p.parse_args(argv)
+    if args.rewrite:
+        old = args.out.read_text(encoding="utf-8")
+        FIGURES.update(json.loads(old.split("```json\n", 1)[1].split("\n```", 1)[0]))
+        FIGURES.pop("summary", None)
+        run_line = next(line for line in old.splitlines() if line.startswith("_Run "))
+        write_report(args.out, run_line)
+        print(FIGURES["summary"])
+        return 0
     if args.quick:
         args.kills, args.fuzz, args.fault_rounds, args.rebuilds = 10, 300, 1, 4
         args.load_seconds, args.flood_clients = 10, 60
@@ -482,7 +493,10 @@ def main(argv=None) -> int:
         load(tmp / "load", args.load_seconds, args.load_clients, args.flood_clients, args.load_model)
     total = time.perf_counter() - t0
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_report(args.out, args, total)
+    run_line = (f"_Run {time.strftime('%Y-%m-%d %H:%M %Z')} on {platform.machine()} / {os.cpu_count()} cores / "
+                f"Python {platform.python_version()}, {total:.0f} s in all. Command: "
+                f"`{' '.join(['scripts/reliability.py'] + sys.argv[1:])}`._")
+    write_report(args.out, run_line)
     print(f"\n{FIGURES['summary']}\nwritten: {args.out} ({total:.0f} s)")
     return 0
 
