@@ -199,17 +199,25 @@ def kill_build_rounds(settings, n: int, seed: int, max_delay_s: float | None = N
         t0 = time.perf_counter()
         signatures[label] = chunk_signature(pipeline.build(settings, emb))
         build_s = time.perf_counter() - t0
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    script = _BUILD_LOOP.format(tests=str(Path(__file__).parent), corpus=str(settings.corpus_dir),
+                                index=str(settings.index_dir))
     if max_delay_s is None:
+        # calibrate on the child itself: its first build (cold caches) is slower than a warm one in this process
+        proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env)
+        assert proc.stdout.readline().strip() == "ready"
+        t0 = time.perf_counter()
+        assert proc.stdout.readline().strip() == "built"
+        build_s = max(build_s, time.perf_counter() - t0)
+        proc.kill()
+        proc.wait(30)
         max_delay_s = 2.5 * build_s
     assert signatures["A"] != signatures["B"]
     current = "B"
     rounds = []
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     for _ in range(n):
         new = "A" if current == "B" else "B"
         write_corpus(settings.corpus_dir, ESSAYS_A if new == "A" else ESSAYS_B)
-        script = _BUILD_LOOP.format(tests=str(Path(__file__).parent), corpus=str(settings.corpus_dir),
-                                    index=str(settings.index_dir))
         proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env)
         assert proc.stdout.readline().strip() == "ready"
         delay = rng.uniform(0, max_delay_s)
