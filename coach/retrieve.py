@@ -45,8 +45,8 @@ MODES = {
     "hybrid": "dense + BM25 fused with RRF",
     "bridge": "hybrid, plus the English->Chinese bridge: glossary and CC-CEDICT terms join BM25, their Chinese "
               "rendering is a second dense query",
-    "full": "bridge, plus situation themes: the Chinese description of each matched theme is a third dense "
-            "query and joins BM25",
+    "full": "bridge, plus situation themes (the Chinese description of each matched theme is another dense "
+            "query and joins BM25) and sentence-level dense scoring (a passage scores as its best sentence)",
 }
 DEFAULT_MODE = "full"
 BRIDGED_MODES = ("bridge", "full")
@@ -58,7 +58,8 @@ WEIGHT_DENSE_ENGLISH = 0.5
 WEIGHT_PIVOT = 0.5
 WEIGHT_THEME = 0.5
 WEIGHT_KEYWORD = 1.0
-WEIGHT_KEYWORD_BRIDGED = 2.0
+WEIGHT_KEYWORD_BRIDGED = 3.0
+WEIGHT_SENTENCE = 1.0
 # Questions are capped before tokenising; longer input is shortened and the answer says so.
 MAX_QUERY_CHARS = 1000
 
@@ -150,6 +151,7 @@ class SearchPlan:
     own_terms: dict[str, float]          # the question's own BM25 tokens
     keyword_weight: float
     bridged: "bridge_mod.Bridged | None" = None
+    sentence_weight: float = 0.0         # RRF weight of the best-sentence dense ranking (full mode)
 
 
 def plan_search(text: str, mode: str, bridge: "bridge_mod.Bridge | None" = None) -> SearchPlan:
@@ -176,7 +178,13 @@ def plan_search(text: str, mode: str, bridge: "bridge_mod.Bridge | None" = None)
         weights.append(WEIGHT_THEME / len(bridged.themes))
         for tok in tokenize(theme.description_zh):
             terms.setdefault(tok, bridge_mod.THEME_WEIGHT)
-    return SearchPlan(texts, weights, terms, own, kw_w, bridged)
+    return SearchPlan(texts, weights, terms, own, kw_w, bridged, WEIGHT_SENTENCE if mode == "full" else 0.0)
+
+
+def sentence_ranking(sentence_scores: np.ndarray, rows: list[range]) -> list[int]:
+    """Passages ordered by their best sentence's score (passages without sentences last)."""
+    best = np.array([sentence_scores[r.start:r.stop].max() if len(r) else -np.inf for r in rows])
+    return [int(i) for i in np.argsort(-best, kind="stable")]
 
 
 @dataclass(frozen=True)
@@ -271,6 +279,11 @@ class Coach:
             if w > 0:
                 rankings.append(ranking)
                 weights.append(w)
+        if plan.sentence_weight > 0 and len(index.sentence_vectors):
+            # sentence-level scoring: a passage scores as its best sentence (sharper than the passage average)
+            sv = vecs[1] if plan.bridged is not None and plan.bridged.pivot and bridge_mod.is_english(text) else q
+            rankings.append(sentence_ranking(index.sentence_vectors @ sv, index.sentence_rows)[:CANDIDATES])
+            weights.append(plan.sentence_weight)
         kw_all, terms = index.keyword.weighted_scores(plan.keyword_terms)
         kw_order = [int(i) for i in np.argsort(-kw_all, kind="stable")[:CANDIDATES] if kw_all[i] > 0]
         if plan.keyword_weight > 0:

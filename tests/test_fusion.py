@@ -108,3 +108,12 @@ def test_unknown_mode_is_rejected():
             pass
     with pytest.raises(ValueError):
         Stub().ask("x", mode="nope")
+
+
+def test_sentence_ranking_uses_best_sentence():
+    import numpy as np
+    scores = np.array([0.1, 0.9, 0.5, 0.6, 0.2])
+    rows = [range(0, 2), range(2, 4), range(4, 5), range(5, 5)]
+    assert rt.sentence_ranking(scores, rows) == [0, 1, 2, 3]
+    assert rt.plan_search("angry", "full", _bridge()).sentence_weight == rt.WEIGHT_SENTENCE
+    assert rt.plan_search("angry", "bridge", _bridge()).sentence_weight == 0
