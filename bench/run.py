@@ -25,7 +25,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from common import DOCS, ROOT, cpu_info, log  # noqa: E402
 
-PARTS = ("scale", "latency", "cold", "http")
+PARTS = ("scale", "latency", "cold", "http", "memory")
 
 
 def _versions() -> dict:
@@ -86,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     if "cold" in parts:
         results["cold"] = _guard("cold", lambda: __import__("cold_start").run(
             setup=not args.no_setup, answer_repeats=3))
+    if "memory" in parts:
+        results["memory"] = _guard("memory", lambda: _memory(100 if args.quick else 200))
     if "scale" in parts:
         import faiss_scale
         alpha = _real_alpha()
@@ -107,6 +109,16 @@ def main(argv: list[str] | None = None) -> int:
     for name, measured, ok, _note in report.targets(results):
         log(f"  {'n/a ' if ok is None else 'PASS' if ok else 'FAIL'}  {name}: {measured}")
     return 0
+
+
+def _memory(n_questions: int) -> dict:
+    import subprocess
+    log("memory: breakdown and candidate savings (fresh process)")
+    proc = subprocess.run([sys.executable, str(Path(__file__).with_name("memory_child.py")), str(n_questions)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-2000:])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def _load() -> str:
