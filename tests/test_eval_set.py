@@ -11,6 +11,10 @@ from coach import evaluate as ev
 from coach.config import Settings
 
 EVAL_FILE = Path(__file__).resolve().parent.parent / "eval" / "queries.jsonl"
+# `tune` is tuned on; the held-out splits never are. `heldout2` was written after `heldout` had been inspected
+# per query (so `heldout` is no longer clean) and before the changes it is reported for.
+SPLITS = ("tune", "heldout", "heldout2")
+HELDOUT_SPLITS = ("heldout", "heldout2")
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +34,14 @@ def test_counts_per_language_and_split(cases):
     assert len(inside) >= 60 and sum(c.out_of_domain for c in cases) >= 10
     counts = Counter((c.lang, c.split) for c in inside)
     for lang in ev.LANGS:
-        for split in ("tune", "heldout"):
+        for split in SPLITS:
             assert counts[(lang, split)] >= 8, (lang, split, counts)
-    held = sum(c.split == "heldout" for c in inside) / len(inside)
-    assert 0.3 <= held <= 0.5
-    assert {c.split for c in cases} == {"tune", "heldout"}
+    held = sum(c.split in HELDOUT_SPLITS for c in inside) / len(inside)
+    assert 0.3 <= held <= 0.6
+    assert sum(c.split == "heldout2" for c in inside) >= 30
+    assert {c.split for c in cases} == set(SPLITS)
+    for split in SPLITS:
+        assert any(c.out_of_domain and c.split == split for c in cases), split
     assert len({c.query for c in cases}) == len(cases), "duplicate questions"
 
 
@@ -44,7 +51,7 @@ def test_every_relevant_phrase_occurs_in_the_cleaned_corpus(cases, essays):
 
 
 def test_every_essay_is_covered_in_both_splits(cases, essays):
-    for split in ("tune", "heldout"):
+    for split in SPLITS:
         covered = Counter(eid for c in cases if c.split == split for eid, t in essays.items()
                           if any(p in t for p in c.relevant))
         assert set(covered) == set(essays), (split, covered)
