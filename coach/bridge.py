@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -183,9 +184,27 @@ def _cedict_text() -> str | None:
         return None
 
 
-@lru_cache(maxsize=1)
+_dictionary_lock = threading.Lock()
+
+
 def load_dictionary() -> Dictionary:
-    """Parse the packaged CC-CEDICT once (about a second); an empty dictionary if the package is missing.
+    """The packaged CC-CEDICT, parsed once per process (a few seconds of CPU).
+
+    Thread-safe: when several threads ask at once (the first English questions arriving together), one parses
+    and the others wait for its result instead of each parsing a copy. `Coach.warm_up()` calls this at start.
+    """
+    with _dictionary_lock:
+        return _load_dictionary()
+
+
+def dictionary_loaded() -> bool:
+    """Whether CC-CEDICT has been parsed already (the next English question will not wait for it)."""
+    return _load_dictionary.cache_info().currsize > 0
+
+
+@lru_cache(maxsize=1)
+def _load_dictionary() -> Dictionary:
+    """Parse the packaged CC-CEDICT (about a second); an empty dictionary if the package is missing.
 
     Sense choice: each (gloss -> word) pair is scored by the word's log frequency in jieba's dictionary plus a
     bonus when the gloss is among the word's first senses; single characters (highly ambiguous) and words jieba
@@ -251,7 +270,7 @@ class Bridge:
 
     @property
     def dictionary(self) -> Dictionary:
-        if self._dictionary is None:
+        if self._dictionary is None:   # load_dictionary() is locked: concurrent first callers share one parse
             self._dictionary = load_dictionary() if self.use_dictionary else Dictionary()
         return self._dictionary
 
@@ -313,7 +332,15 @@ class Bridge:
         return Bridged(terms, " ".join(dict.fromkeys(pivot_parts)), matched, glossary_hits)
 
 
-@lru_cache(maxsize=1)
+_bridge_lock = threading.Lock()
+
+
 def default_bridge() -> Bridge:
-    """The shared bridge over the packaged glossary, themes and dictionary."""
+    """The shared bridge over the packaged glossary, themes and dictionary (created once, thread-safe)."""
+    with _bridge_lock:
+        return _default_bridge()
+
+
+@lru_cache(maxsize=1)
+def _default_bridge() -> Bridge:
     return Bridge()

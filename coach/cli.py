@@ -53,7 +53,11 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="evaluate retrieval quality on a JSONL query file")
     e.add_argument("queries_file", type=Path, metavar="QUERIES.jsonl")
     e.add_argument("--json", action="store_true", help="machine-readable output")
-    e.add_argument("--top-k", type=int, default=10)
+    e.add_argument("--top-k", type=int, default=10, help=argparse.SUPPRESS)  # metrics always use the top 10
+    e.add_argument("--split", metavar="NAME", help="only the questions of this split (e.g. tune, heldout2)")
+    e.add_argument("--modes", metavar="M1,M2", help="comma-separated search modes to compare (default: all)")
+    e.add_argument("--no-misses", action="store_true",
+                   help="leave out the per-question miss list (while tuning, so no held-out question is read)")
     return p
 
 

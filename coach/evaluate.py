@@ -242,10 +242,20 @@ def run_cli(args, settings) -> int:
     cases = load_cases(args.queries_file)
     split = getattr(args, "split", None)
     if split:
+        known = sorted({c.split for c in cases})
         cases = [c for c in cases if c.split == split]
+        if not cases:
+            print(f"no questions in split {split!r}; the file has: {', '.join(known)}", file=sys.stderr)
+            return 2
     modes = list(MODES)
     if getattr(args, "modes", None):
         modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+        unknown = [m for m in modes if m not in MODES]
+        if unknown or not modes:
+            print(f"unknown search mode(s) {', '.join(unknown) or '(none given)'}; choose from "
+                  f"{', '.join(MODES)}", file=sys.stderr)
+            return 2
+    show_misses = not getattr(args, "no_misses", False)
     coach = Coach(settings, progress=lambda f, m: print(f"[{f:4.0%}] {m}", file=sys.stderr))
     coach.ask("warm-up", top_k=1)  # load lazy resources (dictionary, tokenizer) before timing
     reports = run_modes(coach, cases, modes)
@@ -253,7 +263,10 @@ def run_cli(args, settings) -> int:
     if len(splits) == 2:
         splits = [None]
     if args.json:
-        json.dump(report_json(reports, splits), sys.stdout, ensure_ascii=False, indent=2)
+        out = report_json(reports, splits)
+        if not show_misses:
+            del out["misses"]
+        json.dump(out, sys.stdout, ensure_ascii=False, indent=2)
         print()
         return 0
     print(f"{len(cases)} questions from {args.queries_file}; ranking metrics on the top {EVAL_TOP_K} with "
@@ -263,6 +276,7 @@ def run_cli(args, settings) -> int:
     for s in splits:
         print()
         print(format_table(reports, s))
-    print()
-    print(format_misses(reports[-1], split))
+    if show_misses:
+        print()
+        print(format_misses(reports[-1], split))
     return 0

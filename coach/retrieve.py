@@ -1,5 +1,8 @@
 """Answer a situation: dense + keyword search, fused, diversified, with the key sentence of each passage.
 
+A question in traditional Chinese is searched in its simplified form on both sides (dense and BM25), so either
+script gets the same answer. Query vectors of recent questions and the token sets of passages are cached.
+
 `Coach` loads once and answers many queries; the CLI and the UI both use it. It is safe to query from many
 threads while `rebuild()` runs: each query works on the index reference it started with.
 """
@@ -9,6 +12,8 @@ from __future__ import annotations
 import threading
 import time
 import unicodedata
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -60,8 +65,19 @@ WEIGHT_THEME = 0.5
 WEIGHT_KEYWORD = 1.0
 WEIGHT_KEYWORD_BRIDGED = 3.0
 WEIGHT_SENTENCE = 1.0
+# Script. The keyword side has always searched the simplified form (`keyword.tokenize` converts), but the dense side
+# encoded the question as typed, and multilingual-e5 ranks a traditional-Chinese question clearly worse than the
+# same question in simplified characters (tune split, every Chinese question in both scripts: dense hit@3 0.48
+# traditional vs 0.61 simplified). So a question with traditional characters is encoded in its simplified form
+# (OpenCC t2s, as everywhere else); with QUERY_SCRIPT = "both" the form as typed is encoded too and joins the
+# fusion with WEIGHT_ORIGINAL_SCRIPT. Every mode does this: it is normalisation, like `sanitize_query`.
+QUERY_SCRIPT = "simplified"          # "original" | "simplified" | "both"
+WEIGHT_ORIGINAL_SCRIPT = 0.5
 # Questions are capped before tokenising; longer input is shortened and the answer says so.
 MAX_QUERY_CHARS = 1000
+# Query vectors of the last this many (question, mode) pairs are kept, so a repeated question (a trainer's demo, a
+# follow-up asked again) skips encoding. 256 x up to 5 vectors x 384 floats is under 2 MB.
+QUERY_CACHE_SIZE = 256
 
 
 @dataclass(frozen=True)
@@ -152,25 +168,30 @@ class SearchPlan:
     keyword_weight: float
     bridged: "bridge_mod.Bridged | None" = None
     sentence_weight: float = 0.0         # RRF weight of the best-sentence dense ranking (full mode)
+    sentence_text: int = 0               # which dense text's vector scores the sentences
 
 
 def plan_search(text: str, mode: str, bridge: "bridge_mod.Bridge | None" = None) -> SearchPlan:
     """Turn a (sanitised) question into a search plan for `mode`; pure apart from the bridge's lookups."""
     from .keyword import tokenize
-    own = {t: 1.0 for t in tokenize(text)}
+    own = with_variants({t: 1.0 for t in tokenize(text)})
     dense_w = 0.0 if mode == "keyword" else WEIGHT_DENSE
     kw_w = 0.0 if mode == "dense" else WEIGHT_KEYWORD
+    texts, extra_weight = question_texts(text)
     if mode not in BRIDGED_MODES or bridge is None:
-        return SearchPlan([text], [dense_w], own, own, kw_w)
+        return SearchPlan(texts, [dense_w] + [dense_w and extra_weight] * (len(texts) - 1), own, own, kw_w)
     bridged = bridge.expand(text, themes=(mode == "full"))
     terms = dict(own)
-    texts = [text]
     weights = [WEIGHT_DENSE_ENGLISH if bridge_mod.is_english(text) else WEIGHT_DENSE]
+    weights += [extra_weight] * (len(texts) - 1)
     kw_w = WEIGHT_KEYWORD_BRIDGED
+    sentence_text = 0
     for zh, w in bridged.terms.items():
         for tok in tokenize(zh):
             terms[tok] = max(terms.get(tok, 0.0), w)
     if bridged.pivot:
+        if bridge_mod.is_english(text):  # an English question's sentences are scored by its Chinese rendering
+            sentence_text = len(texts)
         texts.append(bridged.pivot)
         weights.append(WEIGHT_PIVOT)
     for theme in bridged.themes:
@@ -178,7 +199,45 @@ def plan_search(text: str, mode: str, bridge: "bridge_mod.Bridge | None" = None)
         weights.append(WEIGHT_THEME / len(bridged.themes))
         for tok in tokenize(theme.description_zh):
             terms.setdefault(tok, bridge_mod.THEME_WEIGHT)
-    return SearchPlan(texts, weights, terms, own, kw_w, bridged, WEIGHT_SENTENCE if mode == "full" else 0.0)
+    return SearchPlan(texts, weights, with_variants(terms), own, kw_w, bridged,
+                      WEIGHT_SENTENCE if mode == "full" else 0.0, sentence_text)
+
+
+# Characters OpenCC's t2s leaves alone because both are valid simplified characters, although traditional text
+# writes one where simplified text writes the other: 帶著 -> 带著, while simplified essays write 带着. BM25 tokens
+# of the question get the other spelling too (unknown tokens are ignored by BM25), so a question in either script
+# matches essays in either script.
+SCRIPT_VARIANTS = {"著": "着", "着": "著"}
+
+
+def with_variants(terms: dict[str, float]) -> dict[str, float]:
+    """`terms` plus, for each token containing a SCRIPT_VARIANTS character, its other spelling; a token whose other
+    spelling is a stopword (著, the traditional spelling of the particle 着) is dropped."""
+    from .keyword import STOPWORDS
+    out = {}
+    for t, w in terms.items():
+        if not any(ch in t for ch in SCRIPT_VARIANTS):
+            out[t] = w
+            continue
+        alt = "".join(SCRIPT_VARIANTS.get(ch, ch) for ch in t)
+        if alt in STOPWORDS:
+            continue
+        out[t] = w
+        out.setdefault(alt, w)
+    return out
+
+
+def question_texts(text: str) -> tuple[list[str], float]:
+    """The dense query texts of the question itself (the first is the question's own vector) and the RRF weight
+    of the others, relative to the first: a question with traditional characters is searched in simplified form,
+    and with QUERY_SCRIPT == "both" also as typed."""
+    from .clean import to_simplified
+    simplified = to_simplified(text)
+    if simplified == text or QUERY_SCRIPT == "original":
+        return [text], 0.0
+    if QUERY_SCRIPT == "both":
+        return [simplified, text], WEIGHT_ORIGINAL_SCRIPT
+    return [simplified], 0.0
 
 
 def sentence_ranking(sentence_scores: np.ndarray, rows: list[range]) -> list[int]:
@@ -217,7 +276,42 @@ class Coach:
         self.bridge = bridge_mod.default_bridge()
         self._theme_vectors: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
+        self._theme_lock = threading.Lock()
+        self.query_cache_size = QUERY_CACHE_SIZE
+        self._query_cache: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._query_cache_lock = threading.Lock()
+        # passage token sets (for `Hit.matched_terms`), per loaded index: id -> (weak reference, sets); a rebuilt
+        # index gets its own, and the entry of an index nobody holds any more is dropped
+        self._passage_tokens: dict[int, tuple[weakref.ref, list]] = {}
+        self._warm_thread: threading.Thread | None = None
         self.index = self._open(build, progress)
+
+    # ------------------------------------------------------------ warm-up
+
+    def warm_up(self, background: bool = True) -> threading.Thread | None:
+        """Load what the first questions would otherwise load: jieba's dictionary, CC-CEDICT (for English
+        questions), the theme vectors and the passage token sets. With background=True (the app at start) this
+        runs in a daemon thread, which is returned; a question arriving meanwhile waits for the same locks
+        instead of loading a second copy. Calling it again while it runs returns the running thread."""
+        if not background:
+            self._warm()
+            return None
+        with self._lock:
+            if self._warm_thread is None or not self._warm_thread.is_alive():
+                self._warm_thread = threading.Thread(target=self._warm, name="coach-warm-up", daemon=True)
+                self._warm_thread.start()
+            return self._warm_thread
+
+    def _warm(self) -> None:
+        from .keyword import tokenize
+        tokenize("客户")                                   # jieba's dictionary
+        if self.bridge.use_dictionary:
+            self.bridge.dictionary                         # CC-CEDICT (locked: loaded once)
+        self._fixed_vectors()                              # theme description vectors
+        index = self.index
+        tokens = self._token_sets(index)
+        for doc in range(len(index.chunks)):
+            self._chunk_tokens(index, tokens, doc)
 
     # ------------------------------------------------------------ index lifecycle
 
@@ -262,7 +356,7 @@ class Coach:
             return Answer(text, out_of_domain=not text, results=[], truncated=truncated)
 
         plan = plan_search(text, mode, self.bridge if mode in BRIDGED_MODES else None)
-        vecs = self._encode(plan.dense_texts)
+        vecs = self._query_vectors(text, mode, plan.dense_texts)
         q = vecs[0]
         t1 = time.perf_counter()
         rankings, weights = [], []
@@ -281,7 +375,7 @@ class Coach:
                 weights.append(w)
         if plan.sentence_weight > 0 and len(index.sentence_vectors):
             # sentence-level scoring: a passage scores as its best sentence (sharper than the passage average)
-            sv = vecs[1] if plan.bridged is not None and plan.bridged.pivot and bridge_mod.is_english(text) else q
+            sv = vecs[plan.sentence_text]
             rankings.append(sentence_ranking(index.sentence_vectors @ sv, index.sentence_rows)[:CANDIDATES])
             weights.append(plan.sentence_weight)
         kw_all, terms = index.keyword.weighted_scores(plan.keyword_terms)
@@ -291,7 +385,7 @@ class Coach:
             weights.append(plan.keyword_weight)
         t2 = time.perf_counter()
 
-        fused = rrf(rankings, weights)
+        fused = rrf(rankings, weights, RRF_K)
         ranked = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
         if diverse:
             picked = diversify(ranked, lambda d: index.chunks[d].essay_id, top_k)
@@ -305,6 +399,7 @@ class Coach:
         out_of_domain = evidence.out_of_domain()
 
         hits = []
+        token_sets = self._token_sets(index)
         for doc, score in picked:
             chunk = index.chunks[doc]
             dense = dense_score.get(doc)
@@ -317,21 +412,69 @@ class Coach:
                 dense_rank=dense_rank.index(doc) + 1 if doc in dense_score else None,
                 keyword_rank=kw_order.index(doc) + 1 if doc in kw_order else None,
                 highlight=sentence, highlight_span=span,
-                matched_terms=tuple(t for t in terms if t in _simplified_tokens(chunk.text))))
+                matched_terms=tuple(t for t in terms if t in self._chunk_tokens(index, token_sets, doc))))
         t3 = time.perf_counter()
         timings = {"encode": (t1 - t0) * 1e3, "search": (t2 - t1) * 1e3, "fuse_highlight": (t3 - t2) * 1e3}
         return Answer(text, out_of_domain, hits, truncated, timings, evidence)
 
+    def _query_vectors(self, text: str, mode: str, texts: list[str]) -> np.ndarray:
+        """The plan's query vectors, from the LRU cache when this exact question was asked in this mode lately."""
+        key = (getattr(self.embedder, "fingerprint", None), mode, text)
+        if self.query_cache_size > 0:
+            with self._query_cache_lock:
+                hit = self._query_cache.get(key)
+                if hit is not None:
+                    self._query_cache.move_to_end(key)
+                    return hit
+        vecs = self._encode(texts)
+        if self.query_cache_size > 0:
+            vecs.setflags(write=False)                     # shared between callers: never modified in place
+            with self._query_cache_lock:
+                self._query_cache[key] = vecs
+                self._query_cache.move_to_end(key)
+                while len(self._query_cache) > self.query_cache_size:
+                    self._query_cache.popitem(last=False)
+        return vecs
+
+    def clear_query_cache(self) -> None:
+        with self._query_cache_lock:
+            self._query_cache.clear()
+
+    def _token_sets(self, index: pipeline.LoadedIndex) -> list:
+        """The (lazily filled) passage token sets of `index`, created once per loaded index."""
+        with self._lock:
+            entry = self._passage_tokens.get(id(index))
+            if entry is not None and entry[0]() is index:
+                return entry[1]
+            for key in [k for k, (ref, _) in self._passage_tokens.items() if ref() is None]:
+                del self._passage_tokens[key]
+            sets: list = [None] * len(index.chunks)
+            self._passage_tokens[id(index)] = (weakref.ref(index), sets)
+            return sets
+
+    @staticmethod
+    def _chunk_tokens(index: pipeline.LoadedIndex, sets: list, doc: int) -> frozenset[str]:
+        tokens = sets[doc]
+        if tokens is None:              # two threads may both compute it: same value, no harm
+            tokens = sets[doc] = frozenset(_simplified_tokens(index.chunks[doc].text))
+        return tokens
+
     def _encode(self, texts: list[str]) -> np.ndarray:
         """Query vectors for `texts`; the fixed theme descriptions are encoded once and then reused."""
-        fixed = self._theme_vectors
-        if not fixed and self.bridge.themes:
-            descriptions = [t.description_zh for t in self.bridge.themes]
-            fixed = dict(zip(descriptions, self.embedder.encode_queries(descriptions)))
-            self._theme_vectors = fixed
+        fixed = self._fixed_vectors()
         fresh = [t for t in texts if t not in fixed]
         encoded = dict(zip(fresh, self.embedder.encode_queries(fresh))) if fresh else {}
         return np.stack([fixed[t] if t in fixed else encoded[t] for t in texts])
+
+    def _fixed_vectors(self) -> dict[str, np.ndarray]:
+        """The theme descriptions' vectors, encoded once (concurrent first questions wait for one encoding)."""
+        if self._theme_vectors or not self.bridge.themes:
+            return self._theme_vectors
+        with self._theme_lock:
+            if not self._theme_vectors:
+                descriptions = [t.description_zh for t in self.bridge.themes]
+                self._theme_vectors = dict(zip(descriptions, self.embedder.encode_queries(descriptions)))
+            return self._theme_vectors
 
     @staticmethod
     def _key_sentence(index: pipeline.LoadedIndex, doc: int, q: np.ndarray) -> tuple[str, tuple[int, int]]:

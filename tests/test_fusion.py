@@ -117,3 +117,141 @@ def test_sentence_ranking_uses_best_sentence():
     assert rt.sentence_ranking(scores, rows) == [0, 1, 2, 3]
     assert rt.plan_search("angry", "full", _bridge()).sentence_weight == rt.WEIGHT_SENTENCE
     assert rt.plan_search("angry", "bridge", _bridge()).sentence_weight == 0
+
+
+# ------------------------------------------------------------------ script of the question (traditional Chinese)
+
+def test_traditional_question_is_searched_in_its_simplified_form(monkeypatch):
+    b = _bridge()
+    for mode in rt.MODES:
+        plan = rt.plan_search("客戶很生氣怎麼辦", mode, b)
+        assert plan.dense_texts[0] == "客户很生气怎么办", mode
+        assert "客戶很生氣怎麼辦" not in plan.dense_texts
+    # simplified and English questions are encoded as typed
+    assert rt.plan_search("客户很生气", "full", b).dense_texts[0] == "客户很生气"
+    assert rt.plan_search("angry caller", "full", b).dense_texts[0] == "angry caller"
+    # the same question in either script gets the same plan
+    trad, simp = rt.plan_search("客戶很生氣", "full", b), rt.plan_search("客户很生气", "full", b)
+    assert trad.dense_texts == simp.dense_texts and trad.keyword_terms == simp.keyword_terms
+    monkeypatch.setattr(rt, "QUERY_SCRIPT", "both")
+    both = rt.plan_search("客戶很生氣", "hybrid", b)
+    assert both.dense_texts == ["客户很生气", "客戶很生氣"]
+    assert both.dense_weights == [rt.WEIGHT_DENSE, rt.WEIGHT_ORIGINAL_SCRIPT]
+    assert rt.plan_search("客戶很生氣", "keyword", b).dense_weights == [0.0, 0.0]
+    monkeypatch.setattr(rt, "QUERY_SCRIPT", "original")
+    assert rt.plan_search("客戶很生氣", "full", b).dense_texts[0] == "客戶很生氣"
+
+
+def test_sentence_scoring_vector_follows_the_plan():
+    b = _bridge()
+    assert rt.plan_search("angry caller", "full", b).sentence_text == 1        # the Chinese pivot
+    assert rt.plan_search("客戶很生氣 angry", "full", b).sentence_text == 0    # mostly Chinese: the question
+
+
+def test_script_variant_spellings_join_the_keyword_terms():
+    # OpenCC leaves 著 (traditional essays: 帶著) where simplified essays write 着 (带着)
+    assert rt.with_variants({"带著": 1.0, "怨气": 1.0}) == {"带著": 1.0, "带着": 1.0, "怨气": 1.0}
+    assert rt.with_variants({"试着": 0.5}) == {"试着": 0.5, "试著": 0.5}
+    assert rt.with_variants({"著": 1.0, "客户": 1.0}) == {"客户": 1.0}       # the particle is a stopword
+    plan = rt.plan_search("客戶帶著怨氣打來", "hybrid", _bridge())
+    assert {"带著", "带着"} <= set(plan.keyword_terms)
+
+
+# ------------------------------------------------------------------ speed: caches and warm-up
+
+ESSAYS = {
+    "angry.txt": "遇到愤怒的客户\n客户在电话里破口大骂,我先让他把话说完。然后我会复述他的问题,表示理解。\n",
+    "rules.txt": "紅線不能碰\n客戶要求我幫他破解密碼,我拒絕了。有些規定看似死板,其實是保護。\n",
+}
+
+
+class CountingEmbedder:
+    def __init__(self):
+        from coach.embed import FakeEmbedder
+        self.inner, self.calls = FakeEmbedder(), []
+
+    def encode_queries(self, texts, *a, **kw):
+        self.calls.append(list(texts))
+        return self.inner.encode_queries(texts, *a, **kw)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+@pytest.fixture
+def small_coach(tmp_path):
+    from coach.config import Settings
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name, text in ESSAYS.items():
+        (corpus / name).write_text(text, encoding="utf-8")
+    emb = CountingEmbedder()
+    coach = rt.Coach(Settings(corpus_dir=corpus, index_dir=tmp_path / "index", model="fake"), embedder=emb)
+    coach.bridge = _bridge()
+    coach._theme_vectors = {}
+    return coach, emb
+
+
+def test_repeated_question_skips_encoding(small_coach):
+    coach, emb = small_coach
+    first = coach.ask("客户破口大骂", top_k=2)
+    n = len(emb.calls)
+    again = coach.ask("客户破口大骂", top_k=2)
+    assert len(emb.calls) == n, "the same question in the same mode is not encoded again"
+    assert [h.chunk.id for h in again.results] == [h.chunk.id for h in first.results]
+    coach.ask("客户破口大骂", top_k=2, mode="dense")           # another mode: its own entry
+    assert len(emb.calls) == n + 1
+    coach.ask(" 客户破口大骂 ", top_k=2)                        # sanitised to the same text: cached
+    assert len(emb.calls) == n + 1
+    coach.clear_query_cache()
+    coach.ask("客户破口大骂", top_k=2)
+    assert len(emb.calls) == n + 2
+
+
+def test_query_cache_is_bounded_lru(small_coach):
+    coach, emb = small_coach
+    coach.query_cache_size = 2
+    for q in ("甲", "乙", "甲", "丙"):                           # 乙 is the least recently used when 丙 arrives
+        coach.ask(q, mode="dense")
+    assert len(coach._query_cache) == 2
+    n = len(emb.calls)
+    coach.ask("甲", mode="dense")
+    assert len(emb.calls) == n
+    coach.ask("乙", mode="dense")
+    assert len(emb.calls) == n + 1
+    coach.query_cache_size = 0                                 # off: every question is encoded
+    coach.ask("乙", mode="dense")
+    assert len(emb.calls) == n + 2
+
+
+def test_passages_are_tokenised_once_per_loaded_index(small_coach, monkeypatch):
+    coach, _ = small_coach
+    seen = []
+    real = rt._simplified_tokens
+    monkeypatch.setattr(rt, "_simplified_tokens", lambda text: seen.append(text) or real(text))
+    for q in ("客户破口大骂", "破解密码", "规定 死板 保护", "客户破口大骂 复述"):
+        coach.ask(q, top_k=3, diverse=False)
+    n_chunks = len(coach.index.chunks)
+    assert 0 < len(seen) <= n_chunks and len(set(seen)) == len(seen)
+    answer = coach.ask("破解密码", top_k=3)
+    assert "破解" in answer.results[0].matched_terms
+    coach.rebuild()                                            # a new index gets its own token sets
+    seen.clear()
+    coach.ask("破解密码", top_k=1)
+    assert len(seen) == 1
+
+
+def test_warm_up_preloads_in_the_background(small_coach, monkeypatch):
+    coach, _ = small_coach
+    loaded = []
+    monkeypatch.setattr(type(coach.bridge), "dictionary", property(lambda self: loaded.append(1)))
+    coach.bridge.use_dictionary = True
+    thread = coach.warm_up()
+    second = coach.warm_up()                                   # while running: the same thread, no second load
+    assert second is thread or not thread.is_alive()
+    thread.join(30)
+    second.join(30)
+    assert not thread.is_alive() and loaded
+    assert coach._theme_vectors                                  # theme descriptions encoded
+    assert all(s is not None for s in coach._token_sets(coach.index))
+    assert coach.warm_up(background=False) is None

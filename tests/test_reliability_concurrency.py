@@ -173,9 +173,6 @@ print(time.perf_counter() - t0)
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="coach/bridge.py: load_dictionary() is @lru_cache'd without a lock, so N concurrent first "
-                          "English questions each load CC-CEDICT (~3.5 s of CPU each) instead of one loading it and "
-                          "the others waiting", strict=False)
 def test_first_english_questions_at_once_load_the_dictionary_once(tmp_path):
     import subprocess
     import sys
