@@ -1,7 +1,8 @@
 """Read `corpus/`: essays in any supported encoding, the person-written metadata, and the errata.
 
 Code never writes `corpus/`. Essays are `.txt`, `.md` or `.html` files; `essays.toml` (metadata) and
-`errata.toml` (editorial corrections) are written by a person, and both are optional. A file that is
+`errata.toml` (editorial corrections) are written by a person, and both are optional; so is `situations.toml`
+(bilingual descriptions of the situations a passage answers, attached to the essay text by an exact anchor phrase). A file that is
 empty, binary or undecodable is skipped with a warning naming it; nothing else is lost.
 """
 
@@ -20,7 +21,8 @@ from .clean import Erratum, ErratumMismatch, clean_text, to_simplified
 ESSAY_SUFFIXES = (".txt", ".md", ".html", ".htm")
 METADATA_FILE = "essays.toml"
 ERRATA_FILE = "errata.toml"
-NOT_ESSAYS = {"readme.md", "readme.txt", METADATA_FILE, ERRATA_FILE}
+SITUATIONS_FILE = "situations.toml"
+NOT_ESSAYS = {"readme.md", "readme.txt", METADATA_FILE, ERRATA_FILE, SITUATIONS_FILE}
 UNKNOWN_AUTHOR = "unknown"
 
 
@@ -189,6 +191,52 @@ def load_metadata(corpus_dir: Path) -> dict[str, EssayMeta]:
 def load_errata(corpus_dir: Path) -> list[Erratum]:
     return [Erratum(essay=e["essay"], damaged=e["damaged"], corrected=e["corrected"], reason=e.get("reason", ""))
             for e in _read_toml(Path(corpus_dir) / ERRATA_FILE).get("erratum", [])]
+
+
+@dataclass(frozen=True)
+class Situation:
+    """An editor's description of a situation the advice near `anchor` answers (hand-written doc2query)."""
+
+    essay: str                   # essay id (corpus/essays.toml)
+    anchor: str                  # exact phrase of the essay's cleaned text; attaches the entry to its passage(s)
+    en: str                      # the situation and the advice, in plain English agent language
+    zh: str                      # the same in plain simplified Chinese
+
+
+def load_situations(corpus_dir: Path) -> list[Situation]:
+    """The `[[situation]]` entries of corpus/situations.toml (absent file: none). A malformed file or entry raises
+    ValueError naming the file (and the entry's position)."""
+    path = Path(corpus_dir) / SITUATIONS_FILE
+    entries = _read_toml(path).get("situation", [])
+    if not isinstance(entries, list):
+        raise ValueError(f"{path.name}: `situation` must be an array of tables ([[situation]]); fix it and build again")
+    out = []
+    for n, entry in enumerate(entries, start=1):
+        fields = ("essay", "anchor", "en", "zh")
+        if not isinstance(entry, dict) or any(not isinstance(entry.get(f), str) or not entry[f].strip()
+                                              for f in fields):
+            raise ValueError(f"{path.name}: situation #{n} needs non-empty text fields {', '.join(fields)}; "
+                             f"fix it and build again")
+        out.append(Situation(*(" ".join(entry[f].split()) if f != "anchor" else entry[f] for f in fields)))
+    return out
+
+
+def locate_situations(situations: list[Situation], texts: dict[str, str]
+                      ) -> tuple[list[tuple[Situation, int, int]], list[str]]:
+    """(situation, start, end) of the first occurrence of each anchor in its essay's cleaned text (`texts`: essay id
+    -> text), and one warning per entry whose essay is unknown or whose anchor is not in it (those are left out)."""
+    found, warnings = [], []
+    for n, s in enumerate(situations, start=1):
+        text = texts.get(s.essay)
+        if text is None:
+            warnings.append(f"{SITUATIONS_FILE}: situation #{n} names essay {s.essay!r}, which is not in the corpus")
+            continue
+        at = text.find(s.anchor)
+        if at < 0:
+            warnings.append(f"{SITUATIONS_FILE}: situation #{n} anchor {s.anchor!r} is not in essay {s.essay!r}")
+            continue
+        found.append((s, at, at + len(s.anchor)))
+    return found, warnings
 
 
 def slugify(name: str) -> str:

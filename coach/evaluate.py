@@ -186,19 +186,20 @@ def format_table(reports: list[ModeReport], split: str | None) -> str:
     metrics = {r.mode: r.metrics(split) for r in reports}
     first = metrics[reports[0].mode]
     title = "all questions" if split is None else f"split: {split}"
+    width = max([10] + [len(r.mode) + 2 for r in reports])
     lines = [f"== {title} ({first['by_lang']['all']['n']} in-domain, {first['ood']['n_ood']} out-of-domain)",
-             f"{'':22}" + "".join(f"{r.mode:>10}" for r in reports)]
+             f"{'':22}" + "".join(f"{r.mode:>{width}}" for r in reports)]
     for group in (*LANGS, "all"):
         n = first["by_lang"][group]["n"]
         if not n:
             continue
         for metric in ("hit@1", "hit@3", "hit@5", "mrr@10"):
             label = f"{group} {metric}" + (f" (n={n})" if metric == "hit@1" else "")
-            lines.append(f"{label:22}" + "".join(f"{_fmt(metrics[r.mode]['by_lang'][group][metric]):>10}"
+            lines.append(f"{label:22}" + "".join(f"{_fmt(metrics[r.mode]['by_lang'][group][metric]):>{width}}"
                                                  for r in reports))
     for key, label in (("precision", "OOD precision"), ("recall", "OOD recall"),
                        ("false_flag_rate", "in-domain flagged")):
-        lines.append(f"{label:22}" + "".join(f"{_fmt(metrics[r.mode]['ood'][key]):>10}" for r in reports))
+        lines.append(f"{label:22}" + "".join(f"{_fmt(metrics[r.mode]['ood'][key]):>{width}}" for r in reports))
     return "\n".join(lines)
 
 
@@ -272,7 +273,7 @@ def run_cli(args, settings) -> int:
     print(f"{len(cases)} questions from {args.queries_file}; ranking metrics on the top {EVAL_TOP_K} with "
           "diversity off; modes: " + ", ".join(modes))
     for m in modes:
-        print(f"  {m:8} {MODES.get(m, '')}")
+        print(f"  {m:10} {MODES.get(m, '')}")
     for s in splits:
         print()
         print(format_table(reports, s))

@@ -12,6 +12,10 @@ Layout of `index/` (generated, gitignored):
         chunks.jsonl               the passages, human-readable, one JSON object per line
         essays.json                essay metadata and cleaned text (for attribution and the reader)
         keyword/                   BM25 index files (bm25s: .npy arrays + JSON vocab and params)
+        situations.jsonl           the situation texts of corpus/situations.toml (en and zh, one per line) with the
+                                   chunks each one describes, readable
+        situations.npy             their vectors ("passage: " prompt), row i = line i of situations.jsonl
+        situation_keyword/         BM25 over the situation texts (same format as keyword/)
 
 A build is written into `builds/.tmp-*`, fsynced, renamed into place, and only then is `CURRENT` switched, so a crash
 mid-build leaves the previous build in use. Readers check every hash in the manifest before serving anything.
@@ -31,7 +35,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2    # 2: situation vectors and texts (situations.npy, situations.jsonl, situation_keyword/)
 MANIFEST = "manifest.json"
 CURRENT = "CURRENT"
 BUILDS = "builds"
@@ -40,6 +44,9 @@ SENTENCES_FILE = "sentences.npy"
 CHUNKS_FILE = "chunks.jsonl"
 ESSAYS_FILE = "essays.json"
 KEYWORD_DIR = "keyword"
+SITUATIONS_FILE = "situations.npy"
+SITUATION_TEXTS_FILE = "situations.jsonl"
+SITUATION_KEYWORD_DIR = "situation_keyword"
 
 
 class IndexError_(Exception):

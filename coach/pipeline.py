@@ -7,7 +7,7 @@ import json
 import shutil
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
 
@@ -20,7 +20,7 @@ from . import index as ix
 from . import keyword as keyword_stage
 from .chunk import Chunk, Sentence, chunk_essay
 from .config import Settings
-from .corpus import EssayMeta, load_corpus
+from .corpus import EssayMeta, load_corpus, load_situations, locate_situations
 
 Progress = Callable[[float, str], None]
 
@@ -56,6 +56,11 @@ class LoadedIndex:
     essays: dict[str, EssayRecord]
     keyword: keyword_stage.KeywordIndex
     warnings: list[str]
+    # situations (corpus/situations.toml): one row per situation text (en or zh), the chunk positions it describes
+    situation_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    situation_texts: list[dict] = field(default_factory=list)   # {"text", "lang", "chunks": [ids], "essay"}
+    situation_chunks: list[tuple[int, ...]] = field(default_factory=list)
+    situation_keyword: keyword_stage.KeywordIndex | None = None
 
 
 def pipeline_version() -> str:
@@ -96,6 +101,27 @@ def _embedding_text(chunk: Chunk, meta: EssayMeta) -> str:
     return (" | ".join(parts) + "\n" if parts else "") + chunk.text
 
 
+def situation_records(corpus_dir: Path, essays, chunks: list[Chunk]) -> tuple[list[dict], list[str]]:
+    """One record per situation text (its English and its Chinese description) with the ids of the chunks the
+    situation's anchor lies in, and the warnings of entries left out (unknown essay, anchor not found).
+
+    An anchor attaches to every chunk containing it whole (two, when it sits in the sentence neighbouring chunks
+    share); an anchor split by a chunk boundary attaches to the chunks it overlaps."""
+    located, warnings = locate_situations(load_situations(corpus_dir), {e.meta.id: e.text for e in essays})
+    records = []
+    for situation, start, end in located:
+        mine = [c for c in chunks if c.essay_id == situation.essay]
+        ids = [c.id for c in mine if c.start <= start and end <= c.end] or \
+              [c.id for c in mine if c.start < end and start < c.end]
+        if not ids:
+            warnings.append(f"situation anchor {situation.anchor!r} of {situation.essay!r} lies in no passage")
+            continue
+        for lang in ("en", "zh"):
+            records.append({"text": getattr(situation, lang), "lang": lang, "essay": situation.essay,
+                            "anchor": situation.anchor, "chunks": ids})
+    return records, warnings
+
+
 _build_lock = threading.Lock()
 
 
@@ -119,6 +145,10 @@ def build(settings: Settings, embedder: EmbedderLike, progress: Progress | None 
         sentences = [s.text for c in chunks for s in c.sentences]
         progress(0.5, f"embedding {len(sentences)} sentences")
         sentence_vecs = embedder.encode_passages(sentences) if sentences else np.zeros((0, embedder.dim), np.float32)
+        situations, situation_warnings = situation_records(settings.corpus_dir, loaded.essays, chunks)
+        progress(0.8, f"embedding {len(situations)} situation descriptions")
+        situation_vecs = (embedder.encode_passages([r["text"] for r in situations]) if situations
+                          else np.zeros((0, passage_vecs.shape[1]), np.float32))
 
         progress(0.85, "writing index")
         tmp = ix.new_build_dir(settings.index_dir)
@@ -132,9 +162,17 @@ def build(settings: Settings, embedder: EmbedderLike, progress: Progress | None 
             (tmp / ix.ESSAYS_FILE).write_text(json.dumps(essays_json, ensure_ascii=False, indent=1), "utf-8")
             (tmp / ix.KEYWORD_DIR).mkdir()
             keyword_stage.KeywordIndex.build([c.text for c in chunks]).save(tmp / ix.KEYWORD_DIR)
+            ix.save_array(tmp / ix.SITUATIONS_FILE, np.asarray(situation_vecs, np.float32))
+            ix.write_jsonl(tmp / ix.SITUATION_TEXTS_FILE, situations)
+            if situations:
+                (tmp / ix.SITUATION_KEYWORD_DIR).mkdir()
+                keyword_stage.KeywordIndex.build([r["text"] for r in situations]).save(
+                    tmp / ix.SITUATION_KEYWORD_DIR)
             manifest = ix.Manifest(
                 format_version=ix.FORMAT_VERSION, dim=int(passage_vecs.shape[1]), index_type=vectors.kind,
-                counts={"essays": len(loaded.essays), "chunks": len(chunks), "sentences": len(sentences)},
+                counts={"essays": len(loaded.essays), "chunks": len(chunks), "sentences": len(sentences),
+                        "situations": len(situations) // 2, "situation_texts": len(situations),
+                        "chunks_with_situations": len({i for r in situations for i in r["chunks"]})},
                 versions=ix.versions(), built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 build_seconds=round(time.time() - started, 2), **expected)
             final = ix.commit_build(settings.index_dir, tmp, manifest)
@@ -143,7 +181,7 @@ def build(settings: Settings, embedder: EmbedderLike, progress: Progress | None 
             raise
         progress(1.0, "index ready")
         result = load_build(final)
-        result.warnings = list(loaded.warnings)
+        result.warnings = list(loaded.warnings) + situation_warnings
         return result
 
 
@@ -172,7 +210,21 @@ def load_build(build_dir: Path) -> LoadedIndex:
     if vectors.ntotal != len(chunks) or len(sentence_vectors) != start or vectors.index.d != manifest.dim:
         raise ix.IndexCorrupt(f"index files in {build_dir.name} disagree on counts; run `coach build`")
     keyword = keyword_stage.KeywordIndex.load(build_dir / ix.KEYWORD_DIR)
-    return LoadedIndex(build_dir, manifest, vectors, sentence_vectors, rows, chunks, essays, keyword, [])
+    situation_vectors = ix.load_array(build_dir / ix.SITUATIONS_FILE)
+    position = {c.id: n for n, c in enumerate(chunks)}
+    try:
+        situation_texts = ix.read_jsonl(build_dir / ix.SITUATION_TEXTS_FILE)
+        situation_chunks = [tuple(position[i] for i in r["chunks"]) for r in situation_texts]
+        [r["text"] for r in situation_texts]
+    except (KeyError, TypeError, ValueError, OSError) as exc:
+        raise ix.IndexCorrupt(f"situation texts in {build_dir.name} are malformed ({exc}); run `coach build`") from exc
+    if len(situation_vectors) != len(situation_texts) or (len(situation_texts) and
+                                                          situation_vectors.shape[1] != manifest.dim):
+        raise ix.IndexCorrupt(f"situation files in {build_dir.name} disagree on counts; run `coach build`")
+    situation_keyword = (keyword_stage.KeywordIndex.load(build_dir / ix.SITUATION_KEYWORD_DIR)
+                         if situation_texts else None)
+    return LoadedIndex(build_dir, manifest, vectors, sentence_vectors, rows, chunks, essays, keyword, [],
+                       situation_vectors, situation_texts, situation_chunks, situation_keyword)
 
 
 def _chunk_to_json(c: Chunk) -> dict:

@@ -52,9 +52,12 @@ MODES = {
               "rendering is a second dense query",
     "full": "bridge, plus situation themes (the Chinese description of each matched theme is another dense "
             "query and joins BM25) and sentence-level dense scoring (a passage scores as its best sentence)",
+    "situations": "full, plus the editors' situation descriptions (corpus/situations.toml): a passage scores as "
+                  "its best-matching English/Chinese description, densely and in BM25",
 }
-DEFAULT_MODE = "full"
-BRIDGED_MODES = ("bridge", "full")
+DEFAULT_MODE = "situations"
+BRIDGED_MODES = ("bridge", "full", "situations")
+THEMED_MODES = ("full", "situations")       # themes and sentence-level scoring
 # RRF weights of the rankers (question dense, bridge pivot dense, theme dense, keyword), tuned on the tune split
 # of eval/queries.jsonl. In bridged modes BM25 over the bridged terms is the sharpest signal; the English question's
 # own dense ranking is weak across languages and counts less.
@@ -65,6 +68,13 @@ WEIGHT_THEME = 0.5
 WEIGHT_KEYWORD = 1.0
 WEIGHT_KEYWORD_BRIDGED = 3.0
 WEIGHT_SENTENCE = 1.0
+# Situations mode: RRF weights of the ranking by best situation-description cosine (the question's own vector
+# against the descriptions' "passage:" vectors, max per passage) and by best situation-description BM25 (the
+# plan's keyword terms against each description, English words included). Tuned on the tune split (grid 0.5-6 x
+# 0-3): all hit@3 rises from 0.919 at (1, 1) to a plateau of 0.959 for 3-5 x 1-3; (4, 2) is its middle. The
+# descriptions were written to be matched, so they outweigh the rankers over the essays' literary text.
+WEIGHT_SITUATION = 4.0
+WEIGHT_SITUATION_KEYWORD = 2.0
 # Script. The keyword side has always searched the simplified form (`keyword.tokenize` converts), but the dense side
 # encoded the question as typed, and multilingual-e5 ranks a traditional-Chinese question clearly worse than the
 # same question in simplified characters (tune split, every Chinese question in both scripts: dense hit@3 0.48
@@ -169,6 +179,8 @@ class SearchPlan:
     bridged: "bridge_mod.Bridged | None" = None
     sentence_weight: float = 0.0         # RRF weight of the best-sentence dense ranking (full mode)
     sentence_text: int = 0               # which dense text's vector scores the sentences
+    situation_weight: float = 0.0        # RRF weight of the best situation description's cosine (situations mode)
+    situation_keyword_weight: float = 0.0  # RRF weight of the best situation description's BM25
 
 
 def plan_search(text: str, mode: str, bridge: "bridge_mod.Bridge | None" = None) -> SearchPlan:
@@ -180,7 +192,7 @@ def plan_search(text: str, mode: str, bridge: "bridge_mod.Bridge | None" = None)
     texts, extra_weight = question_texts(text)
     if mode not in BRIDGED_MODES or bridge is None:
         return SearchPlan(texts, [dense_w] + [dense_w and extra_weight] * (len(texts) - 1), own, own, kw_w)
-    bridged = bridge.expand(text, themes=(mode == "full"))
+    bridged = bridge.expand(text, themes=(mode in THEMED_MODES))
     terms = dict(own)
     weights = [WEIGHT_DENSE_ENGLISH if bridge_mod.is_english(text) else WEIGHT_DENSE]
     weights += [extra_weight] * (len(texts) - 1)
@@ -199,8 +211,10 @@ def plan_search(text: str, mode: str, bridge: "bridge_mod.Bridge | None" = None)
         weights.append(WEIGHT_THEME / len(bridged.themes))
         for tok in tokenize(theme.description_zh):
             terms.setdefault(tok, bridge_mod.THEME_WEIGHT)
+    situations = mode == "situations"
     return SearchPlan(texts, weights, with_variants(terms), own, kw_w, bridged,
-                      WEIGHT_SENTENCE if mode == "full" else 0.0, sentence_text)
+                      WEIGHT_SENTENCE if mode in THEMED_MODES else 0.0, sentence_text,
+                      WEIGHT_SITUATION if situations else 0.0, WEIGHT_SITUATION_KEYWORD if situations else 0.0)
 
 
 # Characters OpenCC's t2s leaves alone because both are valid simplified characters, although traditional text
@@ -244,6 +258,19 @@ def sentence_ranking(sentence_scores: np.ndarray, rows: list[range]) -> list[int
     """Passages ordered by their best sentence's score (passages without sentences last)."""
     best = np.array([sentence_scores[r.start:r.stop].max() if len(r) else -np.inf for r in rows])
     return [int(i) for i in np.argsort(-best, kind="stable")]
+
+
+def situation_ranking(scores: np.ndarray, situation_chunks: list[tuple[int, ...]], n_chunks: int) -> list[int]:
+    """Passages ordered by the best score of the situation descriptions attached to them (row i of `scores`
+    describes the passages `situation_chunks[i]`); passages without a description, or whose best score is not
+    positive, are left out."""
+    best = np.full(n_chunks, -np.inf)
+    for score, docs in zip(scores, situation_chunks):
+        for d in docs:
+            if score > best[d]:
+                best[d] = score
+    order = np.argsort(-best, kind="stable")
+    return [int(d) for d in order if best[d] > 0]
 
 
 @dataclass(frozen=True)
@@ -378,6 +405,15 @@ class Coach:
             sv = vecs[plan.sentence_text]
             rankings.append(sentence_ranking(index.sentence_vectors @ sv, index.sentence_rows)[:CANDIDATES])
             weights.append(plan.sentence_weight)
+        if plan.situation_weight > 0 and len(index.situation_texts):
+            # the editors' situation descriptions: a passage scores as its best-matching description
+            ranking = situation_ranking(index.situation_vectors @ q, index.situation_chunks, len(index.chunks))
+            rankings.append(ranking[:CANDIDATES])
+            weights.append(plan.situation_weight)
+        if plan.situation_keyword_weight > 0 and index.situation_keyword is not None:
+            sit_kw, _ = index.situation_keyword.weighted_scores(plan.keyword_terms)
+            rankings.append(situation_ranking(sit_kw, index.situation_chunks, len(index.chunks))[:CANDIDATES])
+            weights.append(plan.situation_keyword_weight)
         kw_all, terms = index.keyword.weighted_scores(plan.keyword_terms)
         kw_order = [int(i) for i in np.argsort(-kw_all, kind="stable")[:CANDIDATES] if kw_all[i] > 0]
         if plan.keyword_weight > 0:
