@@ -30,12 +30,16 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
-import gradio as gr
+# No usage analytics or version check leave the machine (set before gradio is imported; Blocks also gets
+# analytics_enabled=False).
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr  # noqa: E402
 
 from .config import PROJECT_ROOT, Settings
 from .feedback import FeedbackStore, eval_cases
 from .retrieve import MAX_QUERY_CHARS, Answer, Hit, sanitize_query
-from .themes import BY_ID, THEMES, Theme, score_themes
+from .themes import BY_ID, FEATURED_THEMES, THEMES, Theme, score_themes
 
 log = logging.getLogger("coach.ui")
 
@@ -44,6 +48,11 @@ UPLOAD_EXTENSIONS = (".txt", ".md", ".html")
 QUEUE_MAX_SIZE = 32              # waiting events beyond this get Gradio's "currently busy, please try again"
 CONCURRENCY = 4                  # questions answered at once
 MAX_TURNS_KEPT = 50              # per browser session
+SESSION_TTL_S = 8 * 3600         # a browser session's state is dropped this long after its last change
+MAX_SESSIONS = 2000              # sessions kept in memory at once; the least recently used beyond this are dropped
+EXPORT_TTL_S = 3600              # downloads (answer, content gaps, eval cases) are deleted after this long
+LOAD_WAIT_S = 60.0               # a question asked while Coach loads waits this long, then gets the "loading" note
+WARM_UP_QUESTIONS = ("how do I handle an angry caller", "客户在电话里骂人怎么办")
 TOP_K = 3
 
 # ---------------------------------------------------------------------------------------------- UI strings
@@ -64,6 +73,8 @@ T = {
                     "They write about situations like these:",
         "empty": "Type a situation to get advice.",
         "loading": "Coach is still loading the veterans' essays. Please ask again in a moment.",
+        "warming": "Coach is warming up: loading the model and the veterans' essays. A question asked now is "
+                   "answered as soon as it is ready.",
         "failed": "Coach could not open its index: {}",
         "related": "Related situations", "read": "Read essay {}",
         "why": "Why these passages", "why_hint": "Fused score = Reciprocal Rank Fusion of the dense (meaning) "
@@ -102,6 +113,7 @@ T = {
         "ood_body": "Coach 只根据资深客服的文章回答,这些文章都没有谈到这个问题。他们写过的情况包括:",
         "empty": "请输入你遇到的情况。",
         "loading": "Coach 正在加载文章,请稍后再问。",
+        "warming": "Coach 正在启动:加载模型和资深客服的文章。现在提问,准备好后会立即回答。",
         "failed": "Coach 无法打开索引:{}",
         "related": "相关情况", "read": "阅读全文 {}",
         "why": "为什么是这些段落", "why_hint": "综合得分 = 语义(向量)排名与关键词(BM25)排名的倒数排名融合 (RRF)。",
@@ -357,7 +369,7 @@ def render_card(turn: Turn, lang: str, script: str) -> str:
     if not ans.query:
         return f'<div class="coach-card">{head}<p>{_esc(_ui(lang, "empty", script))}</p></div>'
     if ans.out_of_domain or not ans.results:
-        topics = " · ".join(_esc(theme_label(t, "", lang, script)) for t in THEMES[:6])
+        topics = " · ".join(_esc(theme_label(t, "", lang, script)) for t in FEATURED_THEMES[:6])
         return (f'<div class="coach-card coach-ood">{head}<div class="coach-ood-title">'
                 f'{_esc(_ui(lang, "ood_title", script))}</div><p>{_esc(_ui(lang, "ood_body", script))}</p>'
                 f'<p class="coach-topics">{topics}</p></div>')
@@ -561,33 +573,117 @@ def upload_config() -> tuple[bool, tuple[str, str] | None, str]:
     return True, (user, password), "adding essays is on, behind a login"
 
 
+def foreign_origin(request) -> str | None:
+    """The other site a request came from, or None when it came from this app's own pages (or from no page at all).
+
+    A browser names the page that sent a POST in `Origin` (else `Referer`); it must be this server, as named by
+    the request's `Host` (or `X-Forwarded-Host` behind a proxy). Clients that are not browsers (gradio_client,
+    curl) send neither header and pass: they need the login like anyone else. A page on another site cannot hide
+    its origin; "null" (sandboxed frames, file: pages) counts as foreign.
+    """
+    raw = getattr(request, "headers", None) or {}
+    try:
+        headers = {str(k).lower(): str(v) for k, v in raw.items()}
+    except AttributeError:
+        return None
+    hosts = {h.strip().lower() for h in (headers.get("host", ""), *headers.get("x-forwarded-host", "").split(","))
+             if h.strip()}
+    for name in ("origin", "referer"):
+        value = headers.get(name, "").strip()
+        if not value:
+            continue
+        netloc = urllib.parse.urlsplit(value).netloc.lower() if value != "null" else ""
+        return None if netloc and netloc in hosts else value[:200]
+    return None
+
+
 # ---------------------------------------------------------------------------------------------- the app's state
+
+def first_pass(coach) -> None:
+    """One Chinese question through a freshly loaded Coach, before it serves: what every question needs the first
+    time (jieba's dictionary, the theme vectors, the model's first pass, OpenCC) is paid here, once."""
+    t0 = time.perf_counter()
+    try:
+        coach.ask(WARM_UP_QUESTIONS[-1], top_k=TOP_K, diverse=True)
+        convert_script("客户", "hant"), convert_script("客戶", "hans")
+    except Exception:
+        log.exception("first pass failed; questions are still answered")
+    log.info("first pass took %.1f s", time.perf_counter() - t0)
+
+
+def warm_up(coach) -> None:
+    """What only some questions need, loaded in the background once Coach serves: the bridge's CC-CEDICT (a few
+    seconds of CPU, for English questions). `Coach.warm_up()` where it exists, else the warm-up questions (not
+    recorded anywhere). A failure is logged, never raised: questions still work, the first English one slower."""
+    t0 = time.perf_counter()
+    try:
+        fn = getattr(coach, "warm_up", None)
+        if callable(fn):
+            running = fn()
+            if isinstance(running, threading.Thread):   # Coach.warm_up may run in a thread of its own
+                running.join()
+        else:
+            for q in WARM_UP_QUESTIONS:
+                coach.ask(q, top_k=TOP_K, diverse=True)
+    except Exception:
+        log.exception("warm-up failed; questions are still answered")
+    log.info("warm-up took %.1f s", time.perf_counter() - t0)
+
+
+def load_coach(settings: Settings, upload_dir: Path, live_dir: Path, embedder=None):
+    """The Coach the app serves: the model and the index (built when missing or stale), then `first_pass`."""
+    from .retrieve import Coach
+
+    t0 = time.perf_counter()
+    coach = Coach(corpus_with_uploads(settings, upload_dir, live_dir), embedder=embedder, build=True)
+    log.info("model and index loaded in %.1f s", time.perf_counter() - t0)
+    first_pass(coach)
+    return coach
+
 
 class CoachHolder:
     """The Coach in use. Loaded once (in a background thread when preloading); swapped whole after a rebuild, so
     questions in flight finish on the one they started with."""
 
-    def __init__(self, factory: Callable[[], Any] | None = None, coach=None):
+    def __init__(self, factory: Callable[[], Any] | None = None, coach=None,
+                 after_load: Callable[[Any], None] | None = None):
         self._factory = factory
+        self._after_load = after_load      # run in a thread of its own once a loaded Coach serves (warm-up)
         self._coach = coach
         self._error: str | None = None
         self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
         self.rebuild_lock = threading.Lock()
 
     def start(self) -> None:
-        if self._coach is None:
-            threading.Thread(target=self.get, name="coach-load", daemon=True).start()
+        """Load in a background thread (once)."""
+        if self._coach is None and self._thread is None:
+            self._thread = threading.Thread(target=self.get, name="coach-load", daemon=True)
+            self._thread.start()
 
-    def get(self, wait: bool = True):
+    @property
+    def ready(self) -> bool:
+        return self._coach is not None
+
+    def get(self, wait: bool = True, timeout: float | None = None):
+        """The Coach; loads it if needed. `wait=False` returns None at once while it loads elsewhere; `timeout`
+        (seconds) bounds the wait for a load in progress, then None."""
         if self._coach is not None:
             return self._coach
-        if not self._lock.acquire(blocking=wait):
+        if not wait:
+            acquired = self._lock.acquire(blocking=False)
+        else:
+            acquired = self._lock.acquire(timeout=-1 if timeout is None else max(0.0, timeout))
+        if not acquired:
             return None
         try:
             if self._coach is None and self._factory is not None:
                 try:
                     self._coach = self._factory()
                     self._error = None
+                    if self._after_load is not None:
+                        threading.Thread(target=self._after_load, args=(self._coach,), name="coach-warm-up",
+                                         daemon=True).start()
                 except Exception as exc:  # shown in the card; the next question retries
                     log.exception("Coach could not load")
                     self._error = str(exc)
@@ -635,7 +731,7 @@ class CoachApp:
         prev = session.last
         root = (prev.root or prev.message) if prev and not prev.answer.out_of_domain else None
         query, followup = combine_followup(text, root) if allow_followup else (text, False)
-        coach = self.holder.get()
+        coach = self.holder.get(timeout=LOAD_WAIT_S)
         if coach is None:
             raise RuntimeError(self.holder.error or "not loaded")
         answer = coach.ask(query, top_k=TOP_K, diverse=True)
@@ -794,6 +890,27 @@ mark.coach-mark { background: #fde68a; color: #1f2328; padding: 0 2px; border-ra
 """
 
 
+_EXPORTS: Path | None = None
+_EXPORTS_LOCK = threading.Lock()
+
+
+def export_folder(ttl_s: float = EXPORT_TTL_S) -> Path:
+    """A new folder for one download, inside this process's export folder; folders older than `ttl_s` are deleted
+    on the way, so downloads (one per answer shown) do not pile up on disk."""
+    global _EXPORTS
+    with _EXPORTS_LOCK:
+        if _EXPORTS is None or not _EXPORTS.is_dir():
+            _EXPORTS = Path(tempfile.mkdtemp(prefix="coach-exports-"))
+        now = time.time()
+        for old in _EXPORTS.iterdir():
+            try:
+                if now - old.stat().st_mtime > ttl_s:
+                    shutil.rmtree(old, ignore_errors=True)
+            except OSError:
+                pass
+        return Path(tempfile.mkdtemp(dir=_EXPORTS))
+
+
 def _state_session(s) -> Session:
     return s if isinstance(s, Session) else Session()
 
@@ -808,9 +925,9 @@ def _history(session: Session, lang: str, script: str) -> list[dict]:
 
 def _examples() -> list[dict]:
     out = []
-    for t in THEMES[:4]:
+    for t in FEATURED_THEMES[:4]:
         out.append({"text": t.example_en, "display_text": t.example_en})
-    for t in THEMES[:4]:
+    for t in FEATURED_THEMES[:4]:
         out.append({"text": t.example_zh, "display_text": t.example_zh})
     return out
 
@@ -829,26 +946,28 @@ def build_demo(coach=None, *, settings: Settings | None = None, embedder=None, f
         if os.environ.get("COACH_ENABLE_UPLOAD") and not upload_enabled:
             log.warning(reason)
     if coach is None:
-        def factory():
-            from .retrieve import Coach
-
-            return Coach(corpus_with_uploads(settings, upload_dir, live_dir), embedder=embedder, build=True)
-        holder = CoachHolder(factory)
+        holder = CoachHolder(lambda: load_coach(settings, upload_dir, live_dir, embedder), after_load=warm_up)
         if preload:
-            holder.start()
+            holder.start()   # first: the model loads while the UI is built and the server starts
     else:
         holder = CoachHolder(coach=coach)
     app = CoachApp(holder, FeedbackStore(feedback_db), settings, upload_dir, live_dir, upload_enabled, admin_user)
 
-    with gr.Blocks(title="Coach") as demo:
+    # analytics off: nothing is sent to gradio.app; delete_cache: files handed to the browser (downloads) are
+    # removed from gradio's cache hourly once an hour old
+    with gr.Blocks(title="Coach", analytics_enabled=False, delete_cache=(EXPORT_TTL_S, EXPORT_TTL_S)) as demo:
         demo.coach_app = app  # for tests and app.py
-        session = gr.State(None)
+        session = gr.State(None, time_to_live=SESSION_TTL_S)
         with gr.Row(equal_height=True):
             header = gr.HTML(_header("en", "original"), elem_id="coach-header")
             lang = gr.Radio(LANG_CHOICES, value="en", label="Language · 语言", scale=0, min_width=180,
                             elem_id="coach-lang")
             script = gr.Radio(SCRIPT_CHOICES, value="original", label="Script · 字体", scale=0, min_width=260,
                               elem_id="coach-script")
+        # shown while the model and index load (app start); a 1 s timer hides it once Coach is ready
+        status = gr.Markdown(_ui("en", "warming"), visible=not holder.ready, elem_id="coach-status",
+                             elem_classes=["coach-note"])
+        status_timer = gr.Timer(1.0, active=not holder.ready)
         with gr.Tabs(elem_id="coach-tabs") as tabs:
             # ---------------------------------------------------------------- agent
             with gr.Tab("Coach · 教练", id="chat"):
@@ -886,7 +1005,7 @@ def build_demo(coach=None, *, settings: Settings | None = None, embedder=None, f
             with gr.Tab("Essays · 文章", id="reader"):
                 r_pick = gr.Dropdown([], label=T["en"]["reader_pick"], elem_id="coach-reader-pick")
                 r_out = gr.HTML(render_essay(None, "en", "original"), elem_id="coach-reader")
-                r_state = gr.State(None)  # (essay id, span, passage span)
+                r_state = gr.State(None, time_to_live=SESSION_TTL_S)  # (essay id, span, passage span)
             # ---------------------------------------------------------------- trainer: presentation mode
             with gr.Tab("Present · 演示", id="present") as present_tab:
                 p_out = gr.HTML(render_present(None, 0, "en", "original"), elem_id="coach-present")
@@ -928,7 +1047,7 @@ def build_demo(coach=None, *, settings: Settings | None = None, embedder=None, f
             link_value = share_link(last.message, lg, sc) if last and last.message else ""
             export_path = None
             if last and hits:
-                export_path = Path(tempfile.mkdtemp(prefix="coach-export-")) / "coach-answer.md"
+                export_path = export_folder() / "coach-answer.md"
                 export_path.write_text(answer_markdown(last, lg, sc), encoding="utf-8")
             return [_history(s, lg, sc), s, render_why(last.answer if last else None, lg, sc),
                     gr.update(value=f"**{_ui(lg, 'related', sc)}**", visible=bool(rel))] + rel_updates + read_updates + [
@@ -977,7 +1096,12 @@ def build_demo(coach=None, *, settings: Settings | None = None, embedder=None, f
             if idx % 2 == 1 and evt.liked in (True, False):
                 app.mark(s, idx // 2, bool(evt.liked))
 
-        chatbot.like(on_like, [session], None, api_name=False)
+        # Feedback never waits behind questions: the thumbs run outside the queue (queue=False: the browser posts
+        # them straight to the server), and API marks (/mark, which gradio_client always sends through the queue)
+        # have their own concurrency group with no limit, so they are started at once instead of piling up in the
+        # bounded queue behind questions. A mark is one SQLite insert.
+        feedback_opts = dict(concurrency_limit=None, concurrency_id="feedback", queue=False)
+        chatbot.like(on_like, [session], None, api_name=False, **feedback_opts)
 
         def mark_api(turn_index, helpful, s):
             """Helpful / not helpful for one card (what the thumbs in the chat do), for API clients."""
@@ -986,7 +1110,7 @@ def build_demo(coach=None, *, settings: Settings | None = None, embedder=None, f
 
         m_turn, m_helpful = gr.Number(visible=False, precision=0), gr.Checkbox(visible=False)
         m_out, m_btn = gr.Textbox(visible=False), gr.Button(visible=False)
-        m_btn.click(mark_api, [m_turn, m_helpful, session], m_out, api_name="mark")
+        m_btn.click(mark_api, [m_turn, m_helpful, session], m_out, api_name="mark", **feedback_opts)
 
         def open_reader(n, s, lg, sc):
             s = _state_session(s)
@@ -1016,9 +1140,10 @@ def build_demo(coach=None, *, settings: Settings | None = None, embedder=None, f
         def gallery(theme_id, s, lg, sc):
             s = _state_session(s)
             theme = BY_ID.get(theme_id) or THEMES[0]
-            coach = holder.get()
+            coach = holder.get(timeout=LOAD_WAIT_S)
             if coach is None:
-                return _ui(lg, "failed").format(holder.error or ""), "", s
+                note = _ui(lg, "failed", sc).format(holder.error) if holder.error else _ui(lg, "loading", sc)
+                return f'<p class="coach-note">{_esc(note)}</p>', "", s
             msg = theme.example(lg)
             ans = coach.ask(msg, top_k=TOP_K, diverse=True)
             turn = Turn(message=msg, searched=ans.query, answer=ans, theme_id=theme.id, lang=detect_lang(msg),
@@ -1048,7 +1173,7 @@ def build_demo(coach=None, *, settings: Settings | None = None, embedder=None, f
                      api_name=False)
 
         def feedback_view(lg):
-            folder = Path(tempfile.mkdtemp(prefix="coach-feedback-"))
+            folder = export_folder()
             sit, un, gap = app.feedback_html(lg)
             return sit, un, gap, str(app.export_gaps(folder)), str(app.export_eval(folder))
 
@@ -1059,12 +1184,18 @@ def build_demo(coach=None, *, settings: Settings | None = None, embedder=None, f
         def add_essay(path, request: gr.Request):
             if app.admin_user and getattr(request, "username", None) != app.admin_user:
                 return "adding essays needs the administrator login"
+            if (other := foreign_origin(request)) is not None:
+                log.warning("refused to add an essay for a request from %r", other)
+                return f"refused: the request came from another site ({other})"
             ok, text = app.add_essay(path)
             return ("added: " if ok else "not added: ") + text + ("\n→ rebuild the index to use it" if ok else "")
 
         def rebuild(request: gr.Request, progress=gr.Progress()):
             if app.admin_user and getattr(request, "username", None) != app.admin_user:
                 return "rebuilding needs the administrator login"
+            if (other := foreign_origin(request)) is not None:
+                log.warning("refused to rebuild for a request from %r", other)
+                return f"refused: the request came from another site ({other})"
             if not app.upload_enabled:
                 return _ui("en", "up_disabled")
             started = time.time()
@@ -1113,11 +1244,25 @@ def build_demo(coach=None, *, settings: Settings | None = None, embedder=None, f
             sc = params.get("script") if params.get("script") in ("original", "hans", "hant") else "original"
             s = _state_session(s)
             q = params.get("q", "")
-            if q and holder.get() is not None:
+            if q and holder.get(timeout=LOAD_WAIT_S) is not None:
                 app.ask(q, s, allow_followup=False)
-            return [lg, sc, gr.update(choices=app.essay_choices()), *views(s, lg, sc)]
+            return [lg, sc, gr.update(choices=app.essay_choices()), *loading_status(lg, sc), *views(s, lg, sc)]
 
-        demo.load(on_load, [session], [lang, script, r_pick, *view_outputs], api_name=False)
+        demo.load(on_load, [session], [lang, script, r_pick, status, status_timer, *view_outputs], api_name=False)
+
+        def loading_status(lg, sc, ready=None):
+            """The warming-up note while Coach loads (or why it could not); hidden, with its timer stopped, after."""
+            if holder.ready if ready is None else ready:
+                return gr.update(visible=False), gr.Timer(active=False)
+            note = _ui(lg, "failed", sc).format(holder.error) if holder.error else _ui(lg, "warming", sc)
+            return gr.update(value=note, visible=True), gr.Timer(active=True)
+
+        def tick(lg, sc):
+            ready = holder.ready   # once: the note, its timer and the essay list agree
+            return [*loading_status(lg, sc, ready), gr.update(choices=app.essay_choices()) if ready else gr.update()]
+
+        status_timer.tick(tick, [lang, script], [status, status_timer, r_pick], api_name=False, queue=False,
+                          show_progress="hidden")
     return demo
 
 
@@ -1132,12 +1277,14 @@ def queue_kwargs() -> dict:
 
 def launch_kwargs() -> dict:
     """What `launch` needs besides host, port, share=False and show_error=False: no monitoring endpoint, no MCP
-    server, the upload size limit, the login when adding essays is on, and the look."""
+    server, the upload size limit, the login when adding essays is on, a bound on the sessions kept in memory,
+    and the look."""
     enabled, auth, _ = upload_config()
     return {"enable_monitoring": False, "ssr_mode": False,
             "mcp_server": False, "max_file_size": UPLOAD_MAX_BYTES, "auth": auth if enabled else None,
-            "css": CSS, "theme": gr.themes.Soft(primary_hue="amber", secondary_hue="blue", font=_FONTS,
-                                                font_mono=["ui-monospace", "monospace"])}
+            "state_session_capacity": MAX_SESSIONS, "css": CSS,
+            "theme": gr.themes.Soft(primary_hue="amber", secondary_hue="blue", font=_FONTS,
+                                    font_mono=["ui-monospace", "monospace"])}
 
 
 # Local fonts only: no request to a web font service leaves the agent's browser.

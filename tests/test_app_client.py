@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 import urllib.request
 
 import pytest
@@ -108,4 +110,37 @@ def test_upload_sits_behind_the_login(tmp_path, monkeypatch):
         client = Client(url, auth=("trainer", "s3cret-pass"), verbose=False)
         assert "coach-card" in str(client.predict("angry caller", "en", "original", api_name="/respond")[1])
     finally:
+        demo.close()
+
+
+def test_questions_asked_while_coach_loads_are_answered_when_it_is_ready(tmp_path):
+    """The app as app.py builds it (no Coach passed): the page is served while the model and index load in the
+    background, and a question asked meanwhile waits and gets its answer."""
+    from gradio_client import Client
+
+    release = threading.Event()
+
+    class Gated(FakeEmbedder):   # the tiny index is built at start-up here, once the test lets it
+        def encode_passages(self, texts, batch_size=32):
+            release.wait(60)
+            return super().encode_passages(texts, batch_size)
+
+    demo = ui.build_demo(settings=tiny_settings(tmp_path), embedder=Gated(), feedback_db=tmp_path / "fb.sqlite3",
+                         upload_enabled=False, upload_dir=tmp_path / "up", live_dir=tmp_path / "live")
+    status = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "coach-status")
+    assert status.visible                                   # the warming-up note is on the page from the start
+    port = free_port()
+    demo.queue(**ui.queue_kwargs()).launch(server_name="127.0.0.1", server_port=port, share=False, show_error=False,
+                                           prevent_thread_lock=True, quiet=True, **ui.launch_kwargs())
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)     # served before Coach is ready
+        job = client.submit("how do I handle an angry caller", "en", "original", api_name="/respond")
+        time.sleep(1.5)
+        assert not job.done() and not demo.coach_app.holder.ready       # the question waits for the load
+        release.set()
+        out = job.result(timeout=ui.LOAD_WAIT_S)
+        assert out[0] == "" and "coach-card" in str(out[1][-1]["content"])   # answered, not handed back
+        assert demo.coach_app.holder.ready
+    finally:
+        release.set()
         demo.close()

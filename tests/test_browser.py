@@ -81,8 +81,21 @@ def _ask(page, text: str, n_cards: int):
     page.wait_for_timeout(400)
 
 
+def _cjk_font_installed() -> bool:
+    """Whether fontconfig knows a Chinese font (Debian: fonts-noto-cjk); without one Chromium draws empty boxes."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("fc-list"):
+        return False
+    out = subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True, text=True, timeout=30)
+    return bool(out.stdout.strip())
+
+
 def _shot(page, name: str, **kw):
     if os.environ.get("COACH_SCREENSHOTS") == "1":
+        # README screenshots with boxes instead of Chinese characters would replace good ones: refuse
+        assert _cjk_font_installed(), "no Chinese font: install fonts-noto-cjk before writing the screenshots"
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SHOTS / name), **kw)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import threading
@@ -199,8 +200,14 @@ def test_detect_lang_and_convert_script():
 
 def test_recognise_falls_back_to_the_top_passage(app):
     turn = app.ask("xylophone warehouse printer toner runs out: log the toner escalation", ui.Session())
-    theme, label = ui.recognise(turn.message, turn.answer.results)
+    hit = turn.answer.results[0]
+    # (the probe passage itself mentions "<script>", a trigger of the "scripts and jargon" situation)
+    neutral = dataclasses.replace(hit, chunk=dataclasses.replace(hit.chunk, text="The toner ran out at night."))
+    theme, label = ui.recognise(turn.message, [neutral])
     assert theme is None and label  # no theme: the essay's section or title names the situation
+    theme, _ = ui.recognise("toner", [dataclasses.replace(neutral, chunk=dataclasses.replace(
+        hit.chunk, text="客户一直在电话里骂我。"))])
+    assert theme.id == "angry-caller"   # the question names none: the top passage's situation
 
 
 # ------------------------------------------------------------------ feedback
@@ -322,3 +329,147 @@ def test_coach_holder_loads_in_the_background(coach):
     assert holder.get() is coach and calls == [1]
     failing = ui.CoachHolder(lambda: (_ for _ in ()).throw(ValueError("no essays")))
     assert failing.get() is None and failing.error == "no essays"
+
+
+# ------------------------------------------------------------------ situations: one source (data/themes.json)
+
+def test_situations_come_from_the_bridges_themes_file():
+    from coach import bridge, themes
+
+    source = json.loads(bridge.THEMES_FILE.read_text("utf-8"))
+    assert [t.id for t in themes.THEMES] == [r["id"] for r in source]
+    for t, r in zip(themes.THEMES, source):
+        assert (t.en, t.zh, t.keywords, t.description_zh) == (r["en"], r["zh"], tuple(r["triggers"]),
+                                                              r["description_zh"])
+    # the UI's own text only adds to situations of the file, and points at situations of the file
+    assert set(themes.UI_EXTRAS) <= set(themes.BY_ID)
+    assert all(r in themes.BY_ID and r != t.id for t in themes.THEMES for r in t.related)
+    assert {t.id for t in themes.FEATURED_THEMES} <= set(themes.BY_ID) and len(themes.FEATURED_THEMES) >= 6
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_every_example_question_is_recognised_as_its_own_situation(lang):
+    from coach import themes
+
+    for t in themes.THEMES:
+        scored = themes.score_themes(t.example(lang))
+        assert scored and scored[0][0] is t, (t.id, t.example(lang), [(x.id, n) for x, n in scored])
+
+
+def test_situation_matching_follows_the_bridge():
+    from coach import bridge, themes
+
+    b = bridge.Bridge(dictionary=bridge.Dictionary())
+    for q in ("he keeps shouting at me", "客戶一直罵我", "my voice is shaking, I'm so nervous", "怎么招聘新人",
+              "hello there"):
+        top = [t.id for t, _ in themes.score_themes(q)][:bridge.MAX_THEMES]
+        assert top == [t.id for t in b.match_themes(q)], q
+    assert ui.related_themes(themes.BY_ID["angry-caller"], "", [])[0].id == "own-temper"
+
+
+# ------------------------------------------------------------------ admin actions refuse other sites
+
+class _Req:
+    def __init__(self, **headers):
+        self.headers = {k.replace("_", "-"): v for k, v in headers.items()}
+
+
+@pytest.mark.parametrize("headers,foreign", [
+    ({"host": "127.0.0.1:7860", "origin": "http://127.0.0.1:7860"}, False),
+    ({"host": "127.0.0.1:7860", "referer": "http://127.0.0.1:7860/?lang=zh"}, False),
+    ({"host": "127.0.0.1:7860"}, False),                                     # gradio_client, curl: no page at all
+    ({"host": "coach.internal", "x_forwarded_host": "coach.example.org", "origin": "https://coach.example.org"},
+     False),
+    ({"host": "127.0.0.1:7860", "origin": "http://evil.example"}, True),
+    ({"host": "127.0.0.1:7860", "origin": "http://127.0.0.1:7861"}, True),   # another local app is another site
+    ({"host": "127.0.0.1:7860", "origin": "null"}, True),
+    ({"host": "127.0.0.1:7860", "referer": "http://evil.example/page"}, True),
+    ({"host": "127.0.0.1:7860", "origin": "http://evil.example", "referer": "http://127.0.0.1:7860/"}, True),
+])
+def test_foreign_origin(headers, foreign):
+    assert (ui.foreign_origin(_Req(**headers)) is not None) is foreign
+    assert ui.foreign_origin(None) is None
+
+
+# ------------------------------------------------------------------ start-up: load in the background, warm up
+
+def test_questions_wait_for_the_load_then_get_a_loading_note(coach, tmp_path, monkeypatch):
+    release = threading.Event()
+
+    def slow():
+        release.wait(10)
+        return coach
+
+    holder = ui.CoachHolder(slow)
+    holder.start()
+    app = ui.CoachApp(holder, FeedbackStore(tmp_path / "fb.sqlite3"), coach.settings)
+    assert not holder.ready and holder.get(wait=False) is None and holder.get(timeout=0.1) is None
+    monkeypatch.setattr(ui, "LOAD_WAIT_S", 0.1)
+    with pytest.raises(RuntimeError):            # the UI turns this into the "still loading" note
+        app.ask("how do I handle an angry caller", ui.Session())
+    release.set()
+    monkeypatch.setattr(ui, "LOAD_WAIT_S", 10)
+    assert app.ask("how do I handle an angry caller", ui.Session()).answer.results   # waits, then answers
+    assert holder.ready and holder.get(wait=False) is coach
+
+
+def test_warm_up_uses_coach_warm_up_when_there_is_one():
+    class WithWarmUp:
+        calls = 0
+
+        def warm_up(self):
+            self.calls += 1
+
+        def ask(self, *a, **k):
+            raise AssertionError("warm_up() is used instead of asking")
+
+    c = WithWarmUp()
+    ui.warm_up(c)
+    assert c.calls == 1
+
+    done = []
+
+    class InBackground:   # Coach.warm_up(background=True) returns its thread: warm_up waits for it
+        def warm_up(self):
+            t = threading.Thread(target=lambda: (time.sleep(0.2), done.append(1)))
+            t.start()
+            return t
+
+    ui.warm_up(InBackground())
+    assert done == [1]
+
+    asked = []
+
+    class Plain:
+        def ask(self, q, **k):
+            asked.append(q)
+
+    ui.warm_up(Plain())
+    assert asked == list(ui.WARM_UP_QUESTIONS)
+
+    class Broken:
+        def warm_up(self):
+            raise ValueError("boom")
+
+    ui.warm_up(Broken())    # logged, never raised
+
+
+def test_load_coach_serves_a_warm_coach(tmp_path):
+    settings = tiny_settings(tmp_path)
+    coach = ui.load_coach(settings, tmp_path / "uploads", tmp_path / "live", FakeEmbedder())
+    assert coach.index.manifest.counts["essays"] == 4
+    t0 = time.perf_counter()
+    assert coach.ask("how do I handle an angry caller").results
+    assert time.perf_counter() - t0 < 5    # nothing left to load
+
+
+def test_export_folders_are_pruned(tmp_path, monkeypatch):
+    monkeypatch.setattr(ui, "_EXPORTS", tmp_path / "exports")
+    (tmp_path / "exports" / "old").mkdir(parents=True)
+    old = time.time() - 7200
+    import os
+
+    os.utime(tmp_path / "exports" / "old", (old, old))
+    new = ui.export_folder(ttl_s=3600)
+    assert new.parent == tmp_path / "exports" and new.is_dir()
+    assert not (tmp_path / "exports" / "old").exists()
