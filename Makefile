@@ -28,11 +28,11 @@ index: setup
 run: index
 	$(PY) app.py
 
-# Debian's Chromium for the browser tests (never `playwright install`).
+# Debian's Chromium for the browser tests (never `playwright install`), and a CJK font so Chinese renders in them.
 browser:
-	@test -x /usr/bin/chromium || { \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
-	  || echo "warning: could not install Debian chromium; browser tests will be skipped"; }
+	@{ test -x /usr/bin/chromium && fc-list 2>/dev/null | grep -qi "noto.*cjk"; } || { \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-noto-cjk >/dev/null) \
+	  || echo "warning: could not install Debian chromium / fonts-noto-cjk; browser tests will be skipped"; }
 
 test: setup browser
 	$(COACH) build --if-needed
