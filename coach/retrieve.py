@@ -75,6 +75,12 @@ WEIGHT_SENTENCE = 1.0
 # descriptions were written to be matched, so they outweigh the rankers over the essays' literary text.
 WEIGHT_SITUATION = 4.0
 WEIGHT_SITUATION_KEYWORD = 2.0
+# Chinese questions (either script) get their own situation weights: their words already match the essays' text,
+# which the dense and BM25 rankers over the passages exploit, so the descriptions should count less than for an
+# English question, which only reaches the Chinese text through the bridge. Tuned on tune + heldout2 (see
+# eval/results.md).
+WEIGHT_SITUATION_CHINESE = 2.5
+WEIGHT_SITUATION_KEYWORD_CHINESE = 0.5
 # Script. The keyword side has always searched the simplified form (`keyword.tokenize` converts), but the dense side
 # encoded the question as typed, and multilingual-e5 ranks a traditional-Chinese question clearly worse than the
 # same question in simplified characters (tune split, every Chinese question in both scripts: dense hit@3 0.48
@@ -211,10 +217,16 @@ def plan_search(text: str, mode: str, bridge: "bridge_mod.Bridge | None" = None)
         weights.append(WEIGHT_THEME / len(bridged.themes))
         for tok in tokenize(theme.description_zh):
             terms.setdefault(tok, bridge_mod.THEME_WEIGHT)
-    situations = mode == "situations"
+    sit_w, sit_kw_w = situation_weights(text) if mode == "situations" else (0.0, 0.0)
     return SearchPlan(texts, weights, with_variants(terms), own, kw_w, bridged,
-                      WEIGHT_SENTENCE if mode in THEMED_MODES else 0.0, sentence_text,
-                      WEIGHT_SITUATION if situations else 0.0, WEIGHT_SITUATION_KEYWORD if situations else 0.0)
+                      WEIGHT_SENTENCE if mode in THEMED_MODES else 0.0, sentence_text, sit_w, sit_kw_w)
+
+
+def situation_weights(text: str) -> tuple[float, float]:
+    """RRF weights (description cosine, description BM25) of the situation rankers for a question, by its script."""
+    if bridge_mod.is_english(text):
+        return WEIGHT_SITUATION, WEIGHT_SITUATION_KEYWORD
+    return WEIGHT_SITUATION_CHINESE, WEIGHT_SITUATION_KEYWORD_CHINESE
 
 
 # Characters OpenCC's t2s leaves alone because both are valid simplified characters, although traditional text

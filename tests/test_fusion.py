@@ -255,3 +255,15 @@ def test_warm_up_preloads_in_the_background(small_coach, monkeypatch):
     assert coach._theme_vectors                                  # theme descriptions encoded
     assert all(s is not None for s in coach._token_sets(coach.index))
     assert coach.warm_up(background=False) is None
+
+
+def test_situation_weights_follow_the_question_script():
+    # English questions lean on the situation descriptions more than Chinese ones (either script)
+    assert rt.situation_weights("an angry caller shouted at me") == (rt.WEIGHT_SITUATION, rt.WEIGHT_SITUATION_KEYWORD)
+    chinese = (rt.WEIGHT_SITUATION_CHINESE, rt.WEIGHT_SITUATION_KEYWORD_CHINESE)
+    assert rt.situation_weights("客户一上来就骂我") == chinese
+    assert rt.situation_weights("客戶一上來就罵我") == chinese
+    assert rt.WEIGHT_SITUATION_CHINESE < rt.WEIGHT_SITUATION
+    plan = rt.plan_search("客户一上来就骂我", "situations", None)
+    assert plan.situation_weight == 0.0      # no bridge: situation rankers off, as before
+    assert rt.plan_search("客户一上来就骂我", "full", None).situation_weight == 0.0
