@@ -66,13 +66,33 @@ ESSAYS_B = {
 }
 
 
-def write_corpus(corpus_dir: Path, essays: dict[str, str]) -> None:
+# Editor situations for the tiny corpus, so situations.npy/.jsonl hold rows and are exercised by the fault tests
+# (an empty situations.jsonl would make "truncate" and "empty" no-ops). Anchored only in essays both versions keep.
+SITUATIONS_A = """
+[[situation]]
+essay = "angry"
+anchor = "破口大骂"
+en = "A caller is shouting abuse at me on the phone"
+zh = "客户在电话里破口大骂,怎么让他平静下来"
+
+[[situation]]
+essay = "english"
+anchor = "I lower my voice"
+en = "Staying calm when a caller shouts"
+zh = "客户大喊大叫时保持冷静"
+"""
+
+
+def write_corpus(corpus_dir: Path, essays: dict[str, str], situations: str | None = SITUATIONS_A) -> None:
     corpus_dir.mkdir(parents=True, exist_ok=True)
+    keep = set(essays) | ({"situations.toml"} if situations is not None else set())
     for p in corpus_dir.iterdir():
-        if p.is_file() and p.name not in essays:
+        if p.is_file() and p.name not in keep:
             p.unlink()
     for name, text in essays.items():
         (corpus_dir / name).write_text(text, encoding="utf-8")
+    if situations is not None:
+        (corpus_dir / "situations.toml").write_text(situations, encoding="utf-8")
 
 
 def make_settings(tmp: Path, essays: dict[str, str] | None = None):

@@ -53,6 +53,8 @@ def test_every_index_file_damaged_is_refused_or_identical_then_repaired(built, h
     build = loaded.build_dir
     targets = [build / rel for rel in index_files(build)] + [settings.index_dir / ix.CURRENT]
     assert any(t.parent.name == "keyword" for t in targets) and len(targets) >= 7
+    # an empty file cannot be truncated or emptied: every target must hold bytes, or the damage is a no-op
+    assert all(t.stat().st_size for t in targets), [t.name for t in targets if not t.stat().st_size]
     rng = random.Random(how)
     outcomes = {}
     for target in targets:
