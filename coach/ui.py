@@ -24,7 +24,9 @@ import shutil
 import tempfile
 import threading
 import time
+import types
 import urllib.parse
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -46,6 +48,7 @@ log = logging.getLogger("coach.ui")
 UPLOAD_MAX_BYTES = 2 * 1024 * 1024
 UPLOAD_EXTENSIONS = (".txt", ".md", ".html")
 QUEUE_MAX_SIZE = 32              # waiting events beyond this get Gradio's "currently busy, please try again"
+FEEDBACK_GROUP = "feedback"      # concurrency group of the feedback events: never refused by the queue bound
 CONCURRENCY = 4                  # questions answered at once
 MAX_TURNS_KEPT = 50              # per browser session
 SESSION_TTL_S = 8 * 3600         # a browser session's state is dropped this long after its last change
@@ -1099,8 +1102,9 @@ def build_demo(coach=None, *, settings: Settings | None = None, embedder=None, f
         # Feedback never waits behind questions: the thumbs run outside the queue (queue=False: the browser posts
         # them straight to the server), and API marks (/mark, which gradio_client always sends through the queue)
         # have their own concurrency group with no limit, so they are started at once instead of piling up in the
-        # bounded queue behind questions. A mark is one SQLite insert.
-        feedback_opts = dict(concurrency_limit=None, concurrency_id="feedback", queue=False)
+        # bounded queue behind questions, and the queue's bound never refuses them (_FeedbackExemptMixin). A mark
+        # is one SQLite insert.
+        feedback_opts = dict(concurrency_limit=None, concurrency_id=FEEDBACK_GROUP, queue=False)
         chatbot.like(on_like, [session], None, api_name=False, **feedback_opts)
 
         def mark_api(turn_index, helpful, s):
@@ -1263,7 +1267,58 @@ def build_demo(coach=None, *, settings: Settings | None = None, embedder=None, f
 
         status_timer.tick(tick, [lang, script], [status, status_timer, r_pick], api_name=False, queue=False,
                           show_progress="hidden")
+    _feedback_passes_the_queue_bound(demo)
     return demo
+
+
+# ---------------------------------------------------------------------------------------------- the queue bound
+
+_FEEDBACK_PUSH: ContextVar[bool] = ContextVar("coach_feedback_push", default=False)
+
+
+class _FeedbackExemptMixin:
+    """Gradio's queue refuses any event while `max_size` events of *any* group wait, so a burst of API marks
+    (gradio_client always queues, even for queue=False events) could be refused behind questions, or behind each
+    other. With this mixin the bound applies to everything but the feedback group: while a feedback event is
+    pushed, `max_size` reads as None. A ContextVar keeps that to the pushing request's own asyncio task, so a
+    question pushed at the same moment still sees the bound."""
+
+    @property
+    def max_size(self):
+        return None if _FEEDBACK_PUSH.get() else self._coach_max_size
+
+    @max_size.setter
+    def max_size(self, value):
+        self._coach_max_size = value
+
+    async def push(self, body, request, username):
+        from gradio import route_utils
+
+        try:
+            feedback = route_utils.get_fn(self.blocks, None, body).concurrency_id == FEEDBACK_GROUP
+        except Exception:  # noqa: BLE001 - an unknown function: let Gradio's own push answer it
+            feedback = False
+        token = _FEEDBACK_PUSH.set(feedback)
+        try:
+            return await super().push(body, request, username)
+        finally:
+            _FEEDBACK_PUSH.reset(token)
+
+
+def _feedback_passes_the_queue_bound(demo: gr.Blocks) -> None:
+    """Make `demo.queue(...)` install a queue whose bound spares feedback events (see _FeedbackExemptMixin)."""
+    configure = demo.queue
+
+    def queue(self, *args, **kwargs):
+        out = configure(*args, **kwargs)
+        q = self._queue
+        if not isinstance(q, _FeedbackExemptMixin):
+            limit = q.__dict__.pop("max_size", None)
+            q.__class__ = type("CoachQueue", (_FeedbackExemptMixin, type(q)), {})
+            q.max_size = limit
+        return out
+
+    demo.queue = types.MethodType(queue, demo)
 
 
 def _header(lang: str, script: str) -> str:

@@ -354,3 +354,22 @@ def test_50_concurrent_feedback_clicks_over_http_store_50_rows(served):
     [t.join(120) for t in threads]
     after = sqlite3.connect(served.feedback_db).execute("SELECT COUNT(*) FROM events WHERE kind='feedback'").fetchone()[0]
     assert after - before == 50, results
+
+
+def test_a_full_queue_refuses_questions_but_never_feedback(served):
+    """The queue bound is for questions: with the queue counted as full, a question gets the busy answer while a
+    mark on an earlier card is still stored (gradio_client sends marks through the queue too)."""
+    from gradio_client import Client
+
+    c = Client(served.url, verbose=False)
+    c.predict(NORMAL, "en", "original", api_name="/respond")  # a card to mark
+    queue = served.demo._queue
+    saved = queue.max_size
+    queue.max_size = 0  # every push sees a full queue
+    try:
+        with pytest.raises(Exception, match="(?i)queue is full"):
+            c.predict(NORMAL, "en", "original", api_name="/respond")
+        assert c.predict(0, True, api_name="/mark") == "stored"
+    finally:
+        queue.max_size = saved
+    assert queue.max_size == saved and c.predict(NORMAL, "en", "original", api_name="/respond")
