@@ -1311,8 +1311,8 @@ def _feedback_passes_the_queue_bound(demo: gr.Blocks) -> None:
 
     def queue(self, *args, **kwargs):
         out = configure(*args, **kwargs)
-        q = self._queue
-        if not isinstance(q, _FeedbackExemptMixin):
+        q = getattr(self, "_queue", None)   # None when `queue` is stubbed out (tests of the launch settings)
+        if q is not None and not isinstance(q, _FeedbackExemptMixin):
             limit = q.__dict__.pop("max_size", None)
             q.__class__ = type("CoachQueue", (_FeedbackExemptMixin, type(q)), {})
             q.max_size = limit
