@@ -67,7 +67,8 @@ ESSAYS_B = {
 
 
 # Editor situations for the tiny corpus, so situations.npy/.jsonl hold rows and are exercised by the fault tests
-# (an empty situations.jsonl would make "truncate" and "empty" no-ops). Anchored only in essays both versions keep.
+# (an empty situations.jsonl would make "truncate" and "empty" no-ops). ESSAYS_B rewrites angry.txt, so a build of B
+# leaves the first entry out with a warning and keeps the second.
 SITUATIONS_A = """
 [[situation]]
 essay = "angry"
