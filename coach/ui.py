@@ -615,8 +615,8 @@ def first_pass(coach) -> None:
 
 
 def warm_up(coach) -> None:
-    """What only some questions need, loaded in the background once Coach serves: the bridge's CC-CEDICT (a few
-    seconds of CPU, for English questions). `Coach.warm_up()` where it exists, else the warm-up questions (not
+    """What only some questions need, loaded in the background once Coach serves: the bridge's CC-CEDICT (for English
+    questions; a few seconds of CPU the first time, then read back from its parsed copy). `Coach.warm_up()` where it exists, else the warm-up questions (not
     recorded anywhere). A failure is logged, never raised: questions still work, the first English one slower."""
     t0 = time.perf_counter()
     try:

