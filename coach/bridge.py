@@ -268,6 +268,7 @@ def _write_dictionary_cache(path: Path, packed: dict[str, str]) -> None:
     written only costs the next start the parse."""
     import os
     import tempfile
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".cedict-", suffix=".tmp")
@@ -279,7 +280,8 @@ def _write_dictionary_cache(path: Path, packed: dict[str, str]) -> None:
             if old != path:
                 old.unlink(missing_ok=True)
     except OSError:
-        pass
+        if tmp is not None:   # a half-written copy (disk full): never leave it behind
+            Path(tmp).unlink(missing_ok=True)
 
 
 def _parse_dictionary(text: str) -> dict[tuple[str, ...], list[str]]:
