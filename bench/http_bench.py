@@ -1,7 +1,11 @@
-"""(d) latency through the running app's HTTP API with gradio_client, the app's cold start and its peak RSS.
+"""(d) latency through the running app's HTTP API, the app's cold start and its peak RSS.
 
 `python app.py` is started on a free 127.0.0.1 port (GRADIO_SERVER_PORT), the answering endpoint is found with
 `Client.view_api()`, every question is asked once after a warm-up, and the server is always stopped at the end.
+Each question is timed twice: with gradio_client (d), and with a plain HTTP client (d2) calling the same endpoint
+through Gradio's documented REST route (POST /gradio_api/call/<name>, then read the event stream of the answer).
+gradio_client waits for queue messages in 50 ms sleeps (gradio_client/utils.py), so its figure carries a floor of
+its own; `client_floor()` measures both clients on a do-nothing echo app so that floor is on the page.
 Peak RSS is the kernel's high-water mark for the server process (VmHWM in /proc/<pid>/status), cross-checked by
 polling RSS with psutil (children included) while it runs.
 """
@@ -9,6 +13,7 @@ polling RSS with psutil (children included) while it runs.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -120,6 +125,51 @@ def build_args(params: list[dict], question: str) -> tuple[list, dict]:
     return args, {}
 
 
+def call_http(http, url: str, name: str, args: list) -> list:
+    """One answer through Gradio's REST route, as curl would get it: join the queue, then read the event stream."""
+    route = f"{url}gradio_api/call/{name.lstrip('/')}"
+    joined = http.post(route, json={"data": args})
+    joined.raise_for_status()
+    event = None
+    with http.stream("GET", f"{route}/{joined.json()['event_id']}") as stream:
+        for line in stream.iter_lines():
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:") and event in ("complete", "error"):
+                if event == "error":
+                    raise RuntimeError(f"{name} answered with an error: {line[5:].strip()[:200]}")
+                return json.loads(line[5:])
+    raise RuntimeError(f"{name}: the event stream ended without an answer")
+
+
+def client_floor(n: int = 60) -> dict:
+    """Both clients against a do-nothing echo endpoint in a local Gradio app: the cost of the transport alone."""
+    import gradio as gr
+    import httpx
+    from gradio_client import Client
+
+    with gr.Blocks() as echo_app:
+        box, out = gr.Textbox(), gr.Textbox()
+        box.submit(lambda s: s, box, out, api_name="echo")
+    port = free_port()
+    echo_app.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        client, samples_client, samples_http = Client(url, verbose=False), [], []
+        with httpx.Client(timeout=30) as http:
+            for i in range(n + 5):  # the first 5 are warm-up
+                t = time.perf_counter()
+                client.predict("hi", api_name="/echo")
+                t2 = time.perf_counter()
+                call_http(http, url, "echo", ["hi"])
+                if i >= 5:
+                    samples_client.append(t2 - t)
+                    samples_http.append(time.perf_counter() - t2)
+        return {"gradio_client": percentiles(samples_client), "plain_http": percentiles(samples_http)}
+    finally:
+        echo_app.close()
+
+
 def start_app(port: int, log_path: Path, extra_env: dict | None = None) -> subprocess.Popen:
     env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1",
            "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
@@ -205,16 +255,24 @@ def run(qs: list[str], ready_timeout: float = 180.0, api_name: str | None = None
 
         for q in qs[:20]:  # warm-up
             client.predict(*build_args(params, q)[0], api_name=name)
-        samples = []
-        for q in qs:
-            a, _ = build_args(params, q)
-            t = time.perf_counter()
-            client.predict(*a, api_name=name)
-            samples.append(time.perf_counter() - t)
+        import httpx
+
+        samples, samples_http = [], []
+        with httpx.Client(timeout=60) as http:
+            call_http(http, url, name, build_args(params, qs[0])[0])  # opens the connection
+            for q in qs:
+                a, _ = build_args(params, q)
+                t = time.perf_counter()
+                client.predict(*a, api_name=name)
+                t2 = time.perf_counter()
+                call_http(http, url, name, a)
+                samples.append(t2 - t)
+                samples_http.append(time.perf_counter() - t2)
         rss_now = _rss_tree(proc.pid)
         hwm = vm_hwm_bytes(proc.pid) or 0
         return {"endpoint": name, "command": "python app.py" if port == APP_PORT else "app.demo on a free port", "parameters": [p.get("parameter_name") or p.get("label") for p in params],
                 "ready_s": t_ready, "first_answer_s": t_first, "latency": percentiles(samples),
+                "latency_plain_http": percentiles(samples_http), "client_floor": client_floor(),
                 "peak_rss_bytes": max(hwm, poller.hwm), "peak_rss_tree_polled_bytes": poller.peak,
                 "rss_after_bytes": rss_now}
     finally:
