@@ -68,6 +68,7 @@ def pipeline_version() -> str:
     h = hashlib.sha256()
     for module in (clean_stage, corpus_stage, chunk_stage, keyword_stage):
         h.update(Path(module.__file__).read_bytes())
+    h.update(EMBEDDED_TEXT.encode())
     return h.hexdigest()[:16]
 
 
@@ -93,6 +94,11 @@ def expected_manifest(settings: Settings, model: str, fingerprint: str) -> dict:
         "pipeline_version": pipeline_version(),
         "corpus": corpus_hashes(settings.corpus_dir),
     }
+
+
+# How `_embedding_text` shapes what the passage vectors are computed from. It lives in this module, which
+# pipeline_version does not hash, so a change to it must change this string to make old indexes stale.
+EMBEDDED_TEXT = "passages as written, prefixed by 'title | section'; sentences and situation texts as written"
 
 
 def _embedding_text(chunk: Chunk, meta: EssayMeta) -> str:
