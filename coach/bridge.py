@@ -11,6 +11,10 @@ cross-lingual matching is weak. The bridge turns the English words of a question
 3. bilingual situation themes (`data/themes.json`): a question that mentions a theme's triggers (English or
    Chinese) brings in the theme's Chinese description, which pivots the search onto Chinese text.
 
+A Chinese question typed in traditional characters is searched in simplified form (OpenCC t2s), but Taiwan and
+Hong Kong agents also use other *words* (筆電, 記憶體, 奧客); `data/regional.tsv` maps them to the mainland words
+the essays use (`Bridge.mainland`).
+
 `Bridge.expand(question)` returns weighted Chinese terms (for BM25), a Chinese pivot text and the Chinese
 descriptions of the matched themes (both encoded as extra dense queries). All data is loaded once.
 """
@@ -28,6 +32,7 @@ from pathlib import Path
 DATA_DIR = Path(__file__).resolve().parent / "data"
 GLOSSARY_FILE = DATA_DIR / "glossary.tsv"
 THEMES_FILE = DATA_DIR / "themes.json"
+REGIONAL_FILE = DATA_DIR / "regional.tsv"
 
 # Weights of the Chinese terms in the keyword query, relative to the question's own words (1.0).
 GLOSSARY_WEIGHT = 1.0
@@ -126,6 +131,25 @@ def load_glossary(path: Path = GLOSSARY_FILE) -> dict[tuple[str, ...], tuple[str
         terms = tuple(t for t in re.split(r"[\s,，、;；]+", parts[1]) if t)
         if key:
             table[key] = tuple(dict.fromkeys(table.get(key, ()) + terms))
+    return table
+
+
+# ---------------------------------------------------------------------------------------------- regional words
+
+def load_regional(path: Path = REGIONAL_FILE) -> dict[str, tuple[str, ...]]:
+    """`regional word <TAB> mainland 词语 ...` per line (# comments), keyed by the simplified form of the word."""
+    from .clean import to_simplified
+    table: dict[str, tuple[str, ...]] = {}
+    for n, line in enumerate(path.read_text("utf-8").splitlines(), 1):
+        line = line.split("#", 1)[0].rstrip()
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        if len(parts) < 2 or not parts[0].strip() or not parts[1].strip():
+            raise ValueError(f"{path.name}:{n}: expected 'regional word<TAB>mainland 词语', got {line!r}")
+        key = to_simplified(parts[0].strip())
+        terms = tuple(to_simplified(t) for t in re.split(r"[\s,，、;；]+", parts[1]) if t)
+        table[key] = tuple(dict.fromkeys(table.get(key, ()) + terms))
     return table
 
 
@@ -340,11 +364,30 @@ class Bridge:
     """Turns a question into Chinese search material; cheap per query once loaded."""
 
     def __init__(self, glossary: dict | None = None, themes: list[Theme] | None = None,
-                 dictionary: Dictionary | None = None, use_dictionary: bool = True):
+                 dictionary: Dictionary | None = None, use_dictionary: bool = True,
+                 regional: dict[str, tuple[str, ...]] | None = None):
         self.glossary = load_glossary() if glossary is None else glossary
         self.themes = load_themes() if themes is None else themes
         self._dictionary = dictionary
         self.use_dictionary = use_dictionary
+        self.regional = load_regional() if regional is None else regional
+        # one alternation, longest word first: at each position the longest regional word wins
+        words = sorted(self.regional, key=len, reverse=True)
+        self._regional_re = re.compile("|".join(map(re.escape, words))) if words else None
+
+    def mainland(self, simplified: str) -> tuple[str, tuple[str, ...]]:
+        """`simplified` with each Taiwan / Hong Kong word replaced by its first mainland word, and every mainland
+        word of the words found (for the keyword query)."""
+        if self._regional_re is None:
+            return simplified, ()
+        found: list[str] = []
+
+        def swap(m: re.Match) -> str:
+            words = self.regional[m.group(0)]
+            found.extend(words)
+            return words[0]
+
+        return self._regional_re.sub(swap, simplified), tuple(dict.fromkeys(found))
 
     @property
     def dictionary(self) -> Dictionary:

@@ -207,6 +207,11 @@ def plan_search(text: str, mode: str, bridge: "bridge_mod.Bridge | None" = None)
         return SearchPlan(texts, [dense_w] + [dense_w and extra_weight] * (len(texts) - 1), own, own, kw_w)
     bridged = bridge.expand(text, themes=(mode in THEMED_MODES))
     terms = dict(own)
+    if texts[0] != text:  # typed in traditional characters: Taiwan / Hong Kong words are searched as mainland ones
+        texts[0], mainland = bridge.mainland(texts[0])
+        for zh in mainland:
+            for tok in tokenize(zh):
+                terms[tok] = max(terms.get(tok, 0.0), bridge_mod.GLOSSARY_WEIGHT)
     weights = [WEIGHT_DENSE_ENGLISH if bridge_mod.is_english(text) else WEIGHT_DENSE]
     weights += [extra_weight] * (len(texts) - 1)
     kw_w = WEIGHT_KEYWORD_BRIDGED

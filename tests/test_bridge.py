@@ -69,6 +69,40 @@ def test_packaged_glossary_and_themes_load():
     assert all(t.description_zh and t.triggers for t in themes)
 
 
+def test_regional_words_become_mainland_words_longest_first():
+    b = make(regional={"笔电": ("笔记本电脑", "电脑"), "记忆体": ("内存",), "训练": ("培训",),
+                       "教育训练": ("培训",)})
+    text, words = b.mainland("客人说旧笔电很慢,想去外面加记忆体")
+    assert text == "客人说旧笔记本电脑很慢,想去外面加内存"
+    assert words == ("笔记本电脑", "电脑", "内存")
+    assert b.mainland("公司的教育训练") == ("公司的培训", ("培训",))
+    assert b.mainland("客户很生气") == ("客户很生气", ())
+    assert make(regional={}).mainland("笔电") == ("笔电", ())
+
+
+def test_packaged_regional_words_load_in_simplified_form(tmp_path):
+    table = br.load_regional()
+    assert table["笔电"][0] == "笔记本电脑" and table["记忆体"] == ("内存",) and table["帐号"] == ("账号",)
+    assert all(k and words for k, words in table.items()) and len(table) > 100
+    # the KPI sense of 指标 and the documents sense of 资料 must survive: never mapped
+    assert "指标" not in table and "资料" not in table and "程序" not in table
+    f = tmp_path / "r.tsv"
+    f.write_text("# c\n奧客\t难缠的客户  # note\n筆電\n", "utf-8")
+    with pytest.raises(ValueError, match=":3"):
+        br.load_regional(f)
+
+
+def test_traditional_question_is_searched_with_mainland_words():
+    from coach import retrieve as rt
+    plan = rt.plan_search("客人說舊筆電很慢，打算去外面加記憶體", "situations", make(regional={"笔电": ("笔记本电脑",),
+                                                                          "记忆体": ("内存",)}))
+    assert "内存" in plan.dense_texts[0] and "笔记本电脑" in plan.dense_texts[0]
+    assert plan.keyword_terms.get("内存") == br.GLOSSARY_WEIGHT
+    # the same words typed in simplified characters are a mainland agent's: searched as typed
+    simplified = rt.plan_search("客人说旧笔电很慢", "situations", make(regional={"笔电": ("笔记本电脑",)}))
+    assert simplified.dense_texts[0] == "客人说旧笔电很慢"
+
+
 def test_glossary_rejects_malformed_lines(tmp_path):
     f = tmp_path / "g.tsv"
     f.write_text("# comment\nangry\t生气 怨气\nno chinese here\n", "utf-8")
