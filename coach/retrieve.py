@@ -326,7 +326,8 @@ class Coach:
         self.settings = settings or Settings()
         if embedder is None:
             from .embed import Embedder
-            embedder = Embedder(self.settings.model, cache_dir=self.settings.model_cache_dir)
+            embedder = Embedder(self.settings.model, cache_dir=self.settings.model_cache_dir,
+                                vocabulary=self.settings.vocabulary)
         self.embedder = embedder
         self.bridge = bridge_mod.default_bridge()
         self._theme_vectors: dict[str, np.ndarray] = {}

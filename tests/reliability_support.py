@@ -297,7 +297,7 @@ def start_app(tmp: Path, delay_s: float = 0.0, upload_enabled: bool = False, mod
         from coach.embed import Embedder
 
         settings = Settings(corpus_dir=ROOT / "corpus", index_dir=tmp / "real-index")
-        coach = Coach(settings, embedder=Embedder(settings.model, cache_dir=settings.model_cache_dir))
+        coach = Coach(settings, embedder=Embedder(settings.model, cache_dir=settings.model_cache_dir, vocabulary=settings.vocabulary))
     else:
         settings = make_settings(tmp)
         coach = Coach(settings, embedder=FakeEmbedder(delay_s=delay_s))

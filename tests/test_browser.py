@@ -36,7 +36,7 @@ def _real_coach() -> Coach | None:
         from coach.embed import Embedder
 
         settings = Settings()
-        return Coach(settings, embedder=Embedder(settings.model, cache_dir=settings.model_cache_dir), build=True)
+        return Coach(settings, embedder=Embedder(settings.model, cache_dir=settings.model_cache_dir, vocabulary=settings.vocabulary), build=True)
     except Exception as exc:  # no model here: the fake embedder and the tiny corpus stand in
         print(f"real model unavailable ({exc}); using the fake embedder")
         return None

