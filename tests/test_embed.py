@@ -90,11 +90,12 @@ def test_query_path_uses_query_threads_and_restores_the_setting(real_embedder):
     before = torch.get_num_threads()
     try:
         real_embedder.encode_queries(["退款要多久？"])
+        real_embedder.encode_queries(["客户说" * 20])  # one long question: all cores
         real_embedder.encode_queries(["q"] * 10)  # a batch: all cores
         real_embedder.encode_passages(["退款一般在三到五个工作日内原路退回。"])
     finally:
         hook.remove()
-    assert seen == [real_embedder.query_threads, real_embedder.batch_threads, real_embedder.batch_threads]
+    assert seen == [real_embedder.query_threads] + [real_embedder.batch_threads] * 3
     assert torch.get_num_threads() == before
 
 
