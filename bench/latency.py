@@ -160,7 +160,7 @@ def throughput(embedder, engine, passages: list[str], seconds: float = 20.0) -> 
 
 
 def run(qs: list[str], throughput_seconds: float = 20.0) -> dict:
-    from coach.embed import Embedder  # noqa: F401  (import cost belongs to loading, not to the loops)
+    from coach.embed import LONG_QUERY_TOKENS, Embedder  # noqa: F401  (import cost belongs to loading, not to the loops)
 
     log("latency: loading Coach (model + index)")
     coach = load_coach()
@@ -170,7 +170,7 @@ def run(qs: list[str], throughput_seconds: float = 20.0) -> dict:
 
     info = {"questions": len(qs), "chinese": sum(any("\u4e00" <= c <= "\u9fff" for c in q) for q in qs),
             "torch_threads": torch.get_num_threads(),
-            "query_threads": embedder.query_threads, "long_query_tokens": _long_query_tokens(),
+            "query_threads": embedder.query_threads, "long_query_tokens": LONG_QUERY_TOKENS,
             "passages": len(coach.index.chunks),
             "index_kind": coach.index.vectors.kind}
     log(f"latency: {len(qs)} questions, (a) sentence-transformers encode")
@@ -195,8 +195,3 @@ def run(qs: list[str], throughput_seconds: float = 20.0) -> dict:
 def _rss_mb() -> float:
     from common import rss_bytes
     return rss_bytes(os.getpid()) / 2**20
-
-
-def _long_query_tokens() -> int:
-    from coach.embed import LONG_QUERY_TOKENS
-    return LONG_QUERY_TOKENS

@@ -117,18 +117,24 @@ def _phrase_key(phrase: str) -> tuple[str, ...]:
 
 # ---------------------------------------------------------------------------------------------- glossary
 
-def load_glossary(path: Path = GLOSSARY_FILE) -> dict[tuple[str, ...], tuple[str, ...]]:
-    """`english phrase <TAB> 中文 词语 ...` per line (# comments); the same phrase on two lines merges."""
-    table: dict[tuple[str, ...], tuple[str, ...]] = {}
+def _term_lines(path: Path, expected: str):
+    """(left, terms) for each `left <TAB> term term ...` line of a data file (# starts a comment); a line
+    without terms raises, naming the file, the line and the `expected` form."""
     for n, line in enumerate(path.read_text("utf-8").splitlines(), 1):
         line = line.split("#", 1)[0].rstrip()
         if not line.strip():
             continue
         parts = line.split("\t")
         if len(parts) < 2 or not parts[1].strip():
-            raise ValueError(f"{path.name}:{n}: expected 'english phrase<TAB>中文 词语', got {line!r}")
-        key = _phrase_key(parts[0])
-        terms = tuple(t for t in re.split(r"[\s,，、;；]+", parts[1]) if t)
+            raise ValueError(f"{path.name}:{n}: expected '{expected}', got {line!r}")
+        yield n, parts[0], tuple(t for t in re.split(r"[\s,，、;；]+", parts[1]) if t)
+
+
+def load_glossary(path: Path = GLOSSARY_FILE) -> dict[tuple[str, ...], tuple[str, ...]]:
+    """`english phrase <TAB> 中文 词语 ...` per line (# comments); the same phrase on two lines merges."""
+    table: dict[tuple[str, ...], tuple[str, ...]] = {}
+    for _, phrase, terms in _term_lines(path, "english phrase<TAB>中文 词语"):
+        key = _phrase_key(phrase)
         if key:
             table[key] = tuple(dict.fromkeys(table.get(key, ()) + terms))
     return table
@@ -139,17 +145,13 @@ def load_glossary(path: Path = GLOSSARY_FILE) -> dict[tuple[str, ...], tuple[str
 def load_regional(path: Path = REGIONAL_FILE) -> dict[str, tuple[str, ...]]:
     """`regional word <TAB> mainland 词语 ...` per line (# comments), keyed by the simplified form of the word."""
     from .clean import to_simplified
+    expected = "regional word<TAB>mainland 词语"
     table: dict[str, tuple[str, ...]] = {}
-    for n, line in enumerate(path.read_text("utf-8").splitlines(), 1):
-        line = line.split("#", 1)[0].rstrip()
-        if not line.strip():
-            continue
-        parts = line.split("\t")
-        if len(parts) < 2 or not parts[0].strip() or not parts[1].strip():
-            raise ValueError(f"{path.name}:{n}: expected 'regional word<TAB>mainland 词语', got {line!r}")
-        key = to_simplified(parts[0].strip())
-        terms = tuple(to_simplified(t) for t in re.split(r"[\s,，、;；]+", parts[1]) if t)
-        table[key] = tuple(dict.fromkeys(table.get(key, ()) + terms))
+    for n, word, terms in _term_lines(path, expected):
+        if not word.strip():
+            raise ValueError(f"{path.name}:{n}: expected '{expected}', got no regional word")
+        key = to_simplified(word.strip())
+        table[key] = tuple(dict.fromkeys(table.get(key, ()) + tuple(to_simplified(t) for t in terms)))
     return table
 
 

