@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from coach.retrieve import MAX_QUERY_CHARS, RRF_K, diversify, rrf, sanitize_query
+import numpy as np
+
+from coach.retrieve import (MAX_QUERY_CHARS, RRF_K, Ranked, best_situation_scores, diversify, fuse_convex, fuse_rrf,
+                            rrf, sanitize_query)
 
 
 def test_rrf_known_values():
@@ -19,6 +22,46 @@ def test_rrf_weights_and_empty_rankers():
     assert rrf([[], []]) == {}
     fused = rrf([[1], [2]], weights=[2.0, 1.0])
     assert fused[1] == pytest.approx(2 * fused[2])
+
+
+def test_convex_fusion_known_values():
+    # cosines normalised over the candidates (min 0.5 -> 0, max 0.9 -> 1); BM25 from 0 (no match)
+    dense = Ranked("dense", [1, 2, 3], [0.9, 0.7, 0.5], 1.0)
+    keyword = Ranked("keyword", [3, 2], [6.0, 3.0], 2.0, floor=0.0)
+    fused = fuse_convex([dense, keyword])
+    assert fused[1] == pytest.approx(1.0)
+    assert fused[2] == pytest.approx(0.5 + 2 * 0.5)
+    assert fused[3] == pytest.approx(0.0 + 2 * 1.0)
+    assert sorted(fused, key=fused.get, reverse=True) == [3, 2, 1]
+
+
+def test_convex_fusion_keeps_a_clear_lead_that_rrf_flattens():
+    # the situation ranker is sure of passage 7 (0.95 against 0.80 for the next); two weaker rankers both prefer 8
+    situation = Ranked("situation", [7, 8, 9], [0.95, 0.80, 0.79], 2.0)
+    dense = Ranked("dense", [8, 9, 7], [0.85, 0.84, 0.83], 1.0)
+    sentence = Ranked("sentence", [8, 7, 9], [0.88, 0.87, 0.86], 1.0)
+    convex, by_rank = fuse_convex([situation, dense, sentence]), fuse_rrf([situation, dense, sentence])
+    assert max(convex, key=convex.get) == 7
+    assert max(by_rank, key=by_rank.get) == 8
+
+
+@pytest.mark.parametrize("ranker", [
+    Ranked("empty", [], [], 1.0),
+    Ranked("one", [4], [0.7], 1.0),
+    Ranked("ties", [4, 5], [0.7, 0.7], 1.0),
+])
+def test_convex_fusion_degenerate_rankers(ranker):
+    fused = fuse_convex([ranker, Ranked("keyword", [5], [2.0], 1.0, floor=0.0)])
+    assert fused[5] >= 1.0                      # a lone BM25 match counts fully
+    assert all(np.isfinite(v) for v in fused.values())
+
+
+def test_ranked_top_and_best_situation_scores():
+    ranked = Ranked.top("keyword", np.array([0.0, 3.0, -1.0, 5.0]), 1.5, floor=0.0)
+    assert (ranked.docs, ranked.scores, ranked.weight) == ([3, 1], [5.0, 3.0], 1.5)
+    # description 0 describes passages 0 and 1, description 1 passage 1, passage 2 has none
+    best = best_situation_scores(np.array([0.6, 0.8]), [(0, 1), (1,)], 3)
+    assert best[0] == pytest.approx(0.6) and best[1] == pytest.approx(0.8) and best[2] == -np.inf
 
 
 def test_diversify_prefers_new_essays_unless_clearly_better():
