@@ -48,12 +48,13 @@ OOD_KEYWORD_FLOOR = 4.0
 OOD_BRIDGE_MIN = 2
 # The editors' situation descriptions (corpus/situations.toml) are written the way agents ask, so a question far from
 # every one of them is outside the domain whatever else it matches (a near-domain question like "how do I reset my
-# outlook password on the work laptop" hits glossary words and a theme). Floors per language, from tune + heldout2
-# + heldout4: in-domain questions' best description cosine is >= 0.844 in English and >= 0.886 in Chinese (0.838 /
-# 0.885 before the second pass of descriptions), so the floors leave a margin below both; a corpus without
-# descriptions skips this test.
-OOD_SITUATION_FLOOR = 0.87
-OOD_SITUATION_FLOOR_ENGLISH = 0.83
+# outlook password on the work laptop" hits glossary words and a theme). Floors per language, from every split but
+# heldout8: in-domain questions' best description cosine is >= 0.847 in English and >= 0.886 in Chinese. The fourth
+# pass (questions, 467 entries in all) raised out-of-domain questions' best cosines too, so the floors rose from
+# 0.83 / 0.87 to 0.84 / 0.875 (out-of-domain recall 0.863 -> 0.900 on those splits, in-domain flagged 1 of 425 as
+# before); the margins to in-domain questions are now 0.007 / 0.011. A corpus without descriptions skips this test.
+OOD_SITUATION_FLOOR = 0.875
+OOD_SITUATION_FLOOR_ENGLISH = 0.84
 
 # Search modes, each adding one step to the one before; `coach eval` compares them side by side.
 MODES = {
