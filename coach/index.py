@@ -35,7 +35,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-FORMAT_VERSION = 2    # 2: situation vectors and texts (situations.npy, situations.jsonl, situation_keyword/)
+FORMAT_VERSION = 3    # 2: situation vectors and texts (situations.npy, situations.jsonl, situation_keyword/)
+                      # 3: character-pair BM25 of the passages and the situation texts (bigram/, situation_bigram/)
 MANIFEST = "manifest.json"
 CURRENT = "CURRENT"
 BUILDS = "builds"
@@ -47,6 +48,8 @@ KEYWORD_DIR = "keyword"
 SITUATIONS_FILE = "situations.npy"
 SITUATION_TEXTS_FILE = "situations.jsonl"
 SITUATION_KEYWORD_DIR = "situation_keyword"
+BIGRAM_DIR = "bigram"
+SITUATION_BIGRAM_DIR = "situation_bigram"
 
 
 class IndexError_(Exception):

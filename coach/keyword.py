@@ -1,4 +1,5 @@
-"""Keyword search: BM25 (bm25s, Lucene variant) over jieba tokens of the simplified-Chinese form of each passage.
+"""Keyword search: BM25 (bm25s, Lucene variant) over jieba tokens of the simplified-Chinese form of each passage,
+and over its Chinese character pairs (`char_bigrams`).
 
 Saved as bm25s's plain files (.npy arrays, JSON vocabulary and parameters), never pickle.
 """
@@ -10,6 +11,7 @@ import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import bm25s
 import jieba
@@ -42,14 +44,24 @@ def tokenize(text: str) -> list[str]:
     return [w for w in (w.strip() for w in words) if w and w not in STOPWORDS and _TOKEN_OK.search(w)]
 
 
+_HAN_RUN = re.compile(r"[\u3400-\u9fff]+")
+
+
+def char_bigrams(text: str) -> list[str]:
+    """Overlapping pairs of Chinese characters (simplified) within each run of Han characters. They match where
+    jieba segments a phrase differently, or a paraphrase shares characters but not words (超过我 / 超过自己)."""
+    return [run[i:i + 2] for run in _HAN_RUN.findall(to_simplified(text)) for i in range(len(run) - 1)]
+
+
 @dataclass
 class KeywordIndex:
     bm25: bm25s.BM25
 
     @classmethod
-    def build(cls, texts: list[str]) -> "KeywordIndex":
+    def build(cls, texts: list[str], tokenizer: Callable[[str], list[str]] = tokenize) -> "KeywordIndex":
+        """BM25 over `tokenizer`'s tokens of each text (jieba words by default, or `char_bigrams`)."""
         bm25 = bm25s.BM25(k1=1.2, b=0.75, method="lucene")
-        bm25.index([tokenize(t) or [""] for t in texts], show_progress=False)
+        bm25.index([tokenizer(t) or [""] for t in texts], show_progress=False)
         return cls(bm25)
 
     def scores(self, query: str) -> tuple[np.ndarray, list[str]]:

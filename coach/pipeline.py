@@ -61,6 +61,9 @@ class LoadedIndex:
     situation_texts: list[dict] = field(default_factory=list)   # {"text", "lang", "chunks": [ids], "essay"}
     situation_chunks: list[tuple[int, ...]] = field(default_factory=list)
     situation_keyword: keyword_stage.KeywordIndex | None = None
+    # BM25 over Chinese character pairs (keyword.char_bigrams), of the passages and of the situation texts
+    bigram: keyword_stage.KeywordIndex | None = None
+    situation_bigram: keyword_stage.KeywordIndex | None = None
 
 
 def pipeline_version() -> str:
@@ -168,12 +171,18 @@ def build(settings: Settings, embedder: EmbedderLike, progress: Progress | None 
             (tmp / ix.ESSAYS_FILE).write_text(json.dumps(essays_json, ensure_ascii=False, indent=1), "utf-8")
             (tmp / ix.KEYWORD_DIR).mkdir()
             keyword_stage.KeywordIndex.build([c.text for c in chunks]).save(tmp / ix.KEYWORD_DIR)
+            (tmp / ix.BIGRAM_DIR).mkdir()
+            keyword_stage.KeywordIndex.build([c.text for c in chunks], keyword_stage.char_bigrams).save(
+                tmp / ix.BIGRAM_DIR)
             ix.save_array(tmp / ix.SITUATIONS_FILE, np.asarray(situation_vecs, np.float32))
             ix.write_jsonl(tmp / ix.SITUATION_TEXTS_FILE, situations)
             if situations:
                 (tmp / ix.SITUATION_KEYWORD_DIR).mkdir()
                 keyword_stage.KeywordIndex.build([r["text"] for r in situations]).save(
                     tmp / ix.SITUATION_KEYWORD_DIR)
+                (tmp / ix.SITUATION_BIGRAM_DIR).mkdir()
+                keyword_stage.KeywordIndex.build([r["text"] for r in situations], keyword_stage.char_bigrams).save(
+                    tmp / ix.SITUATION_BIGRAM_DIR)
             manifest = ix.Manifest(
                 format_version=ix.FORMAT_VERSION, dim=int(passage_vecs.shape[1]), index_type=vectors.kind,
                 counts={"essays": len(loaded.essays), "chunks": len(chunks), "sentences": len(sentences),
@@ -229,8 +238,12 @@ def load_build(build_dir: Path) -> LoadedIndex:
         raise ix.IndexCorrupt(f"situation files in {build_dir.name} disagree on counts; run `coach build`")
     situation_keyword = (keyword_stage.KeywordIndex.load(build_dir / ix.SITUATION_KEYWORD_DIR)
                          if situation_texts else None)
+    bigram = keyword_stage.KeywordIndex.load(build_dir / ix.BIGRAM_DIR)
+    situation_bigram = (keyword_stage.KeywordIndex.load(build_dir / ix.SITUATION_BIGRAM_DIR)
+                        if situation_texts else None)
     return LoadedIndex(build_dir, manifest, vectors, sentence_vectors, rows, chunks, essays, keyword, [],
-                       situation_vectors, situation_texts, situation_chunks, situation_keyword)
+                       situation_vectors, situation_texts, situation_chunks, situation_keyword, bigram,
+                       situation_bigram)
 
 
 def _chunk_to_json(c: Chunk) -> dict:

@@ -131,6 +131,38 @@ def test_weighted_bm25_matches_plain_scores_and_scales():
     assert kwi.weighted_scores({"未知词": 1.0})[0].sum() == 0
 
 
+@pytest.mark.parametrize("text,expected", [
+    ("超过自己", ["超过", "过自", "自己"]),
+    ("會不會被取代?", ["会不", "不会", "会被", "被取", "取代"]),          # traditional: pairs of the simplified form
+    ("KPI 太高, 我好累", ["太高", "我好", "好累"]),                       # no pair across a non-Han gap
+    ("angry caller", []),
+    ("", []),
+])
+def test_char_bigrams(text, expected):
+    from coach.keyword import char_bigrams
+    assert char_bigrams(text) == expected
+
+
+def test_bigram_bm25_matches_where_word_segmentation_differs():
+    from coach.keyword import KeywordIndex, char_bigrams, tokenize
+    passages = ["刚毕业的客服人员能学到不少东西", "客户生气了破口大骂", "新人紧张到颤抖"]
+    question = "我想做客服"                        # jieba: 想 / 做客 / 服, so no word is shared with 客服人员
+    assert not set(tokenize(question)) & set(tokenize(passages[0]))
+    assert KeywordIndex.build(passages).scores(question)[0].sum() == 0
+    pairs = KeywordIndex.build(passages, char_bigrams)
+    scores, terms = pairs.weighted_scores(dict.fromkeys(char_bigrams(question), 1.0))
+    assert terms == ["客服"] and int(np.argmax(scores)) == 0 and scores[1] == scores[2] == 0
+
+
+def test_plan_adds_character_pairs_for_chinese_questions_only():
+    b = _bridge()
+    zh = rt.plan_search("帶新人會不會被超過", "situations", b)
+    assert list(zh.bigram_terms)[:3] == ["带新", "新人", "人会"]           # pairs of the simplified question
+    assert zh.bigram_weight == rt.WEIGHT_BIGRAM_CHINESE and zh.situation_bigram_weight > 0
+    for plan in (rt.plan_search("angry caller", "situations", b), rt.plan_search("带新人", "full", b)):
+        assert plan.bigram_terms == {} and plan.bigram_weight == plan.situation_bigram_weight == 0
+
+
 def test_out_of_domain_evidence():
     below = rt.OOD_DENSE_FLOOR - 0.01
     assert not rt.Evidence(rt.OOD_DENSE_FLOOR + 0.01, 0.0).out_of_domain()
