@@ -177,12 +177,14 @@ def test_out_of_domain_evidence():
     assert not rt.Evidence(0.5, 0.0, themes=1).out_of_domain()
 
 
-@pytest.mark.parametrize("english", [True, False])
-def test_far_from_every_situation_description_is_out_of_domain(english):
-    floor = rt.OOD_SITUATION_FLOOR_ENGLISH if english else rt.OOD_SITUATION_FLOOR
-    in_by_bridge = {"best_dense": 0.99, "best_keyword": 9.0, "glossary_hits": 3, "themes": 1, "english": english}
-    assert rt.Evidence(**in_by_bridge, best_situation=floor - 0.01).out_of_domain()
-    assert not rt.Evidence(**in_by_bridge, best_situation=floor + 0.01).out_of_domain()
+@pytest.mark.parametrize("english,traditional", [(True, False), (False, False), (False, True)])
+def test_far_from_every_situation_description_is_out_of_domain(english, traditional):
+    floor = (rt.OOD_SITUATION_FLOOR_ENGLISH if english else
+             rt.OOD_SITUATION_FLOOR_TRADITIONAL if traditional else rt.OOD_SITUATION_FLOOR)
+    in_by_bridge = {"best_dense": 0.99, "best_keyword": 9.0, "glossary_hits": 3, "themes": 1, "english": english,
+                    "traditional": traditional}
+    assert rt.Evidence(**in_by_bridge, best_situation=floor - 0.001).out_of_domain()
+    assert not rt.Evidence(**in_by_bridge, best_situation=floor + 0.001).out_of_domain()
     # a corpus without situation descriptions decides on the other evidence alone
     assert not rt.Evidence(**in_by_bridge, best_situation=None).out_of_domain()
     assert rt.Evidence(0.5, 0.0, english=english, best_situation=None).out_of_domain()
