@@ -33,6 +33,7 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 GLOSSARY_FILE = DATA_DIR / "glossary.tsv"
 THEMES_FILE = DATA_DIR / "themes.json"
 REGIONAL_FILE = DATA_DIR / "regional.tsv"
+OUT_OF_SCOPE_FILE = DATA_DIR / "out_of_scope.tsv"
 
 # Weights of the Chinese terms in the keyword query, relative to the question's own words (1.0).
 GLOSSARY_WEIGHT = 1.0
@@ -153,6 +154,31 @@ def load_regional(path: Path = REGIONAL_FILE) -> dict[str, tuple[str, ...]]:
         key = to_simplified(word.strip())
         table[key] = tuple(dict.fromkeys(table.get(key, ()) + tuple(to_simplified(t) for t in terms)))
     return table
+
+
+# ---------------------------------------------------------------------------------------------- out of scope
+
+@dataclass(frozen=True)
+class OutOfScope:
+    """A question Coach does not answer (a fact, price, setting, rule or private matter no veteran's advice covers)."""
+
+    category: str
+    text: str
+
+
+def load_out_of_scope(path: Path = OUT_OF_SCOPE_FILE) -> list[OutOfScope]:
+    """`category <TAB> question` per line (lines starting with # are comments); no file, no prototypes."""
+    if not path.exists():
+        return []
+    out = []
+    for n, line in enumerate(path.read_text("utf-8").splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        parts = line.split("\t")
+        if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
+            raise ValueError(f"{path.name}:{n}: expected 'category<TAB>question', got {line!r}")
+        out.append(OutOfScope(parts[0].strip(), " ".join(parts[1].split())))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- themes
@@ -367,12 +393,14 @@ class Bridge:
 
     def __init__(self, glossary: dict | None = None, themes: list[Theme] | None = None,
                  dictionary: Dictionary | None = None, use_dictionary: bool = True,
-                 regional: dict[str, tuple[str, ...]] | None = None):
+                 regional: dict[str, tuple[str, ...]] | None = None,
+                 out_of_scope: list[OutOfScope] | None = None):
         self.glossary = load_glossary() if glossary is None else glossary
         self.themes = load_themes() if themes is None else themes
         self._dictionary = dictionary
         self.use_dictionary = use_dictionary
         self.regional = load_regional() if regional is None else regional
+        self.out_of_scope = load_out_of_scope() if out_of_scope is None else out_of_scope
         # one alternation, longest word first: at each position the longest regional word wins
         words = sorted(self.regional, key=len, reverse=True)
         self._regional_re = re.compile("|".join(map(re.escape, words))) if words else None

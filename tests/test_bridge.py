@@ -92,6 +92,21 @@ def test_packaged_regional_words_load_in_simplified_form(tmp_path):
         br.load_regional(f)
 
 
+def test_out_of_scope_prototypes_load_and_reject_malformed_lines(tmp_path):
+    packaged = br.load_out_of_scope()
+    assert len(packaged) >= 40 and len({p.text for p in packaged}) == len(packaged)
+    assert {"prices-and-plans", "it-how-to", "personal-life"} <= {p.category for p in packaged}
+    assert any(not br.is_english(p.text) for p in packaged) and any(br.is_english(p.text) for p in packaged)
+    f = tmp_path / "o.tsv"
+    f.write_text("# prototypes\nprices\t中華電信  月租方案多少錢?\n\npersonal\tbest pizza in town?\n", "utf-8")
+    assert br.load_out_of_scope(f) == [br.OutOfScope("prices", "中華電信 月租方案多少錢?"),
+                                       br.OutOfScope("personal", "best pizza in town?")]
+    assert br.load_out_of_scope(tmp_path / "missing.tsv") == []
+    f.write_text("prices\n", "utf-8")
+    with pytest.raises(ValueError, match="o.tsv:1: expected 'category<TAB>question'"):
+        br.load_out_of_scope(f)
+
+
 def test_traditional_question_is_searched_with_mainland_words():
     from coach import retrieve as rt
     plan = rt.plan_search("客人說舊筆電很慢，打算去外面加記憶體", "situations", make(regional={"笔电": ("笔记本电脑",),

@@ -190,6 +190,30 @@ def test_far_from_every_situation_description_is_out_of_domain(english, traditio
     assert rt.Evidence(0.5, 0.0, english=english, best_situation=None).out_of_domain()
 
 
+def test_closer_to_an_out_of_scope_prototype_than_to_any_situation_is_out_of_domain():
+    inside = {"best_dense": 0.99, "best_keyword": 9.0, "glossary_hits": 3, "themes": 1, "best_situation": 0.95}
+    margin = rt.OOD_SCOPE_MARGIN
+    assert rt.Evidence(**inside, best_out_of_scope=0.95 + margin + 0.001).out_of_domain()
+    assert not rt.Evidence(**inside, best_out_of_scope=0.95 + margin - 0.001).out_of_domain()
+    assert not rt.Evidence(**inside, best_out_of_scope=None).out_of_domain()          # no prototypes: no rule
+
+
+def test_out_of_scope_prototypes_are_encoded_once_in_the_form_questions_are_searched(small_coach, monkeypatch):
+    from coach import bridge as br
+    coach, emb = small_coach
+    protos = [br.OutOfScope("prices", "中華電信的月租方案多少錢?"), br.OutOfScope("it", "how do I reset my VPN password")]
+    coach.bridge = br.Bridge(glossary={}, themes=[], dictionary=br.Dictionary(), out_of_scope=protos, regional={})
+    coach._scope_vectors = None
+    seen = []
+    real = emb.inner.encode_passages
+    monkeypatch.setattr(emb, "encode_passages", lambda texts, **kw: seen.append(list(texts)) or real(texts),
+                        raising=False)
+    for _ in range(3):
+        answer = coach.ask("中華電信的月租方案多少錢?")
+    assert seen == [["中华电信的月租方案多少钱?", "how do I reset my VPN password"]]
+    assert answer.evidence.best_out_of_scope == pytest.approx(1.0, abs=1e-5)      # the very same question
+
+
 def test_unknown_mode_is_rejected():
     class Stub(rt.Coach):
         def __init__(self):
