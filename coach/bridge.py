@@ -104,6 +104,16 @@ def english_words(text: str) -> list[str]:
     return _WORD.findall(text.lower().replace("\u2019", "'"))
 
 
+# Characters written in Hong Kong Cantonese and (practically) never in Mandarin: a question containing one is
+# searched with the regional words even when OpenCC leaves it unchanged (Cantonese typed in simplified characters).
+CANTONESE_MARKERS = frozenset("嘅咗佢哋冇啲嘢咩睇搵嚟攞啱嬲攰乜唔")
+
+
+def has_cantonese(text: str) -> bool:
+    """True when `text` contains a character only written Cantonese uses (CANTONESE_MARKERS)."""
+    return any(ch in CANTONESE_MARKERS for ch in text)
+
+
 def is_english(text: str) -> bool:
     """True when the question is written mostly in Latin letters (more letters than Chinese characters)."""
     return len(_LATIN.findall(text)) > len(_CJK.findall(text))
@@ -404,6 +414,16 @@ class Bridge:
         # one alternation, longest word first: at each position the longest regional word wins
         words = sorted(self.regional, key=len, reverse=True)
         self._regional_re = re.compile("|".join(map(re.escape, words))) if words else None
+
+    def searched_form(self, text: str) -> str:
+        """The form a Chinese text is embedded in when asked as a question: simplified (OpenCC t2s) and, when it was
+        typed in traditional characters or in Cantonese, with the regional words replaced by mainland ones (the
+        same rule as `retrieve.plan_search`)."""
+        from .clean import to_simplified
+        simplified = to_simplified(text)
+        if simplified != text or has_cantonese(text):
+            return self.mainland(simplified)[0]
+        return simplified
 
     def mainland(self, simplified: str) -> tuple[str, tuple[str, ...]]:
         """`simplified` with each Taiwan / Hong Kong word replaced by its first mainland word, and every mainland

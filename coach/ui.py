@@ -82,7 +82,8 @@ T = {
         "related": "Related situations", "read": "Read essay {}",
         "why": "Why these passages", "why_hint": "Fused score = weighted sum of each ranker's normalised score: "
                "dense (meaning) search over the passages, their sentences and the editors' situation descriptions, "
-               "and keyword (BM25) search over the passages and the descriptions.",
+               "and keyword (BM25) search over the passages and the descriptions, by words and, for Chinese "
+               "questions, by character pairs.",
         "col_passage": "Passage", "col_fused": "Fused", "col_dense": "Dense cosine (rank)",
         "col_kw": "Keyword BM25 (rank)", "col_terms": "Matched terms",
         "feedback_hint": "Mark each card helpful (thumb up) or not helpful (thumb down). Only the question, the "
@@ -121,7 +122,7 @@ T = {
         "failed": "Coach 无法打开索引:{}",
         "related": "相关情况", "read": "阅读全文 {}",
         "why": "为什么是这些段落", "why_hint": "综合得分 = 各路检索归一化得分的加权和:段落、句子和编辑撰写的情境描述的语义(向量)检索,"
-                  "以及段落和情境描述的关键词(BM25)检索。",
+                  "以及段落和情境描述的关键词(BM25)检索(按词,中文问题也按相邻字对)。",
         "col_passage": "段落", "col_fused": "综合", "col_dense": "语义相似度(排名)",
         "col_kw": "关键词 BM25(排名)", "col_terms": "匹配词",
         "feedback_hint": "请为每张卡片标记有帮助(向上的拇指)或没帮助(向下的拇指)。只保存问题、显示的段落和时间。",

@@ -92,6 +92,30 @@ def test_packaged_regional_words_load_in_simplified_form(tmp_path):
         br.load_regional(f)
 
 
+@pytest.mark.parametrize("sentence", [
+    "這份工作讓我很累", "同一份工作做了十年", "完成日期是下週", "加班已經變成日常", "早上頭很痛", "遇上頭痛的客戶",
+    "我這邊個案很多", "周邊度假村", "重點先說", "反而家人不支持", "很熱鬧人很多", "被鬧鐘吵醒", "我在學日語",
+    "房屋企業的員工", "在線上回答問題",
+])
+def test_packaged_regional_words_leave_ordinary_taiwan_sentences_readable(sentence):
+    from coach.clean import to_simplified
+    b = make(regional=br.load_regional())
+    text, _ = b.mainland(to_simplified(sentence))
+    assert text == to_simplified(sentence)
+
+
+@pytest.mark.parametrize("question,expected", [
+    ("想升做組長,會睇我邊啲能力?", "想升做组长,会看我哪些能力?"),
+    ("佢哋成日唔睇我嘅短信", "他们成日不看我的短信"),          # Cantonese typed in simplified characters too
+    ("客户很生气怎么办", "客户很生气怎么办"),                  # plain simplified: untouched
+])
+def test_cantonese_questions_are_searched_in_mandarin(question, expected):
+    from coach import retrieve as rt
+    b = make(regional=br.load_regional())
+    assert rt.plan_search(question, "situations", b).dense_texts[0] == expected
+    assert b.searched_form(question) == expected
+
+
 def test_out_of_scope_prototypes_load_and_reject_malformed_lines(tmp_path):
     packaged = br.load_out_of_scope()
     assert len(packaged) >= 40 and len({p.text for p in packaged}) == len(packaged)

@@ -54,6 +54,8 @@ def test_convex_fusion_degenerate_rankers(ranker):
     fused = fuse_convex([ranker, Ranked("keyword", [5], [2.0], 1.0, floor=0.0)])
     assert fused[5] >= 1.0                      # a lone BM25 match counts fully
     assert all(np.isfinite(v) for v in fused.values())
+    for doc in ranker.docs:                     # a lone or tied candidate counts fully too, never 0
+        assert fused[doc] >= 1.0
 
 
 def test_ranked_top_and_best_situation_scores():
@@ -212,6 +214,14 @@ def test_out_of_scope_prototypes_are_encoded_once_in_the_form_questions_are_sear
         answer = coach.ask("中華電信的月租方案多少錢?")
     assert seen == [["中华电信的月租方案多少钱?", "how do I reset my VPN password"]]
     assert answer.evidence.best_out_of_scope == pytest.approx(1.0, abs=1e-5)      # the very same question
+
+
+@pytest.mark.parametrize("fusion", sorted(rt.FUSIONS))
+def test_every_fusion_answers_end_to_end(small_coach, monkeypatch, fusion):
+    coach, _ = small_coach
+    monkeypatch.setattr(rt, "FUSION", fusion)
+    answer = coach.ask("客户破口大骂怎么办", top_k=2)
+    assert answer.results and all(np.isfinite(h.score) for h in answer.results)
 
 
 def test_unknown_mode_is_rejected():
