@@ -367,11 +367,6 @@ def best_sentence_scores(sentence_scores: np.ndarray, rows: list[range]) -> np.n
     return np.array([sentence_scores[r.start:r.stop].max() if len(r) else -np.inf for r in rows])
 
 
-def sentence_ranking(sentence_scores: np.ndarray, rows: list[range]) -> list[int]:
-    """Passages ordered by their best sentence's score (passages without sentences last)."""
-    return [int(i) for i in np.argsort(-best_sentence_scores(sentence_scores, rows), kind="stable")]
-
-
 def best_situation_scores(scores: np.ndarray, situation_chunks: list[tuple[int, ...]], n_chunks: int) -> np.ndarray:
     """Each passage's best score among the situation descriptions attached to it (row i of `scores` describes the
     passages `situation_chunks[i]`); -inf for a passage without a description."""
@@ -381,13 +376,6 @@ def best_situation_scores(scores: np.ndarray, situation_chunks: list[tuple[int, 
             if score > best[d]:
                 best[d] = score
     return best
-
-
-def situation_ranking(scores: np.ndarray, situation_chunks: list[tuple[int, ...]], n_chunks: int) -> list[int]:
-    """Passages ordered by the best score of the situation descriptions attached to them; passages without a
-    description, or whose best score is not positive, are left out."""
-    best = best_situation_scores(scores, situation_chunks, n_chunks)
-    return [int(d) for d in np.argsort(-best, kind="stable") if best[d] > 0]
 
 
 @dataclass(frozen=True)

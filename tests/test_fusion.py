@@ -233,10 +233,11 @@ def test_unknown_mode_is_rejected():
 
 
 def test_sentence_ranking_uses_best_sentence():
-    import numpy as np
     scores = np.array([0.1, 0.9, 0.5, 0.6, 0.2])
     rows = [range(0, 2), range(2, 4), range(4, 5), range(5, 5)]
-    assert rt.sentence_ranking(scores, rows) == [0, 1, 2, 3]
+    best = rt.best_sentence_scores(scores, rows)
+    assert best.tolist() == [0.9, 0.6, 0.2, -np.inf]
+    assert rt.Ranked.top("sentence", best, 1.0).docs == [0, 1, 2]       # a passage without sentences is left out
     assert rt.plan_search("angry", "full", _bridge()).sentence_weight == rt.WEIGHT_SENTENCE
     assert rt.plan_search("angry", "bridge", _bridge()).sentence_weight == 0
 

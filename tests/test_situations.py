@@ -127,7 +127,9 @@ def test_situation_ranking_takes_the_best_description_per_passage():
     scores = np.array([0.2, 0.9, 0.5, -0.1])
     attached = [(0,), (2,), (0, 1), (3,)]
     # passage 2: 0.9, passage 0: max(0.2, 0.5), passage 1: 0.5, passage 3: not positive, passage 4: none
-    assert rt.situation_ranking(scores, attached, 5) == [2, 0, 1]
+    best = rt.best_situation_scores(scores, attached, 5)
+    assert best.tolist() == [0.5, 0.5, 0.9, -0.1, -np.inf]
+    assert rt.Ranked.top("situation", best, 1.0).docs == [2, 0, 1]
 
 
 def test_situations_mode_adds_its_rankers_only_there():
