@@ -199,8 +199,14 @@ class Situation:
 
     essay: str                   # essay id (corpus/essays.toml)
     anchor: str                  # exact phrase of the essay's cleaned text; attaches the entry to its passage(s)
-    en: str                      # the situation and the advice, in plain English agent language
-    zh: str                      # the same in plain simplified Chinese
+    en: str                      # the situation and the advice, in plain English agent language ("" if absent)
+    zh: str                      # the same in plain simplified Chinese ("" if absent)
+    zh_hant: str = ""            # a question as a Taiwan or Hong Kong agent types it, traditional characters
+
+    def texts(self) -> list[tuple[str, str]]:
+        """(language, text) of each description the entry has: en, zh, zh-Hant."""
+        return [(lang, text) for lang, text in (("en", self.en), ("zh", self.zh), ("zh-Hant", self.zh_hant))
+                if text]
 
 
 def load_situations(corpus_dir: Path) -> list[Situation]:
@@ -212,12 +218,19 @@ def load_situations(corpus_dir: Path) -> list[Situation]:
         raise ValueError(f"{path.name}: `situation` must be an array of tables ([[situation]]); fix it and build again")
     out = []
     for n, entry in enumerate(entries, start=1):
-        fields = ("essay", "anchor", "en", "zh")
-        if not isinstance(entry, dict) or any(not isinstance(entry.get(f), str) or not entry[f].strip()
-                                              for f in fields):
-            raise ValueError(f"{path.name}: situation #{n} needs non-empty text fields {', '.join(fields)}; "
+        # an entry describes its situation in English and simplified Chinese (a pair: an editor who forgets one
+        # leaves English or Chinese questions without it), or as a Taiwan / Hong Kong agent asks, or both
+        def text(field: str) -> str | None:
+            value = entry.get(field) if isinstance(entry, dict) else None
+            return " ".join(value.split()) if isinstance(value, str) and value.strip() else None
+        en, zh, zh_hant = text("en"), text("zh"), text("zh_hant")
+        anchor = entry.get("anchor") if isinstance(entry, dict) else None
+        if (text("essay") is None or not isinstance(anchor, str) or not anchor.strip()
+                or (en is None) != (zh is None) or (en is None and zh_hant is None)):
+            raise ValueError(f"{path.name}: situation #{n} needs non-empty text fields essay, anchor and en + zh "
+                             f"(English and simplified Chinese), zh_hant (traditional Chinese) or all three; "
                              f"fix it and build again")
-        out.append(Situation(*(" ".join(entry[f].split()) if f != "anchor" else entry[f] for f in fields)))
+        out.append(Situation(text("essay"), anchor, en or "", zh or "", zh_hant or ""))
     return out
 
 

@@ -19,6 +19,7 @@ from . import corpus as corpus_stage
 from . import index as ix
 from . import keyword as keyword_stage
 from .chunk import Chunk, Sentence, chunk_essay
+from .clean import to_simplified
 from .config import Settings
 from .corpus import EssayMeta, load_corpus, load_situations, locate_situations
 
@@ -101,7 +102,8 @@ def expected_manifest(settings: Settings, model: str, fingerprint: str) -> dict:
 
 # How `_embedding_text` shapes what the passage vectors are computed from. It lives in this module, which
 # pipeline_version does not hash, so a change to it must change this string to make old indexes stale.
-EMBEDDED_TEXT = "passages as written, prefixed by 'title | section'; sentences and situation texts as written"
+EMBEDDED_TEXT = ("passages as written, prefixed by 'title | section'; sentences as written; situation texts as "
+                 "written, traditional ones in simplified characters")
 
 
 def _embedding_text(chunk: Chunk, meta: EssayMeta) -> str:
@@ -110,24 +112,31 @@ def _embedding_text(chunk: Chunk, meta: EssayMeta) -> str:
     return (" | ".join(parts) + "\n" if parts else "") + chunk.text
 
 
+def situation_embedding_text(record: dict) -> str:
+    """A traditional-Chinese description is embedded in simplified characters, the form a traditional question is
+    searched in (multilingual-e5 matches the two scripts poorly); its Taiwan / Hong Kong wording stays."""
+    return to_simplified(record["text"]) if record["lang"] == "zh-Hant" else record["text"]
+
+
 def situation_records(corpus_dir: Path, essays, chunks: list[Chunk]) -> tuple[list[dict], list[str]]:
-    """One record per situation text (its English and its Chinese description) with the ids of the chunks the
-    situation's anchor lies in, and the warnings of entries left out (unknown essay, anchor not found).
+    """One record per situation text (English, simplified or traditional Chinese) with the ids of the chunks the
+    situation's anchor lies in and the entry's position, and the warnings of entries left out (unknown essay,
+    anchor not found).
 
     An anchor attaches to every chunk containing it whole (two, when it sits in the sentence neighbouring chunks
     share); an anchor split by a chunk boundary attaches to the chunks it overlaps."""
     located, warnings = locate_situations(load_situations(corpus_dir), {e.meta.id: e.text for e in essays})
     records = []
-    for situation, start, end in located:
+    for entry, (situation, start, end) in enumerate(located):
         mine = [c for c in chunks if c.essay_id == situation.essay]
         ids = [c.id for c in mine if c.start <= start and end <= c.end] or \
               [c.id for c in mine if c.start < end and start < c.end]
         if not ids:
             warnings.append(f"situation anchor {situation.anchor!r} of {situation.essay!r} lies in no passage")
             continue
-        for lang in ("en", "zh"):
-            records.append({"text": getattr(situation, lang), "lang": lang, "essay": situation.essay,
-                            "anchor": situation.anchor, "chunks": ids})
+        for lang, text in situation.texts():
+            records.append({"text": text, "lang": lang, "essay": situation.essay, "anchor": situation.anchor,
+                            "chunks": ids, "entry": entry})
     return records, warnings
 
 
@@ -156,7 +165,7 @@ def build(settings: Settings, embedder: EmbedderLike, progress: Progress | None 
         sentence_vecs = embedder.encode_passages(sentences) if sentences else np.zeros((0, embedder.dim), np.float32)
         situations, situation_warnings = situation_records(settings.corpus_dir, loaded.essays, chunks)
         progress(0.8, f"embedding {len(situations)} situation descriptions")
-        situation_vecs = (embedder.encode_passages([r["text"] for r in situations]) if situations
+        situation_vecs = (embedder.encode_passages([situation_embedding_text(r) for r in situations]) if situations
                           else np.zeros((0, passage_vecs.shape[1]), np.float32))
 
         progress(0.85, "writing index")
@@ -186,7 +195,8 @@ def build(settings: Settings, embedder: EmbedderLike, progress: Progress | None 
             manifest = ix.Manifest(
                 format_version=ix.FORMAT_VERSION, dim=int(passage_vecs.shape[1]), index_type=vectors.kind,
                 counts={"essays": len(loaded.essays), "chunks": len(chunks), "sentences": len(sentences),
-                        "situations": len(situations) // 2, "situation_texts": len(situations),
+                        "situations": len({r["entry"] for r in situations}),
+                        "situation_texts": len(situations),
                         "chunks_with_situations": len({i for r in situations for i in r["chunks"]})},
                 versions=ix.versions(), built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 build_seconds=round(time.time() - started, 2), **expected)

@@ -14,7 +14,7 @@ from coach.chunk import chunk_essay
 from coach.clean import to_simplified
 from coach.config import Settings
 from coach.corpus import SITUATIONS_FILE, essay_files, load_corpus, load_situations, locate_situations
-from coach.pipeline import situation_records
+from coach.pipeline import situation_embedding_text, situation_records
 from coach.retrieve import Coach
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"
@@ -78,6 +78,9 @@ def test_every_passage_has_a_situation_and_descriptions_are_plain(real):
     for s in situations:
         assert to_simplified(s.zh) == s.zh, f"zh of {s.anchor!r} should be simplified Chinese"
         assert s.en.isascii(), f"en of {s.anchor!r} should be plain English"
+        assert not s.zh_hant or to_simplified(s.zh_hant) != s.zh_hant, \
+            f"zh_hant of {s.anchor!r} should be written in traditional characters"
+    assert sum(bool(s.zh_hant) for s in situations) >= len(chunks) * 2, "Taiwan / Hong Kong questions per passage"
 
 
 def test_situations_file_is_not_an_essay():
@@ -117,6 +120,37 @@ def test_malformed_file_is_named(tmp_path):
         load_situations(tmp_path)
 
 
+@pytest.mark.parametrize("fields", [
+    'en = "x"',                                  # English without its simplified-Chinese pair
+    'zh = "客户要我破解密码"',                     # and the other way round
+    'zh_hant = "  "',                            # blank
+    '',                                          # no description at all
+])
+def test_entry_without_a_usable_description_is_named(tmp_path, fields):
+    _write(tmp_path, f"[[situation]]\nessay = \"rules\"\nanchor = \"破解密碼\"\n{fields}\n")
+    with pytest.raises(ValueError, match=rf"{SITUATIONS_FILE}: situation #1 .*zh_hant"):
+        load_situations(tmp_path)
+
+
+def test_traditional_question_entry_is_a_third_description(tmp_path):
+    _write(tmp_path, SITUATIONS + '''
+[[situation]]
+essay = "rules"
+anchor = "破解密碼"
+zh_hant = "客人  一直拜託我幫他 破解密碼,我該怎麼拒絕?"
+''')
+    situations = load_situations(tmp_path)
+    assert situations[-1].texts() == [("zh-Hant", "客人 一直拜託我幫他 破解密碼,我該怎麼拒絕?")]
+    assert [lang for lang, _ in situations[0].texts()] == ["en", "zh"]
+    loaded = load_corpus(tmp_path)
+    chunks = [c for e in loaded.essays for c in chunk_essay(e, Settings().chunk)]
+    records, warnings = situation_records(tmp_path, loaded.essays, chunks)
+    assert not warnings and [r["lang"] for r in records] == ["en", "zh", "en", "zh", "zh-Hant"]
+    # embedded in simplified characters (the form a traditional question is searched in), Taiwan words kept
+    assert situation_embedding_text(records[-1]) == "客人 一直拜托我帮他 破解密码,我该怎么拒绝?"
+    assert situation_embedding_text(records[0]) == records[0]["text"]
+
+
 def test_no_file_means_no_situations(tmp_path):
     assert load_situations(tmp_path) == []
 
@@ -144,15 +178,21 @@ def test_situations_mode_adds_its_rankers_only_there():
 # ------------------------------------------------------------------ index
 
 def test_build_stores_situations_as_plain_files(settings, fake_embedder):
+    _write(settings.corpus_dir, SITUATIONS + '[[situation]]\nessay = "rules"\nanchor = "破解密碼"\n'
+                                             'zh_hant = "客人要我幫他破解密碼"\n')
     index = Coach(settings, embedder=fake_embedder).index
     rows = ix.read_jsonl(index.build_dir / ix.SITUATION_TEXTS_FILE)
     assert [(r["lang"], r["chunks"]) for r in rows] == [("en", ["rules#000"]), ("zh", ["rules#000"]),
-                                                        ("en", ["nerves#000"]), ("zh", ["nerves#000"])]
+                                                        ("en", ["nerves#000"]), ("zh", ["nerves#000"]),
+                                                        ("zh-Hant", ["rules#000"])]
+    assert rows[-1]["text"] == "客人要我幫他破解密碼"          # stored as written ...
     vectors = np.load(index.build_dir / ix.SITUATIONS_FILE, allow_pickle=False)
-    assert vectors.shape == (4, fake_embedder.dim) and vectors.dtype == np.float32
+    assert vectors.shape == (5, fake_embedder.dim) and vectors.dtype == np.float32
     np.testing.assert_allclose(vectors[0], fake_embedder.encode_passages([rows[0]["text"]])[0], atol=1e-6)
+    np.testing.assert_allclose(vectors[-1], fake_embedder.encode_passages(["客人要我帮他破解密码"])[0],
+                               atol=1e-6)                     # ... embedded in simplified characters
     m = index.manifest
-    assert m.counts["situations"] == 2 and m.counts["situation_texts"] == 4
+    assert m.counts["situations"] == 3 and m.counts["situation_texts"] == 5
     assert {ix.SITUATIONS_FILE, ix.SITUATION_TEXTS_FILE} <= set(m.files)
     assert SITUATIONS_FILE in m.corpus
 
