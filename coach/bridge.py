@@ -128,10 +128,16 @@ def _phrase_key(phrase: str) -> tuple[str, ...]:
 
 # ---------------------------------------------------------------------------------------------- glossary
 
+def _read_data_file(path: Path) -> str:
+    """A trainer-editable data file's text. Windows editors (Notepad) may save UTF-8 with a byte-order mark, which
+    would otherwise glue itself to the first entry (or break the JSON): "utf-8-sig" drops it when present."""
+    return path.read_text("utf-8-sig")
+
+
 def _term_lines(path: Path, expected: str):
     """(left, terms) for each `left <TAB> term term ...` line of a data file (# starts a comment); a line
     without terms raises, naming the file, the line and the `expected` form."""
-    for n, line in enumerate(path.read_text("utf-8").splitlines(), 1):
+    for n, line in enumerate(_read_data_file(path).splitlines(), 1):
         line = line.split("#", 1)[0].rstrip()
         if not line.strip():
             continue
@@ -181,7 +187,7 @@ def load_out_of_scope(path: Path = OUT_OF_SCOPE_FILE) -> list[OutOfScope]:
     if not path.exists():
         return []
     out = []
-    for n, line in enumerate(path.read_text("utf-8").splitlines(), 1):
+    for n, line in enumerate(_read_data_file(path).splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         parts = line.split("\t")
@@ -216,7 +222,7 @@ class Theme:
 
 def load_themes(path: Path = THEMES_FILE) -> list[Theme]:
     """The bilingual situation themes (also used by the UI)."""
-    rows = json.loads(path.read_text("utf-8"))
+    rows = json.loads(_read_data_file(path))
     return [Theme(r["id"], r["en"], r["zh"], tuple(r["triggers"]), r["description_zh"]) for r in rows]
 
 

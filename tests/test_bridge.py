@@ -131,6 +131,25 @@ def test_out_of_scope_prototypes_load_and_reject_malformed_lines(tmp_path):
         br.load_out_of_scope(f)
 
 
+def test_data_files_saved_with_a_byte_order_mark_load_the_same(tmp_path):
+    # Notepad's "UTF-8 (with BOM)": the mark must not become part of the first entry
+    bom = "\ufeff"
+    (tmp_path / "g.tsv").write_text(bom + "angry caller\t愤怒 客户\n", "utf-8")
+    assert br.load_glossary(tmp_path / "g.tsv") == br.load_glossary(_without_bom(tmp_path / "g.tsv"))
+    (tmp_path / "r.tsv").write_text(bom + "奧客\t难缠的客户\n", "utf-8")
+    assert br.load_regional(tmp_path / "r.tsv") == {"奥客": ("难缠的客户",)}
+    (tmp_path / "o.tsv").write_text(bom + "prices\t月租方案多少錢?\n", "utf-8")
+    assert br.load_out_of_scope(tmp_path / "o.tsv") == [br.OutOfScope("prices", "月租方案多少錢?")]
+    (tmp_path / "t.json").write_text(bom + br.THEMES_FILE.read_text("utf-8"), "utf-8")
+    assert br.load_themes(tmp_path / "t.json") == br.load_themes()
+
+
+def _without_bom(path):
+    clean = path.with_suffix(".plain")
+    clean.write_text(path.read_text("utf-8-sig"), "utf-8")
+    return clean
+
+
 def test_traditional_question_is_searched_with_mainland_words():
     from coach import retrieve as rt
     plan = rt.plan_search("客人說舊筆電很慢，打算去外面加記憶體", "situations", make(regional={"笔电": ("笔记本电脑",),
