@@ -103,7 +103,7 @@ def expected_manifest(settings: Settings, model: str, fingerprint: str) -> dict:
 # How `_embedding_text` shapes what the passage vectors are computed from. It lives in this module, which
 # pipeline_version does not hash, so a change to it must change this string to make old indexes stale.
 EMBEDDED_TEXT = ("passages as written, prefixed by 'title | section'; sentences as written; situation texts as "
-                 "written, traditional ones in simplified characters")
+                 "written, traditional ones in simplified characters, with the query prompt")
 
 
 def _embedding_text(chunk: Chunk, meta: EssayMeta) -> str:
@@ -165,7 +165,9 @@ def build(settings: Settings, embedder: EmbedderLike, progress: Progress | None 
         sentence_vecs = embedder.encode_passages(sentences) if sentences else np.zeros((0, embedder.dim), np.float32)
         situations, situation_warnings = situation_records(settings.corpus_dir, loaded.essays, chunks)
         progress(0.8, f"embedding {len(situations)} situation descriptions")
-        situation_vecs = (embedder.encode_passages([situation_embedding_text(r) for r in situations]) if situations
+        # with the query prompt: matching a question to descriptions written the way agents ask is the symmetric
+        # (paraphrase) task e5 prompts both sides of with "query: "
+        situation_vecs = (embedder.encode_queries([situation_embedding_text(r) for r in situations]) if situations
                           else np.zeros((0, passage_vecs.shape[1]), np.float32))
 
         progress(0.85, "writing index")
