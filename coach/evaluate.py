@@ -73,6 +73,13 @@ def first_relevant_rank(passages_norm: list[str], phrases: tuple[str, ...]) -> i
     return next((r for r, text in enumerate(passages_norm, 1) if is_relevant(text, phrases)), None)
 
 
+def unreachable(cases: list[Case], passages_norm: list[str]) -> list[Case]:
+    """In-domain cases no passage can satisfy: none of their phrases occurs in any passage's text (a phrase copied
+    from a section heading, which the chunker keeps out of the text, or one spanning two passages). They count as
+    misses in every mode, so `coach eval` names them."""
+    return [c for c in cases if not c.out_of_domain and not any(is_relevant(t, c.relevant) for t in passages_norm)]
+
+
 def hit_at(rank: int | None, k: int) -> float:
     return 1.0 if rank is not None and rank <= k else 0.0
 
@@ -272,6 +279,11 @@ def run_cli(args, settings) -> int:
         return 0
     print(f"{len(cases)} questions from {args.queries_file}; ranking metrics on the top {EVAL_TOP_K} with "
           "diversity off; modes: " + ", ".join(modes))
+    index = getattr(coach, "index", None)
+    lost = unreachable(cases, [normalise(c.text) for c in index.chunks]) if index is not None else []
+    if lost:
+        print(f"  note: {len(lost)} in-domain question(s) have no relevant passage in the index (no phrase occurs in "
+              "a passage's text, e.g. it is a section heading); no mode can find them")
     for m in modes:
         print(f"  {m:10} {MODES.get(m, '')}")
     for s in splits:

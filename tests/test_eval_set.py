@@ -90,3 +90,18 @@ def test_every_essay_is_covered_in_both_splits(cases, essays):
                           if any(p in t for p in c.relevant))
         assert set(covered) == set(essays), (split, covered)
         assert min(covered.values()) >= 5
+
+
+# Written into heldout12 and heldout14 by their helpers and found only after those batches had been reported: their
+# one phrase is the section heading 關于管理,小團隊靠情,大團隊靠管, which the chunker keeps out of passage text
+# (it is shown on the card), so no passage can count as relevant. Kept as written, so the reported figures stand;
+# `coach eval` names such questions. A new one fails here: give it a phrase of a passage's text.
+KNOWN_UNREACHABLE = {"團隊一下子從十幾個人變成五十幾個，管理方式要跟著改嗎", "團隊從十幾人擴到五十幾人，帶人的方式要不要改？"}
+
+
+def test_every_question_has_a_passage_that_can_be_relevant(cases):
+    from coach.chunk import chunk_essay
+    from coach.corpus import load_corpus
+    loaded = load_corpus(Settings().corpus_dir)
+    passages = [ev.normalise(c.text) for e in loaded.essays for c in chunk_essay(e, Settings().chunk)]
+    assert {c.query for c in ev.unreachable(cases, passages)} == KNOWN_UNREACHABLE

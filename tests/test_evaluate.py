@@ -22,6 +22,14 @@ def test_first_relevant_rank_and_hits():
     assert ev.hit_at(2, 1) == 0.0 and ev.hit_at(2, 3) == 1.0 and ev.hit_at(None, 5) == 0.0
 
 
+def test_unreachable_names_questions_no_passage_can_satisfy():
+    passages = ["客户破口大骂了", "在乎所以才会生气"]
+    heading_only = ev.Case("團隊變大了怎麼管", "zh-Hant", ("小团队靠情大团队靠管",))   # a phrase of a section heading
+    fine = ev.Case("客人一直罵", "zh-Hant", ("不存在", "破口大骂"))                   # one phrase is enough
+    weather = ev.Case("weather", "en", (), True)
+    assert ev.unreachable([heading_only, fine, weather], passages) == [heading_only]
+
+
 def test_reciprocal_rank_and_summary():
     assert ev.reciprocal_rank(1) == 1.0
     assert ev.reciprocal_rank(4) == 0.25
@@ -99,9 +107,11 @@ def test_run_cli_split_modes_and_no_misses(tmp_path, monkeypatch, capsys):
         def ask(self, query, top_k=3, diverse=True, mode="full"):
             return super().ask(query, top_k, diverse, "b" if mode == "full" else "a")
 
+    AnyModeCoach.index = type("I", (), {"chunks": [type("C", (), {"text": "客戶破口大罵"})()]})()
     monkeypatch.setattr(rt, "Coach", AnyModeCoach)
     f = tmp_path / "q.jsonl"
     rows = [{"query": "angry tune", "lang": "en", "relevant": ["破口大骂"], "split": "tune"},
+            {"query": "team grew", "lang": "en", "relevant": ["大团队靠管"], "split": "tune"},
             {"query": "angry secret", "lang": "en", "relevant": ["破口大骂"], "split": "heldout2"},
             {"query": "weather", "lang": "en", "relevant": [], "out_of_domain": True, "split": "heldout2"}]
     f.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", "utf-8")
@@ -114,8 +124,9 @@ def test_run_cli_split_modes_and_no_misses(tmp_path, monkeypatch, capsys):
 
     rc, text, _ = run(modes="dense")              # misses of the last mode listed, every split in the table
     assert rc == 0 and "split: heldout2" in text and "misses" in text
+    assert "note: 1 in-domain question(s) have no relevant passage" in text
     rc, text, _ = run(split="tune", modes="dense,full")
-    assert rc == 0 and "1 questions" in text and "angry secret" not in text and "heldout2" not in text
+    assert rc == 0 and "2 questions" in text and "angry secret" not in text and "heldout2" not in text
     assert " dense " in text and "hybrid" not in text
     rc, text, _ = run(modes="dense", no_misses=True)
     assert rc == 0 and "split: heldout2" in text and "angry secret" not in text and "misses" not in text
