@@ -39,6 +39,12 @@ zh = "新人第一天接电话很紧张"
 '''
 
 
+def _entry(essay: str, anchor: str, **texts: str) -> str:
+    """One [[situation]] table of situations.toml."""
+    return (f'\n[[situation]]\nessay = "{essay}"\nanchor = "{anchor}"\n'
+            + "".join(f'{field} = "{text}"\n' for field, text in texts.items()))
+
+
 def _write(corpus: Path, situations: str = SITUATIONS) -> None:
     corpus.mkdir(exist_ok=True)
     for name, text in ESSAYS.items():
@@ -90,19 +96,8 @@ def test_situations_file_is_not_an_essay():
 # ------------------------------------------------------------------ loading
 
 def test_missing_anchor_and_unknown_essay_warn_by_name(tmp_path):
-    _write(tmp_path, SITUATIONS + '''
-[[situation]]
-essay = "angry"
-anchor = "这句话不在文中"
-en = "x"
-zh = "x"
-
-[[situation]]
-essay = "no-such-essay"
-anchor = "客户"
-en = "x"
-zh = "x"
-''')
+    _write(tmp_path, SITUATIONS + _entry("angry", "这句话不在文中", en="x", zh="x")
+           + _entry("no-such-essay", "客户", en="x", zh="x"))
     texts = {e.meta.id: e.text for e in load_corpus(tmp_path).essays}
     found, warnings = locate_situations(load_situations(tmp_path), texts)
     assert [s.anchor for s, _, _ in found] == ["破解密碼", "紧张到声音颤抖"]
@@ -133,12 +128,7 @@ def test_entry_without_a_usable_description_is_named(tmp_path, fields):
 
 
 def test_traditional_question_entry_is_a_third_description(tmp_path):
-    _write(tmp_path, SITUATIONS + '''
-[[situation]]
-essay = "rules"
-anchor = "破解密碼"
-zh_hant = "客人  一直拜託我幫他 破解密碼,我該怎麼拒絕?"
-''')
+    _write(tmp_path, SITUATIONS + _entry("rules", "破解密碼", zh_hant="客人  一直拜託我幫他 破解密碼,我該怎麼拒絕?"))
     situations = load_situations(tmp_path)
     assert situations[-1].texts() == [("zh-Hant", "客人 一直拜託我幫他 破解密碼,我該怎麼拒絕?")]
     assert [lang for lang, _ in situations[0].texts()] == ["en", "zh"]
@@ -178,8 +168,7 @@ def test_situations_mode_adds_its_rankers_only_there():
 # ------------------------------------------------------------------ index
 
 def test_build_stores_situations_as_plain_files(settings, fake_embedder):
-    _write(settings.corpus_dir, SITUATIONS + '[[situation]]\nessay = "rules"\nanchor = "破解密碼"\n'
-                                             'zh_hant = "客人要我幫他破解密碼"\n')
+    _write(settings.corpus_dir, SITUATIONS + _entry("rules", "破解密碼", zh_hant="客人要我幫他破解密碼"))
     index = Coach(settings, embedder=fake_embedder).index
     rows = ix.read_jsonl(index.build_dir / ix.SITUATION_TEXTS_FILE)
     assert [(r["lang"], r["chunks"]) for r in rows] == [("en", ["rules#000"]), ("zh", ["rules#000"]),
