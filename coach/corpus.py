@@ -223,14 +223,14 @@ def load_situations(corpus_dir: Path) -> list[Situation]:
         def text(field: str) -> str | None:
             value = entry.get(field) if isinstance(entry, dict) else None
             return " ".join(value.split()) if isinstance(value, str) and value.strip() else None
-        en, zh, zh_hant = text("en"), text("zh"), text("zh_hant")
-        anchor = entry.get("anchor") if isinstance(entry, dict) else None
-        if (text("essay") is None or not isinstance(anchor, str) or not anchor.strip()
+        essay, en, zh, zh_hant = text("essay"), text("en"), text("zh"), text("zh_hant")
+        anchor = entry.get("anchor") if isinstance(entry, dict) else None   # kept exactly: it is searched for
+        if (essay is None or not isinstance(anchor, str) or not anchor.strip()
                 or (en is None) != (zh is None) or (en is None and zh_hant is None)):
             raise ValueError(f"{path.name}: situation #{n} needs non-empty text fields essay, anchor and en + zh "
                              f"(English and simplified Chinese), zh_hant (traditional Chinese) or all three; "
                              f"fix it and build again")
-        out.append(Situation(text("essay"), anchor, en or "", zh or "", zh_hant or ""))
+        out.append(Situation(essay, anchor, en or "", zh or "", zh_hant or ""))
     return out
 
 
