@@ -38,3 +38,16 @@ def test_angry_caller_top_result_is_about_angry_callers(coach, question):
 @pytest.mark.parametrize("question", ["what is the capital of France", "如何计算圆的面积", "如何計算圓的面積"])
 def test_out_of_domain_questions_are_flagged(coach, question):
     assert coach.ask(question).out_of_domain
+
+
+# A trainer's demo starts with "test" or "thanks": small talk gets the "not written about" card, not advice (the
+# small-talk prototypes of coach/data/out_of_scope.tsv), while short real situations, and a question that merely
+# contains such a word, are answered.
+@pytest.mark.slow
+@pytest.mark.parametrize("question,flagged", [
+    ("thanks", True), ("ok", True), ("test", True), ("help", True), ("謝謝", True), ("你好", True),
+    ("angry caller", False), ("nervous", False), ("客户骂人", False), ("奧客", False),
+    ("what separates an ok agent from a really good one", False), ("help, the caller is screaming at me", False),
+])
+def test_small_talk_is_not_answered_with_advice(coach, question, flagged):
+    assert coach.ask(question).out_of_domain is flagged
