@@ -216,14 +216,15 @@ def load_situations(corpus_dir: Path) -> list[Situation]:
     entries = _read_toml(path).get("situation", [])
     if not isinstance(entries, list):
         raise ValueError(f"{path.name}: `situation` must be an array of tables ([[situation]]); fix it and build again")
+    def text(entry, field: str) -> str | None:
+        value = entry.get(field) if isinstance(entry, dict) else None
+        return " ".join(value.split()) if isinstance(value, str) and value.strip() else None
+
     out = []
     for n, entry in enumerate(entries, start=1):
         # an entry describes its situation in English and simplified Chinese (a pair: an editor who forgets one
         # leaves English or Chinese questions without it), or as a Taiwan / Hong Kong agent asks, or both
-        def text(field: str) -> str | None:
-            value = entry.get(field) if isinstance(entry, dict) else None
-            return " ".join(value.split()) if isinstance(value, str) and value.strip() else None
-        essay, en, zh, zh_hant = text("essay"), text("en"), text("zh"), text("zh_hant")
+        essay, en, zh, zh_hant = (text(entry, f) for f in ("essay", "en", "zh", "zh_hant"))
         anchor = entry.get("anchor") if isinstance(entry, dict) else None   # kept exactly: it is searched for
         if (essay is None or not isinstance(anchor, str) or not anchor.strip()
                 or (en is None) != (zh is None) or (en is None and zh_hant is None)):

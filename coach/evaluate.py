@@ -279,8 +279,7 @@ def run_cli(args, settings) -> int:
         return 0
     print(f"{len(cases)} questions from {args.queries_file}; ranking metrics on the top {EVAL_TOP_K} with "
           "diversity off; modes: " + ", ".join(modes))
-    index = getattr(coach, "index", None)
-    lost = unreachable(cases, [normalise(c.text) for c in index.chunks]) if index is not None else []
+    lost = unreachable(cases, [normalise(c.text) for c in coach.index.chunks])
     if lost:
         print(f"  note: {len(lost)} in-domain question(s) have no relevant passage in the index (no phrase occurs in "
               "a passage's text, e.g. it is a section heading); no mode can find them")
