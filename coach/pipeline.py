@@ -13,6 +13,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
+from . import classify
 from . import chunk as chunk_stage
 from . import clean as clean_stage
 from . import corpus as corpus_stage
@@ -65,6 +66,8 @@ class LoadedIndex:
     # BM25 over Chinese character pairs (keyword.char_bigrams), of the passages and of the situation texts
     bigram: keyword_stage.KeywordIndex | None = None
     situation_bigram: keyword_stage.KeywordIndex | None = None
+    # fitted at load from situation_vectors (coach/classify.py); None without situations
+    situation_model: classify.PassageClassifier | None = None
 
 
 def pipeline_version() -> str:
@@ -255,7 +258,7 @@ def load_build(build_dir: Path) -> LoadedIndex:
                         if situation_texts else None)
     return LoadedIndex(build_dir, manifest, vectors, sentence_vectors, rows, chunks, essays, keyword, [],
                        situation_vectors, situation_texts, situation_chunks, situation_keyword, bigram,
-                       situation_bigram)
+                       situation_bigram, classify.fit(situation_vectors, situation_chunks, len(chunks)))
 
 
 def _chunk_to_json(c: Chunk) -> dict:
