@@ -50,6 +50,7 @@ SITUATION_TEXTS_FILE = "situations.jsonl"
 SITUATION_KEYWORD_DIR = "situation_keyword"
 BIGRAM_DIR = "bigram"
 SITUATION_BIGRAM_DIR = "situation_bigram"
+SITUATION_LEXICAL_DIR = "situation_lexical"   # coach/classify.py LexicalClassifier
 
 
 class IndexError_(Exception):

@@ -68,12 +68,14 @@ class LoadedIndex:
     situation_bigram: keyword_stage.KeywordIndex | None = None
     # fitted at load from situation_vectors (coach/classify.py); None without situations
     situation_model: classify.PassageClassifier | None = None
+    # fitted at build on the Chinese situation texts (coach/classify.py); None without them
+    situation_lexical: classify.LexicalClassifier | None = None
 
 
 def pipeline_version() -> str:
     """Hash of the code that shapes the indexed text: editing it makes old indexes stale."""
     h = hashlib.sha256()
-    for module in (clean_stage, corpus_stage, chunk_stage, keyword_stage):
+    for module in (clean_stage, corpus_stage, chunk_stage, keyword_stage, classify):
         h.update(Path(module.__file__).read_bytes())
     h.update(EMBEDDED_TEXT.encode())
     return h.hexdigest()[:16]
@@ -119,6 +121,14 @@ def situation_embedding_text(record: dict) -> str:
     """A traditional-Chinese description is embedded in simplified characters, the form a traditional question is
     searched in (multilingual-e5 matches the two scripts poorly); its Taiwan / Hong Kong wording stays."""
     return to_simplified(record["text"]) if record["lang"] == "zh-Hant" else record["text"]
+
+
+def fit_lexical_classifier(situations: list[dict], chunks: list[Chunk]) -> classify.LexicalClassifier | None:
+    """The lexical passage classifier of the Chinese situation texts (simplified, as they are embedded)."""
+    position = {c.id: n for n, c in enumerate(chunks)}
+    chinese = [r for r in situations if r["lang"] != "en"]
+    return classify.fit_lexical([situation_embedding_text(r) for r in chinese],
+                                [tuple(position[i] for i in r["chunks"]) for r in chinese], len(chunks))
 
 
 def situation_records(corpus_dir: Path, essays, chunks: list[Chunk]) -> tuple[list[dict], list[str]]:
@@ -197,6 +207,9 @@ def build(settings: Settings, embedder: EmbedderLike, progress: Progress | None 
                 (tmp / ix.SITUATION_BIGRAM_DIR).mkdir()
                 keyword_stage.KeywordIndex.build([r["text"] for r in situations], keyword_stage.char_bigrams).save(
                     tmp / ix.SITUATION_BIGRAM_DIR)
+            lexical = fit_lexical_classifier(situations, chunks)
+            if lexical is not None:
+                lexical.save(tmp / ix.SITUATION_LEXICAL_DIR)
             manifest = ix.Manifest(
                 format_version=ix.FORMAT_VERSION, dim=int(passage_vecs.shape[1]), index_type=vectors.kind,
                 counts={"essays": len(loaded.essays), "chunks": len(chunks), "sentences": len(sentences),
@@ -256,9 +269,19 @@ def load_build(build_dir: Path) -> LoadedIndex:
     bigram = keyword_stage.KeywordIndex.load(build_dir / ix.BIGRAM_DIR)
     situation_bigram = (keyword_stage.KeywordIndex.load(build_dir / ix.SITUATION_BIGRAM_DIR)
                         if situation_texts else None)
+    situation_lexical = None
+    if any(f.startswith(ix.SITUATION_LEXICAL_DIR + "/") for f in manifest.files):
+        try:
+            situation_lexical = classify.LexicalClassifier.load(build_dir / ix.SITUATION_LEXICAL_DIR)
+        except (KeyError, TypeError, ValueError, OSError) as exc:
+            raise ix.IndexCorrupt(f"lexical classifier in {build_dir.name} is malformed ({exc}); "
+                                  "run `coach build`") from exc
+        if situation_lexical.n_chunks != len(chunks):
+            raise ix.IndexCorrupt(f"lexical classifier in {build_dir.name} disagrees on counts; run `coach build`")
     return LoadedIndex(build_dir, manifest, vectors, sentence_vectors, rows, chunks, essays, keyword, [],
                        situation_vectors, situation_texts, situation_chunks, situation_keyword, bigram,
-                       situation_bigram, classify.fit(situation_vectors, situation_chunks, len(chunks)))
+                       situation_bigram, classify.fit(situation_vectors, situation_chunks, len(chunks)),
+                       situation_lexical)
 
 
 def _chunk_to_json(c: Chunk) -> dict:

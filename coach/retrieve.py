@@ -86,8 +86,9 @@ MODES = {
     "situations": "full, plus the editors' situation descriptions (corpus/situations.toml): a passage scores as "
                   "its best-matching English/Chinese description, densely and in BM25; Chinese questions also "
                   "match passages and descriptions by character pairs (BM25)",
-    "classifier": "situations, plus a linear passage classifier fitted on the descriptions' vectors "
-                  "(coach/classify.py): every description of a passage votes at once, not only the nearest",
+    "classifier": "situations, plus passage classifiers fitted on the descriptions (coach/classify.py): ridge "
+                  "regression over their vectors, and for Chinese questions logistic regression over their words "
+                  "and character pairs; every description of a passage votes at once, not only the nearest",
 }
 DEFAULT_MODE = "classifier"
 BRIDGED_MODES = ("bridge", "full", "situations", "classifier")
@@ -130,6 +131,11 @@ WEIGHT_BIGRAM_CHINESE = 3.0
 # batches whose questions no description was written against (heldout12-14: hit@3 0.890 -> 0.92-0.94) and leave
 # English and simplified Chinese within a question of where they were; 3 is in the middle. See eval/results.md.
 WEIGHT_CLASSIFIER = 3.0
+# Classifier mode, Chinese questions: fusion weight of the lexical classifier's probabilities (coach/classify.py).
+# On the splits written before heldout17 (with the ranker above at 3), weights 4-8 x C 3-30 lift the batches no
+# description was written against (heldout12-16: simplified 118 -> 119-123 of 125, traditional 229 -> 227-232 of
+# 245) and leave the other splits within a question or two; 6 is in the middle. See eval/results.md.
+WEIGHT_LEXICAL_CLASSIFIER_CHINESE = 6.0
 # Script. The keyword side has always searched the simplified form (`keyword.tokenize` converts), but the dense side
 # encoded the question as typed, and multilingual-e5 ranks a traditional-Chinese question clearly worse than the
 # same question in simplified characters (tune split, every Chinese question in both scripts: dense hit@3 0.48
@@ -283,6 +289,7 @@ class SearchPlan:
     bigram_weight: float = 0.0           # weight of the passages' character-pair BM25
     situation_bigram_weight: float = 0.0  # weight of the best situation description's character-pair BM25
     classifier_weight: float = 0.0       # weight of the passage classifier's scores (classifier mode)
+    lexical_weight: float = 0.0          # weight of the lexical classifier's probabilities (classifier mode, Chinese)
 
 
 def plan_search(text: str, mode: str, bridge: "bridge_mod.Bridge | None" = None) -> SearchPlan:
@@ -328,7 +335,9 @@ def plan_search(text: str, mode: str, bridge: "bridge_mod.Bridge | None" = None)
         bi_w, sit_bi_w = WEIGHT_BIGRAM_CHINESE, WEIGHT_SITUATION_BIGRAM_CHINESE
     return SearchPlan(texts, weights, with_variants(terms), own, kw_w, bridged,
                       WEIGHT_SENTENCE if mode in THEMED_MODES else 0.0, sentence_text, sit_w, sit_kw_w,
-                      bigrams, bi_w, sit_bi_w, WEIGHT_CLASSIFIER if mode == "classifier" else 0.0)
+                      bigrams, bi_w, sit_bi_w, WEIGHT_CLASSIFIER if mode == "classifier" else 0.0,
+                      WEIGHT_LEXICAL_CLASSIFIER_CHINESE if mode == "classifier" and not bridge_mod.is_english(text)
+                      else 0.0)
 
 
 def situation_weights(text: str) -> tuple[float, float]:
@@ -542,6 +551,10 @@ class Coach:
         if plan.classifier_weight > 0 and index.situation_model is not None:
             # every description of a passage at once (coach/classify.py)
             rankers.append(Ranked.top("classifier", index.situation_model.scores(q), plan.classifier_weight))
+        if plan.lexical_weight > 0 and index.situation_lexical is not None:
+            # the simplified, mainland-worded question against the Chinese descriptions' words and character pairs
+            rankers.append(Ranked.top("lexical_classifier", index.situation_lexical.scores(plan.dense_texts[0]),
+                                      plan.lexical_weight, floor=0.0))
         for name, bm25, terms_, weight in (
                 ("situation_keyword", index.situation_keyword, plan.keyword_terms, plan.situation_keyword_weight),
                 ("situation_bigram", index.situation_bigram, plan.bigram_terms, plan.situation_bigram_weight)):

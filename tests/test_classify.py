@@ -1,5 +1,6 @@
-"""coach/classify.py: the ridge passage classifier over situation-description vectors, on fixtures with known
-answers, and its place in retrieval (fitted at index load, a ranker in classifier mode only)."""
+"""coach/classify.py: the passage classifiers over the situation descriptions (ridge over their vectors, logistic
+regression over their Chinese words and character pairs), on fixtures with known answers and against scikit-learn
+and normal-equation oracles, their place in the index, and their rankers in classifier mode only."""
 
 from __future__ import annotations
 
@@ -110,14 +111,94 @@ def test_classifier_ranker_joins_the_fusion(settings, fake_embedder, monkeypatch
 
     monkeypatch.setitem(rt.FUSIONS, rt.FUSION, spy)
     answer = coach.ask("客戶要我幫他破解密碼", top_k=3)
-    assert "classifier" in seen[0] and answer.results[0].chunk.essay_id == "rules"
+    assert {"classifier", "lexical_classifier"} <= set(seen[0]) and answer.results[0].chunk.essay_id == "rules"
+    coach.ask("a customer wants me to crack a password", top_k=3)
+    assert "classifier" in seen[1] and "lexical_classifier" not in seen[1]     # English: no Chinese words
     coach.ask("客戶要我幫他破解密碼", top_k=3, mode="situations")
-    assert "classifier" not in seen[1] and "situation" in seen[1]
+    assert not {"classifier", "lexical_classifier"} & set(seen[2]) and "situation" in seen[2]
 
 
 def test_corpus_without_situations_has_no_classifier(settings, fake_embedder):  # noqa: F811
     from coach.corpus import SITUATIONS_FILE
     (settings.corpus_dir / SITUATIONS_FILE).unlink()
     coach = Coach(settings, embedder=fake_embedder)
-    assert coach.index.situation_model is None
+    assert coach.index.situation_model is None and coach.index.situation_lexical is None
     assert coach.ask("客户破口大骂").results
+
+
+# ------------------------------------------------------------------ lexical classifier
+
+LEXICAL_TEXTS = ["客户破口大骂怎么办", "客户一直骂人很难听", "第一次接电话很紧张", "刚上线紧张到声音发抖",
+                 "客户要我帮他破解密码"]
+LEXICAL_LABELS = [(0,), (0,), (1,), (1,), (2, 3)]
+
+
+@pytest.fixture(scope="module")
+def lexical():
+    return classify.fit_lexical(LEXICAL_TEXTS, LEXICAL_LABELS, 5)
+
+
+def test_lexical_classifier_finds_the_passage_by_words_and_character_pairs(lexical):
+    for question, passage in (("客戶一直在電話裡罵我", 0), ("上线第一天好紧张", 1), ("有人让我破解别人的密码", 2)):
+        scores = lexical.scores(question)
+        assert int(np.argmax(scores)) in ({2, 3} if passage == 2 else {passage}), question
+        assert scores.sum() == pytest.approx(1.0) and scores[4] == 0.0   # passage 4 has no description
+
+
+def test_lexical_features_are_tfidf_rows_of_known_tokens(lexical):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    oracle = TfidfVectorizer(analyzer=classify.lexical_tokens).fit(LEXICAL_TEXTS)
+    for text in LEXICAL_TEXTS + ["客户很紧张", "完全无关的句子 xyz"]:
+        cols, values = lexical.features(text)
+        expected = oracle.transform([text]).toarray()[0]
+        got = np.zeros(len(lexical.tokens))
+        got[cols] = values
+        order = [oracle.vocabulary_[t] for t in lexical.tokens]
+        np.testing.assert_allclose(got, expected[order], atol=1e-9)
+
+
+def test_question_sharing_no_token_scores_zero(lexical):
+    assert not lexical.scores("how do I handle an angry caller").any()
+    assert not lexical.scores("").any()
+
+
+def test_lexical_classifier_round_trips_through_plain_files(lexical, tmp_path):
+    lexical.save(tmp_path / "lex")
+    assert (tmp_path / "lex" / "params.json").read_text("utf-8").count("破解") >= 1   # readable vocabulary
+    loaded = classify.LexicalClassifier.load(tmp_path / "lex")
+    for text in ("客户骂人", "紧张", "密码"):
+        np.testing.assert_allclose(loaded.scores(text), lexical.scores(text), atol=1e-5)
+    np.save(tmp_path / "lex" / "bias.npy", np.zeros(7, np.float32))
+    with pytest.raises(ValueError, match="disagree on their shapes"):
+        classify.LexicalClassifier.load(tmp_path / "lex")
+
+
+def test_two_passages_give_a_two_class_model_and_one_gives_none():
+    model = classify.fit_lexical(LEXICAL_TEXTS[:4], LEXICAL_LABELS[:4], 3)
+    assert model.weights.shape[1] == 2 and int(np.argmax(model.scores("客户骂人"))) == 0
+    assert int(np.argmax(model.scores("紧张发抖"))) == 1
+    assert classify.fit_lexical(LEXICAL_TEXTS[:2], LEXICAL_LABELS[:2], 3) is None
+    with pytest.raises(ValueError, match="5 description texts but 4 label rows"):
+        classify.fit_lexical(LEXICAL_TEXTS, LEXICAL_LABELS[:4], 5)
+
+
+def test_build_saves_the_lexical_classifier_and_load_checks_it(settings, fake_embedder):  # noqa: F811
+    from coach import index as ix
+    index = Coach(settings, embedder=fake_embedder).index
+    model = index.situation_lexical
+    assert model is not None and model.n_chunks == len(index.chunks)
+    assert any(f.startswith(ix.SITUATION_LEXICAL_DIR + "/") for f in index.manifest.files)
+    # fitted on the Chinese descriptions only: the rules passage wins for its own Chinese description
+    rules = next(n for n, c in enumerate(index.chunks) if c.essay_id == "rules")
+    assert int(np.argmax(model.scores("客户要我帮他破解密码"))) == rules
+    # a damaged file is detected by the manifest's hashes, never silently used
+    (index.build_dir / ix.SITUATION_LEXICAL_DIR / "weights.npy").write_bytes(b"garbage")
+    with pytest.raises(ix.IndexCorrupt):
+        Coach(settings, embedder=fake_embedder, build=False)
+
+
+def test_lexical_ranker_only_for_chinese_questions_in_classifier_mode():
+    bridge = rt.bridge_mod.default_bridge()
+    assert rt.plan_search("客人一直罵人怎麼辦", "classifier", bridge).lexical_weight == rt.WEIGHT_LEXICAL_CLASSIFIER_CHINESE
+    assert rt.plan_search("an angry caller", "classifier", bridge).lexical_weight == 0
+    assert rt.plan_search("客人一直罵人怎麼辦", "situations", bridge).lexical_weight == 0
