@@ -87,18 +87,7 @@ class LexicalClassifier:
 
     def features(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """(columns, values) of the l2-normalised TF-IDF row of `text`; tokens never seen in fitting are dropped."""
-        return self._row(lexical_tokens(text))
-
-    def _row(self, tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        counts: dict[int, int] = {}
-        for tok in tokens:
-            col = self._column.get(tok)
-            if col is not None:
-                counts[col] = counts.get(col, 0) + 1
-        cols = np.fromiter(counts, np.int64, len(counts))
-        values = np.fromiter(counts.values(), np.float64, len(counts)) * self.idf[cols]
-        norm = np.linalg.norm(values)
-        return cols, (values / norm if norm else values)
+        return _tfidf_row(lexical_tokens(text), self._column, self.idf)
 
     def scores(self, text: str) -> np.ndarray:
         """Each passage's probability for `text` (0 for passages without a Chinese description); all 0 when no
@@ -136,6 +125,18 @@ class LexicalClassifier:
         return model
 
 
+def _tfidf_row(tokens: list[str], column: dict[str, int], idf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    counts: dict[int, int] = {}
+    for tok in tokens:
+        col = column.get(tok)
+        if col is not None:
+            counts[col] = counts.get(col, 0) + 1
+    cols = np.fromiter(counts, np.int64, len(counts))
+    values = np.fromiter(counts.values(), np.float64, len(counts)) * idf[cols]
+    norm = np.linalg.norm(values)
+    return cols, (values / norm if norm else values)
+
+
 def fit_lexical(texts: list[str], labels: list[tuple[int, ...]], n_chunks: int,
                 c: float = LEXICAL_C) -> LexicalClassifier | None:
     """Fit on Chinese description texts and the chunk positions each describes (a description of two passages is
@@ -154,10 +155,9 @@ def fit_lexical(texts: list[str], labels: list[tuple[int, ...]], n_chunks: int,
     for toks in token_lists:
         df[[column[t] for t in set(toks)]] += 1
     idf = np.log((1 + len(texts)) / (1 + df)) + 1.0        # scikit-learn's smooth idf
-    model = LexicalClassifier(tokens, idf, np.zeros((len(tokens), 0)), np.zeros(0), np.zeros(0, np.int64), n_chunks)
     rows, cols, values, y = [], [], [], []
     for toks, docs in zip(token_lists, labels):
-        c_, v_ = model._row(toks)
+        c_, v_ = _tfidf_row(toks, column, idf)
         for d in docs:
             rows += [len(y)] * len(c_)
             cols += c_.tolist()

@@ -270,7 +270,7 @@ def load_build(build_dir: Path) -> LoadedIndex:
     situation_bigram = (keyword_stage.KeywordIndex.load(build_dir / ix.SITUATION_BIGRAM_DIR)
                         if situation_texts else None)
     situation_lexical = None
-    if any(f.startswith(ix.SITUATION_LEXICAL_DIR + "/") for f in manifest.files):
+    if any(Path(f).parts[0] == ix.SITUATION_LEXICAL_DIR for f in manifest.files):
         try:
             situation_lexical = classify.LexicalClassifier.load(build_dir / ix.SITUATION_LEXICAL_DIR)
         except (KeyError, TypeError, ValueError, OSError) as exc:
