@@ -58,6 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--modes", metavar="M1,M2", help="comma-separated search modes to compare (default: all)")
     e.add_argument("--no-misses", action="store_true",
                    help="leave out the per-question miss list (while tuning, so no held-out question is read)")
+    e.add_argument("--leave-one-essay-out", action="store_true",
+                   help="per essay: rebuild and retrain without its descriptions, score the questions only it "
+                        "answers (beside the figures with every description)")
+    e.add_argument("--with-essays", type=Path, metavar="DIR",
+                   help="evaluate on the corpus plus the essays of DIR (e.g. eval/fresh_essays: essays no "
+                        "description covers), built in a temporary folder")
     return p
 
 
@@ -144,7 +150,28 @@ def cmd_corpus(args, settings: Settings) -> int:
         print(f"warning: {w}", file=sys.stderr)
     chunks = {e.meta.id: chunk_essay(e, settings.chunk) for e in loaded.essays}
     print(format_report(corpus_report(loaded.essays, chunks)))
+    print()
+    print(_description_report(settings, loaded.essays, [c for cs in chunks.values() for c in cs]))
     return EXIT_OK
+
+
+def _description_report(settings: Settings, essays, chunks) -> str:
+    """Per essay, how many passages have a situation description and which have none (they are searched all the
+    same; a description adds evidence and teaches the tuned model)."""
+    from .pipeline import situation_records
+
+    records, warnings = situation_records(settings.corpus_dir, essays, chunks)
+    described = {i for r in records for i in r["chunks"]}
+    lines = [f"situation descriptions: {len({r['entry'] for r in records})} entries, {len(records)} texts; "
+             f"{len(described)} of {len(chunks)} passages described"]
+    for essay in essays:
+        mine = [c.id for c in chunks if c.essay_id == essay.meta.id]
+        missing = [i for i in mine if i not in described]
+        listed = "" if not missing else "; none described" if len(missing) == len(mine) else \
+            f"; without a description: {', '.join(missing)}"
+        lines.append(f"  {essay.meta.id}: {len(mine) - len(missing)}/{len(mine)} described{listed}")
+    lines.extend(f"  warning: {w}" for w in warnings)
+    return "\n".join(lines)
 
 
 def cmd_info(args, settings: Settings) -> int:

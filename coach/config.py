@@ -9,6 +9,8 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from .tune import TuneSettings
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # The name recorded for the bundled model; any other value is handed to SentenceTransformer as-is.
@@ -47,6 +49,18 @@ class Settings:
     chunk: ChunkSettings = field(default_factory=ChunkSettings)
     # Above this many passages the index switches from exact IndexFlatIP to HNSW.
     approximate_above: int = field(default_factory=lambda: int(os.environ.get("COACH_APPROX_ABOVE", "50000")))
+
+    # Fine-tune the model on the situation descriptions at build (coach/tune.py); COACH_TUNE=0 keeps the base model.
+    tune: bool = field(default_factory=lambda: os.environ.get("COACH_TUNE", "1") != "0")
+    tuning: TuneSettings = field(default_factory=TuneSettings)
+    # Tuned models (generated, like the converted one); default: `tuned/` under the model cache.
+    tuned_cache_dir: Path | None = field(
+        default_factory=lambda: Path(os.environ["COACH_TUNED_CACHE"]).expanduser().resolve()
+        if os.environ.get("COACH_TUNED_CACHE") else None)
+
+    @property
+    def tuned_dir(self) -> Path:
+        return self.tuned_cache_dir or self.model_cache_dir / "tuned"
 
     def with_overrides(self, **changes) -> "Settings":
         return replace(self, **{k: v for k, v in changes.items() if v is not None})

@@ -149,8 +149,12 @@ def _use_q4_word_table(bert, bundle_file: Path, source_ids: list[int] | None = N
 
 
 def folder_fingerprint(folder: Path) -> str:
-    """Hash of the relative names and sizes of a model folder's config/weight/tokenizer files."""
+    """Hash of the relative names and sizes of a model folder's config/weight/tokenizer files; for a folder tuned by
+    coach.tune, also of its tuning record (two tunings of one base model have the same names and sizes)."""
     h = hashlib.sha256()
+    tuning = Path(folder) / "coach-tuning.json"
+    if tuning.is_file():
+        h.update(tuning.read_bytes())
     for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
         if path.suffix in _IDENTITY_SUFFIXES and ".cache" not in path.parts:
             h.update(f"{path.relative_to(folder).as_posix()}\0{path.stat().st_size}\n".encode())
@@ -216,6 +220,8 @@ class Embedder:
             self.q4_word_table = False
             self.fingerprint = folder_fingerprint(self.path) if self.path else _hub_fingerprint(self.name)
         self._model.eval()
+        # a local folder sentence-transformers can fine-tune (coach/tune.py); a hub name is served as it is
+        self.trainable: bool = self.path is not None
         dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
         self.dim: int = int(dim())
         self.max_seq_length: int = int(self._model.max_seq_length or 512)
@@ -269,6 +275,18 @@ class Embedder:
         return len(self._model.tokenizer(prompt + text, truncation=False)["input_ids"])
 
 
+def load_trainable(path: Path):
+    """A sentence-transformers model from a local folder with weights of its own (not views of a mapped file), for
+    coach.tune to fine-tune and save."""
+    from sentence_transformers import SentenceTransformer
+
+    configure_torch_threads()
+    model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+    for p in model.parameters():
+        p.data = p.data.clone()
+    return model
+
+
 class FakeEmbedder:
     """Same interface as Embedder, no model: hashed character unigrams + bigrams, L2-normalised.
 
@@ -280,6 +298,7 @@ class FakeEmbedder:
         self.name = model or "fake"
         self.dim = dim
         self.fingerprint = f"fake-v1-{dim}"
+        self.trainable = False
         self.max_seq_length = 512
         self.path = None
 

@@ -244,6 +244,10 @@ def report_json(reports: list[ModeReport], splits: list[str | None]) -> dict:
     return out
 
 
+def _stderr_progress(fraction: float, message: str) -> None:
+    print(f"[{fraction:4.0%}] {message}", file=sys.stderr)
+
+
 def run_cli(args, settings) -> int:
     from .retrieve import MODES, Coach
 
@@ -264,7 +268,24 @@ def run_cli(args, settings) -> int:
                   f"{', '.join(MODES)}", file=sys.stderr)
             return 2
     show_misses = not getattr(args, "no_misses", False)
-    coach = Coach(settings, progress=lambda f, m: print(f"[{f:4.0%}] {m}", file=sys.stderr))
+    progress = _stderr_progress
+    if getattr(args, "leave_one_essay_out", False):
+        import tempfile
+        with tempfile.TemporaryDirectory(prefix="coach-loeo-") as work:
+            result = leave_one_essay_out(settings, cases, Path(work), progress)
+        if args.json:
+            json.dump(result, sys.stdout, ensure_ascii=False, indent=2)
+            print()
+        else:
+            print(format_leave_one_out(result))
+        return 0
+    work_dir = None
+    if getattr(args, "with_essays", None):
+        import tempfile
+        work_dir = tempfile.TemporaryDirectory(prefix="coach-eval-")
+        corpus = corpus_copy(settings.corpus_dir, Path(work_dir.name) / "corpus", extra_essays=args.with_essays)
+        settings = settings.with_overrides(corpus_dir=corpus, index_dir=Path(work_dir.name) / "index")
+    coach = Coach(settings, progress=progress)
     coach.ask("warm-up", top_k=1)  # load lazy resources (dictionary, tokenizer) before timing
     reports = run_modes(coach, cases, modes)
     splits: list[str | None] = [None] + sorted({c.split for c in cases}, key=lambda s: s != "tune")
@@ -292,3 +313,118 @@ def run_cli(args, settings) -> int:
         print()
         print(format_misses(reports[-1], split))
     return 0
+
+
+# ---------------------------------------------------------------------------------------------- other corpora
+
+def corpus_copy(corpus_dir: Path, dest: Path, *, drop_descriptions_of: str | None = None,
+                extra_essays: Path | None = None) -> Path:
+    """A temporary corpus folder for evaluation (corpus/ itself is never written): a copy of `corpus_dir`, without
+    the situation descriptions of essay `drop_descriptions_of`, plus the essays (and essays.toml entries) of the
+    folder `extra_essays`."""
+    import shutil
+    import tomllib
+
+    from .corpus import SITUATIONS_FILE
+
+    dest.mkdir(parents=True, exist_ok=True)
+    for p in sorted(Path(corpus_dir).iterdir()):
+        if p.is_file() and not p.name.startswith("."):
+            shutil.copyfile(p, dest / p.name)
+    situations = dest / SITUATIONS_FILE
+    if drop_descriptions_of and situations.is_file():
+        entries = tomllib.loads(situations.read_text("utf-8")).get("situation", [])
+        kept = [e for e in entries if e.get("essay") != drop_descriptions_of]
+        situations.write_text("".join(_toml_table("situation", e) for e in kept), "utf-8")
+    if extra_essays:
+        metadata = dest / "essays.toml"
+        for p in sorted(Path(extra_essays).iterdir()):
+            if p.suffix in (".txt", ".md", ".html"):
+                shutil.copyfile(p, dest / p.name)
+            elif p.name == "essays.toml":
+                old = metadata.read_text("utf-8") if metadata.is_file() else ""
+                metadata.write_text(old + "\n" + p.read_text("utf-8"), "utf-8")
+    return dest
+
+
+def _toml_table(name: str, entry: dict) -> str:
+    # JSON string escapes are valid TOML basic-string escapes
+    return f"[[{name}]]\n" + "".join(f"{k} = {json.dumps(v, ensure_ascii=False)}\n" for k, v in entry.items()
+                                     if isinstance(v, str)) + "\n"
+
+
+def answered_only_by(cases: list[Case], chunks, essay_id: str) -> list[Case]:
+    """In-domain cases whose relevant passages all belong to one essay, `essay_id`."""
+    texts = [(c.essay_id, normalise(c.text)) for c in chunks]
+    out = []
+    for case in cases:
+        if case.out_of_domain:
+            continue
+        owners = {eid for eid, t in texts if is_relevant(t, case.relevant)}
+        if owners == {essay_id}:
+            out.append(case)
+    return out
+
+
+def hit3_by_lang(coach, cases: list[Case]) -> dict:
+    """hit@3 per language and pooled (top 10, diversity off, the default mode), and the in-domain questions wrongly
+    flagged out-of-domain."""
+    out: dict = {}
+    for lang in (*LANGS, "all"):
+        chosen = [c for c in cases if lang == "all" or c.lang == lang]
+        hits = flagged = 0
+        for c in chosen:
+            answer = coach.ask(c.query, top_k=EVAL_TOP_K, diverse=False)
+            rank = first_relevant_rank([normalise(h.chunk.text) for h in answer.results], c.relevant)
+            hits += hit_at(rank, 3) > 0
+            flagged += answer.out_of_domain
+        out[lang] = {"n": len(chosen), "hits": hits, "hit@3": hits / len(chosen) if chosen else None,
+                     "flagged": flagged}
+    return out
+
+
+def leave_one_essay_out(settings, cases: list[Case], work: Path, progress=None) -> dict:
+    """For each essay: rebuild (and retrain) without its situation descriptions, and score the questions only it
+    answers; beside each, the same questions on the index built with every description. One model load."""
+    from .embed import Embedder
+    from .retrieve import Coach
+
+    progress = progress or (lambda f, m: None)
+    base = Embedder(settings.model, cache_dir=settings.model_cache_dir, vocabulary=settings.vocabulary)
+    full = Coach(settings, embedder=base, progress=progress)
+    essays = sorted(full.index.essays)
+    result: dict = {"essays": {}, "pooled": {}}
+    for n, essay in enumerate(essays):
+        mine = answered_only_by(cases, full.index.chunks, essay)
+        corpus = corpus_copy(settings.corpus_dir, work / f"corpus-{essay}", drop_descriptions_of=essay)
+        fold = Coach(settings.with_overrides(corpus_dir=corpus, index_dir=work / f"index-{essay}"), embedder=base,
+                     progress=lambda f, m, n=n: progress((n + f) / len(essays), f"{essay}: {m}"))
+        result["essays"][essay] = {"without": hit3_by_lang(fold, mine), "with": hit3_by_lang(full, mine),
+                                   "tuning": fold.index.manifest.tuning}
+        del fold
+    for column in ("without", "with"):
+        pooled = {}
+        for lang in (*LANGS, "all"):
+            hits = sum(r[column][lang]["hits"] for r in result["essays"].values())
+            n = sum(r[column][lang]["n"] for r in result["essays"].values())
+            flagged = sum(r[column][lang]["flagged"] for r in result["essays"].values())
+            pooled[lang] = {"n": n, "hits": hits, "hit@3": hits / n if n else None, "flagged": flagged}
+        result["pooled"][column] = pooled
+    return result
+
+
+def format_leave_one_out(result: dict) -> str:
+    lines = ["leave one essay out: hit@3 (top 10, diversity off) on the questions only that essay answers, "
+             "rebuilt and retrained without its descriptions | with every description",
+             f"{'essay':26}" + "".join(f"{lang:>22}" for lang in (*LANGS, "all"))]
+    rows = [(e, r["without"], r["with"]) for e, r in result["essays"].items()]
+    rows.append(("pooled", result["pooled"]["without"], result["pooled"]["with"]))
+    for name, without, with_ in rows:
+        cells = []
+        for lang in (*LANGS, "all"):
+            a, b = without[lang], with_[lang]
+            cells.append(f"{_fmt(a['hit@3'])} | {_fmt(b['hit@3'])} (n={a['n']})" if a["n"] else "-")
+        lines.append(f"{name:26}" + "".join(f"{c:>22}" for c in cells))
+    flagged = result["pooled"]["without"]["all"]["flagged"]
+    lines.append(f"in-domain questions flagged out-of-domain without their essay's descriptions: {flagged}")
+    return "\n".join(lines)

@@ -14,8 +14,11 @@ Layout of `index/` (generated, gitignored):
         keyword/                   BM25 index files (bm25s: .npy arrays + JSON vocab and params)
         situations.jsonl           the situation texts of corpus/situations.toml (en and zh, one per line) with the
                                    chunks each one describes, readable
-        situations.npy             their vectors ("passage: " prompt), row i = line i of situations.jsonl
-        situation_keyword/         BM25 over the situation texts (same format as keyword/)
+        situations.npy             their vectors ("query: " prompt), row i = line i of situations.jsonl
+        bigram/                    BM25 over the passages' Chinese character pairs (same format as keyword/)
+
+The manifest also names the tuned model the vectors come from (coach/tune.py; it lives in the model cache) and
+the search configuration in force.
 
 A build is written into `builds/.tmp-*`, fsynced, renamed into place, and only then is `CURRENT` switched, so a crash
 mid-build leaves the previous build in use. Readers check every hash in the manifest before serving anything.
@@ -35,8 +38,9 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-FORMAT_VERSION = 3    # 2: situation vectors and texts (situations.npy, situations.jsonl, situation_keyword/)
+FORMAT_VERSION = 4    # 2: situation vectors and texts (situations.npy, situations.jsonl, situation_keyword/)
                       # 3: character-pair BM25 of the passages and the situation texts (bigram/, situation_bigram/)
+                      # 4: the tuned model and the search config in the manifest; no situation BM25 or classifier
 MANIFEST = "manifest.json"
 CURRENT = "CURRENT"
 BUILDS = "builds"
@@ -47,10 +51,7 @@ ESSAYS_FILE = "essays.json"
 KEYWORD_DIR = "keyword"
 SITUATIONS_FILE = "situations.npy"
 SITUATION_TEXTS_FILE = "situations.jsonl"
-SITUATION_KEYWORD_DIR = "situation_keyword"
 BIGRAM_DIR = "bigram"
-SITUATION_BIGRAM_DIR = "situation_bigram"
-SITUATION_LEXICAL_DIR = "situation_lexical"   # coach/classify.py LexicalClassifier
 
 
 class IndexError_(Exception):
@@ -86,6 +87,9 @@ class Manifest:
     built_at: str
     build_seconds: float
     files: dict = field(default_factory=dict)   # relative path -> sha256
+    tuning_settings: dict | None = None          # coach/tune.py TuneSettings when the model was tuned, else None
+    tuning: dict | None = None                   # the tuned model: key, path, fingerprint, pairs, seconds
+    search: dict = field(default_factory=dict)   # coach/search/config.py SearchConfig in force at build
 
     @classmethod
     def from_json(cls, text: str) -> "Manifest":
@@ -309,6 +313,8 @@ def stale_reasons(manifest: Manifest, expected: dict) -> list[str]:
     reasons = []
     if manifest.model != expected["model"] or manifest.model_fingerprint != expected["model_fingerprint"]:
         reasons.append(f"model changed ({manifest.model} -> {expected['model']})")
+    if manifest.tuning_settings != expected.get("tuning_settings", manifest.tuning_settings):
+        reasons.append("model tuning switched or its settings changed")
     if manifest.chunk_settings != expected["chunk_settings"]:
         reasons.append("chunk settings changed")
     if manifest.pipeline_version != expected["pipeline_version"]:

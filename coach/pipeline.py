@@ -13,12 +13,12 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from . import classify
 from . import chunk as chunk_stage
 from . import clean as clean_stage
 from . import corpus as corpus_stage
 from . import index as ix
 from . import keyword as keyword_stage
+from . import tune as tune_stage
 from .chunk import Chunk, Sentence, chunk_essay
 from .clean import to_simplified
 from .config import Settings
@@ -36,6 +36,8 @@ class EmbedderLike(Protocol):
     dim: int
 
     def encode_passages(self, texts: list[str], batch_size: int = 32) -> np.ndarray: ...
+
+    def encode_queries(self, texts: list[str], batch_size: int = 32) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -62,20 +64,14 @@ class LoadedIndex:
     situation_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
     situation_texts: list[dict] = field(default_factory=list)   # {"text", "lang", "chunks": [ids], "essay"}
     situation_chunks: list[tuple[int, ...]] = field(default_factory=list)
-    situation_keyword: keyword_stage.KeywordIndex | None = None
-    # BM25 over Chinese character pairs (keyword.char_bigrams), of the passages and of the situation texts
+    # BM25 over the passages' Chinese character pairs (keyword.char_bigrams)
     bigram: keyword_stage.KeywordIndex | None = None
-    situation_bigram: keyword_stage.KeywordIndex | None = None
-    # fitted at load from situation_vectors (coach/classify.py); None without situations
-    situation_model: classify.PassageClassifier | None = None
-    # fitted at build on the Chinese situation texts (coach/classify.py); None without them
-    situation_lexical: classify.LexicalClassifier | None = None
 
 
 def pipeline_version() -> str:
     """Hash of the code that shapes the indexed text: editing it makes old indexes stale."""
     h = hashlib.sha256()
-    for module in (clean_stage, corpus_stage, chunk_stage, keyword_stage, classify):
+    for module in (clean_stage, corpus_stage, chunk_stage, keyword_stage, tune_stage):
         h.update(Path(module.__file__).read_bytes())
     h.update(EMBEDDED_TEXT.encode())
     return h.hexdigest()[:16]
@@ -94,7 +90,13 @@ def corpus_hashes(corpus_dir: Path) -> dict[str, str]:
     return out
 
 
-def expected_manifest(settings: Settings, model: str, fingerprint: str) -> dict:
+def tunes(settings: Settings, embedder) -> bool:
+    """Whether a build with this embedder fine-tunes it: tuning is on and the model is a local folder that
+    sentence-transformers can train (not a test double)."""
+    return settings.tune and getattr(embedder, "path", None) is not None and getattr(embedder, "trainable", False)
+
+
+def expected_manifest(settings: Settings, model: str, fingerprint: str, tuned: bool = False) -> dict:
     """The manifest fields a build from the current corpus, model and settings would have."""
     return {
         "model": model,
@@ -102,6 +104,7 @@ def expected_manifest(settings: Settings, model: str, fingerprint: str) -> dict:
         "chunk_settings": settings.chunk.as_dict(),
         "pipeline_version": pipeline_version(),
         "corpus": corpus_hashes(settings.corpus_dir),
+        "tuning_settings": settings.tuning.as_dict() if tuned else None,
     }
 
 
@@ -123,12 +126,29 @@ def situation_embedding_text(record: dict) -> str:
     return to_simplified(record["text"]) if record["lang"] == "zh-Hant" else record["text"]
 
 
-def fit_lexical_classifier(situations: list[dict], chunks: list[Chunk]) -> classify.LexicalClassifier | None:
-    """The lexical passage classifier of the Chinese situation texts (simplified, as they are embedded)."""
-    position = {c.id: n for n, c in enumerate(chunks)}
-    chinese = [r for r in situations if r["lang"] != "en"]
-    return classify.fit_lexical([situation_embedding_text(r) for r in chinese],
-                                [tuple(position[i] for i in r["chunks"]) for r in chinese], len(chunks))
+def anchor_sentence(record: dict, chunks_by_id: dict[str, Chunk]) -> str | None:
+    """The sentence of a situation record's first passage that holds its anchor (the passage text when the anchor
+    spans sentences): the training target of its description."""
+    chunk = chunks_by_id.get(record["chunks"][0]) if record["chunks"] else None
+    if chunk is None:
+        return None
+    return next((s.text for s in chunk.sentences if record["anchor"] in s.text), chunk.text)
+
+
+def tune_model(settings: Settings, embedder, situations: list[dict], chunks: list[Chunk],
+               progress: Progress) -> tuple[object, dict]:
+    """The embedder to build with: `embedder` fine-tuned on the situation descriptions (trained now unless cached),
+    and the manifest's record of it."""
+    from .embed import Embedder
+
+    by_id = {c.id: c for c in chunks}
+    pairs = tune_stage.training_pairs(situations, lambda r: anchor_sentence(r, by_id))
+    path = tune_stage.ensure_tuned(embedder.path, embedder.name, embedder.fingerprint, pairs, settings.tuning,
+                                   settings.tuned_dir, progress)
+    tuned = Embedder(str(path), cache_dir=settings.model_cache_dir)
+    info = json.loads((path / tune_stage.TUNING_FILE).read_text("utf-8"))
+    return tuned, {"key": info["key"], "path": str(path), "fingerprint": tuned.fingerprint, "pairs": info["pairs"],
+                   "train_seconds": info["seconds"], "base_model": embedder.name}
 
 
 def situation_records(corpus_dir: Path, essays, chunks: list[Chunk]) -> tuple[list[dict], list[str]]:
@@ -157,11 +177,17 @@ _build_lock = threading.Lock()
 
 
 def build(settings: Settings, embedder: EmbedderLike, progress: Progress | None = None) -> LoadedIndex:
-    """Build a complete index from the corpus and switch to it atomically. Returns it loaded."""
+    """Build a complete index from the corpus and switch to it atomically. Returns it loaded.
+
+    With tuning on (Settings.tune) the model is first fine-tuned on the situation descriptions (cached by
+    coach/tune.py's key), and every vector of the build comes from the tuned model."""
+    from .search import SearchConfig
+
     progress = progress or (lambda fraction, message: None)
     started = time.time()
     with _build_lock:
-        expected = expected_manifest(settings, embedder.name, embedder.fingerprint)
+        tuned = tunes(settings, embedder)
+        expected = expected_manifest(settings, embedder.name, embedder.fingerprint, tuned)
         progress(0.0, "reading corpus")
         loaded = load_corpus(settings.corpus_dir)
         if not loaded.essays:
@@ -170,20 +196,26 @@ def build(settings: Settings, embedder: EmbedderLike, progress: Progress | None 
         for essay in loaded.essays:
             chunks.extend(chunk_essay(essay, settings.chunk))
         metas = {e.meta.id: e.meta for e in loaded.essays}
+        situations, situation_warnings = situation_records(settings.corpus_dir, loaded.essays, chunks)
+        tuning = None
+        if tuned and situations:
+            embedder, tuning = tune_model(settings, embedder, situations, chunks,
+                                          lambda f, message: progress(0.05 + 0.6 * f, message))
+        elif tuned:
+            expected["tuning_settings"] = None      # nothing to tune on: the base model serves as it is
 
-        progress(0.1, f"embedding {len(chunks)} passages")
+        progress(0.65, f"embedding {len(chunks)} passages")
         passage_vecs = embedder.encode_passages([_embedding_text(c, metas[c.essay_id]) for c in chunks])
         sentences = [s.text for c in chunks for s in c.sentences]
-        progress(0.5, f"embedding {len(sentences)} sentences")
+        progress(0.75, f"embedding {len(sentences)} sentences")
         sentence_vecs = embedder.encode_passages(sentences) if sentences else np.zeros((0, embedder.dim), np.float32)
-        situations, situation_warnings = situation_records(settings.corpus_dir, loaded.essays, chunks)
-        progress(0.8, f"embedding {len(situations)} situation descriptions")
+        progress(0.85, f"embedding {len(situations)} situation descriptions")
         # with the query prompt: matching a question to descriptions written the way agents ask is the symmetric
         # (paraphrase) task e5 prompts both sides of with "query: "
         situation_vecs = (embedder.encode_queries([situation_embedding_text(r) for r in situations]) if situations
                           else np.zeros((0, passage_vecs.shape[1]), np.float32))
 
-        progress(0.85, "writing index")
+        progress(0.9, "writing index")
         tmp = ix.new_build_dir(settings.index_dir)
         try:
             vectors = ix.VectorIndex.build(passage_vecs, settings.approximate_above)
@@ -200,31 +232,28 @@ def build(settings: Settings, embedder: EmbedderLike, progress: Progress | None 
                 tmp / ix.BIGRAM_DIR)
             ix.save_array(tmp / ix.SITUATIONS_FILE, np.asarray(situation_vecs, np.float32))
             ix.write_jsonl(tmp / ix.SITUATION_TEXTS_FILE, situations)
-            if situations:
-                (tmp / ix.SITUATION_KEYWORD_DIR).mkdir()
-                keyword_stage.KeywordIndex.build([r["text"] for r in situations]).save(
-                    tmp / ix.SITUATION_KEYWORD_DIR)
-                (tmp / ix.SITUATION_BIGRAM_DIR).mkdir()
-                keyword_stage.KeywordIndex.build([r["text"] for r in situations], keyword_stage.char_bigrams).save(
-                    tmp / ix.SITUATION_BIGRAM_DIR)
-            lexical = fit_lexical_classifier(situations, chunks)
-            if lexical is not None:
-                lexical.save(tmp / ix.SITUATION_LEXICAL_DIR)
+            described = {i for r in situations for i in r["chunks"]}
             manifest = ix.Manifest(
                 format_version=ix.FORMAT_VERSION, dim=int(passage_vecs.shape[1]), index_type=vectors.kind,
                 counts={"essays": len(loaded.essays), "chunks": len(chunks), "sentences": len(sentences),
                         "situations": len({r["entry"] for r in situations}),
                         "situation_texts": len(situations),
-                        "chunks_with_situations": len({i for r in situations for i in r["chunks"]})},
+                        "chunks_with_situations": len(described),
+                        "chunks_without_situations": len(chunks) - len(described)},
                 versions=ix.versions(), built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                build_seconds=round(time.time() - started, 2), **expected)
+                build_seconds=round(time.time() - started, 2), tuning=tuning,
+                search=SearchConfig().as_dict(), **expected)
             final = ix.commit_build(settings.index_dir, tmp, manifest)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         progress(1.0, "index ready")
         result = load_build(final)
-        result.warnings = list(loaded.warnings) + situation_warnings
+        undescribed = [c.id for c in chunks if c.id not in described]
+        notes = ([f"{len(undescribed)} of {len(chunks)} passages have no situation description (they are searched "
+                  f"all the same): {', '.join(undescribed[:8])}{' ...' if len(undescribed) > 8 else ''}"]
+                 if undescribed and situations else [])
+        result.warnings = list(loaded.warnings) + situation_warnings + notes
         return result
 
 
@@ -264,24 +293,9 @@ def load_build(build_dir: Path) -> LoadedIndex:
     if len(situation_vectors) != len(situation_texts) or (len(situation_texts) and
                                                           situation_vectors.shape[1] != manifest.dim):
         raise ix.IndexCorrupt(f"situation files in {build_dir.name} disagree on counts; run `coach build`")
-    situation_keyword = (keyword_stage.KeywordIndex.load(build_dir / ix.SITUATION_KEYWORD_DIR)
-                         if situation_texts else None)
     bigram = keyword_stage.KeywordIndex.load(build_dir / ix.BIGRAM_DIR)
-    situation_bigram = (keyword_stage.KeywordIndex.load(build_dir / ix.SITUATION_BIGRAM_DIR)
-                        if situation_texts else None)
-    situation_lexical = None
-    if any(Path(f).parts[0] == ix.SITUATION_LEXICAL_DIR for f in manifest.files):
-        try:
-            situation_lexical = classify.LexicalClassifier.load(build_dir / ix.SITUATION_LEXICAL_DIR)
-        except (KeyError, TypeError, ValueError, OSError) as exc:
-            raise ix.IndexCorrupt(f"lexical classifier in {build_dir.name} is malformed ({exc}); "
-                                  "run `coach build`") from exc
-        if situation_lexical.n_chunks != len(chunks):
-            raise ix.IndexCorrupt(f"lexical classifier in {build_dir.name} disagrees on counts; run `coach build`")
     return LoadedIndex(build_dir, manifest, vectors, sentence_vectors, rows, chunks, essays, keyword, [],
-                       situation_vectors, situation_texts, situation_chunks, situation_keyword, bigram,
-                       situation_bigram, classify.fit(situation_vectors, situation_chunks, len(chunks)),
-                       situation_lexical)
+                       situation_vectors, situation_texts, situation_chunks, bigram)
 
 
 def _chunk_to_json(c: Chunk) -> dict:

@@ -110,9 +110,9 @@ def test_packaged_regional_words_leave_ordinary_taiwan_sentences_readable(senten
     ("客户很生气怎么办", "客户很生气怎么办"),                  # plain simplified: untouched
 ])
 def test_cantonese_questions_are_searched_in_mandarin(question, expected):
-    from coach import retrieve as rt
+    from coach.search import prepare
     b = make(regional=br.load_regional())
-    assert rt.plan_search(question, "situations", b).dense_texts[0] == expected
+    assert prepare(question, b).searched == expected
     assert b.searched_form(question) == expected
 
 
@@ -151,14 +151,13 @@ def _without_bom(path):
 
 
 def test_traditional_question_is_searched_with_mainland_words():
-    from coach import retrieve as rt
-    plan = rt.plan_search("客人說舊筆電很慢，打算去外面加記憶體", "situations", make(regional={"笔电": ("笔记本电脑",),
-                                                                          "记忆体": ("内存",)}))
-    assert "内存" in plan.dense_texts[0] and "笔记本电脑" in plan.dense_texts[0]
-    assert plan.keyword_terms.get("内存") == br.GLOSSARY_WEIGHT
+    from coach.search import prepare
+    q = prepare("客人說舊筆電很慢，打算去外面加記憶體", make(regional={"笔电": ("笔记本电脑",), "记忆体": ("内存",)}))
+    assert "内存" in q.searched and "笔记本电脑" in q.searched
+    assert q.terms.get("内存") == br.GLOSSARY_WEIGHT
     # the same words typed in simplified characters are a mainland agent's: searched as typed
-    simplified = rt.plan_search("客人说旧笔电很慢", "situations", make(regional={"笔电": ("笔记本电脑",)}))
-    assert simplified.dense_texts[0] == "客人说旧笔电很慢"
+    simplified = prepare("客人说旧笔电很慢", make(regional={"笔电": ("笔记本电脑",)}))
+    assert simplified.searched == "客人说旧笔电很慢"
 
 
 def test_glossary_rejects_malformed_lines(tmp_path):

@@ -117,7 +117,8 @@ def test_run_cli_split_modes_and_no_misses(tmp_path, monkeypatch, capsys):
     f.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", "utf-8")
 
     def run(json_out=False, split=None, modes=None, no_misses=False):
-        args = argparse.Namespace(queries_file=f, json=json_out, split=split, modes=modes, no_misses=no_misses)
+        args = argparse.Namespace(queries_file=f, json=json_out, split=split, modes=modes, no_misses=no_misses,
+                                  leave_one_essay_out=False, with_essays=None)
         rc = ev.run_cli(args, None)
         out = capsys.readouterr()
         return rc, out.out, out.err
@@ -127,7 +128,7 @@ def test_run_cli_split_modes_and_no_misses(tmp_path, monkeypatch, capsys):
     assert "note: 1 in-domain question(s) have no relevant passage" in text
     rc, text, _ = run(split="tune", modes="dense,full")
     assert rc == 0 and "2 questions" in text and "angry secret" not in text and "heldout2" not in text
-    assert " dense " in text and "hybrid" not in text
+    assert " dense " in text and "  hybrid " not in text
     rc, text, _ = run(modes="dense", no_misses=True)
     assert rc == 0 and "split: heldout2" in text and "angry secret" not in text and "misses" not in text
     rc, text, _ = run(json_out=True, modes="full", no_misses=True)

@@ -1,0 +1,9 @@
+"""The query side: a question prepared (`query`), scored by small named rankers (`rankers`), fused once (`fusion`),
+under one frozen configuration (`config`). `coach.retrieve.Coach` puts them together."""
+
+from .config import CANDIDATES, SearchConfig
+from .fusion import diversify, fuse, ranked
+from .query import Query, prepare
+from .rankers import Ranker, rankers_for
+
+__all__ = ["CANDIDATES", "Query", "Ranker", "SearchConfig", "diversify", "fuse", "prepare", "ranked", "rankers_for"]
