@@ -30,8 +30,8 @@ from coach.search import SearchConfig, fuse, ranked  # noqa: E402
 
 TUNING_SPLITS = {"tune", "heldout2", "heldout4", "heldout5", "heldout6", "heldout7", "heldout8", "heldout9",
                  "heldout10", "heldout11", "heldout12", "heldout13", "heldout14", "heldout15", "heldout16"}
-GRID = {"dense": [0.5, 1.0, 2.0], "sentence": [0.5, 1.0, 2.0], "keyword": [0.5, 1.0, 2.0],
-        "bigram": [0.0, 0.5, 1.0, 2.0], "description": [0.0, 1.0, 2.0, 4.0, 8.0]}
+GRID = {"dense": [0.5, 1.0], "sentence": [0.5, 1.0], "keyword": [1.0, 2.0], "bigram": [0.0, 0.5, 1.0],
+        "description": [2.0, 4.0, 8.0], "description_terms": [0.0, 1.0, 2.0, 4.0]}
 
 
 def collect(coach, cases) -> list[tuple]:

@@ -16,6 +16,7 @@ Layout of `index/` (generated, gitignored):
                                    chunks each one describes, readable
         situations.npy             their vectors ("query: " prompt), row i = line i of situations.jsonl
         bigram/                    BM25 over the passages' Chinese character pairs (same format as keyword/)
+        situation_terms/           BM25 over the situation texts' words and character pairs (simplified)
 
 The manifest also names the tuned model the vectors come from (coach/tune.py; it lives in the model cache) and
 the search configuration in force.
@@ -52,6 +53,7 @@ KEYWORD_DIR = "keyword"
 SITUATIONS_FILE = "situations.npy"
 SITUATION_TEXTS_FILE = "situations.jsonl"
 BIGRAM_DIR = "bigram"
+SITUATION_TERMS_DIR = "situation_terms"   # BM25 over the descriptions' words and Chinese character pairs
 
 
 class IndexError_(Exception):

@@ -53,6 +53,11 @@ def char_bigrams(text: str) -> list[str]:
     return [run[i:i + 2] for run in _HAN_RUN.findall(to_simplified(text)) for i in range(len(run) - 1)]
 
 
+def words_and_bigrams(text: str) -> list[str]:
+    """jieba words and Chinese character pairs of a text (simplified): the situation descriptions' BM25 tokens."""
+    return tokenize(text) + char_bigrams(text)
+
+
 @dataclass
 class KeywordIndex:
     bm25: bm25s.BM25

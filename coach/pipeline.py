@@ -66,6 +66,8 @@ class LoadedIndex:
     situation_chunks: list[tuple[int, ...]] = field(default_factory=list)
     # BM25 over the passages' Chinese character pairs (keyword.char_bigrams)
     bigram: keyword_stage.KeywordIndex | None = None
+    # BM25 over the situation texts' words and character pairs (keyword.words_and_bigrams); None without them
+    situation_terms: keyword_stage.KeywordIndex | None = None
 
 
 def pipeline_version() -> str:
@@ -232,6 +234,10 @@ def build(settings: Settings, embedder: EmbedderLike, progress: Progress | None 
                 tmp / ix.BIGRAM_DIR)
             ix.save_array(tmp / ix.SITUATIONS_FILE, np.asarray(situation_vecs, np.float32))
             ix.write_jsonl(tmp / ix.SITUATION_TEXTS_FILE, situations)
+            if situations:
+                (tmp / ix.SITUATION_TERMS_DIR).mkdir()
+                keyword_stage.KeywordIndex.build([situation_embedding_text(r) for r in situations],
+                                                 keyword_stage.words_and_bigrams).save(tmp / ix.SITUATION_TERMS_DIR)
             described = {i for r in situations for i in r["chunks"]}
             manifest = ix.Manifest(
                 format_version=ix.FORMAT_VERSION, dim=int(passage_vecs.shape[1]), index_type=vectors.kind,
@@ -294,8 +300,10 @@ def load_build(build_dir: Path) -> LoadedIndex:
                                                           situation_vectors.shape[1] != manifest.dim):
         raise ix.IndexCorrupt(f"situation files in {build_dir.name} disagree on counts; run `coach build`")
     bigram = keyword_stage.KeywordIndex.load(build_dir / ix.BIGRAM_DIR)
+    situation_terms = (keyword_stage.KeywordIndex.load(build_dir / ix.SITUATION_TERMS_DIR)
+                       if situation_texts else None)
     return LoadedIndex(build_dir, manifest, vectors, sentence_vectors, rows, chunks, essays, keyword, [],
-                       situation_vectors, situation_texts, situation_chunks, bigram)
+                       situation_vectors, situation_texts, situation_chunks, bigram, situation_terms)
 
 
 def _chunk_to_json(c: Chunk) -> dict:

@@ -120,7 +120,7 @@ class Evidence:
             return True
         best = max(self.best_sentence if near_passage else -1.0,
                    self.best_description if near_description and self.best_description is not None else -1.0)
-        return self.best_out_of_scope is not None and self.best_out_of_scope > best + config.scope_margin
+        return self.best_out_of_scope is not None and self.best_out_of_scope > best
 
 
 class Coach:
@@ -278,9 +278,10 @@ class Coach:
 
     def _mode_config(self, mode: str) -> SearchConfig:
         if mode == "dense":
-            return dataclasses.replace(self.config, sentence=0.0, keyword=0.0, bigram=0.0, description=0.0)
+            return dataclasses.replace(self.config, sentence=0.0, keyword=0.0, bigram=0.0, description=0.0,
+                                       description_terms=0.0)
         if mode == "hybrid":
-            return dataclasses.replace(self.config, description=0.0)
+            return dataclasses.replace(self.config, description=0.0, description_terms=0.0)
         return self.config
 
     def _prepare(self, text: str, mode: str) -> Query:

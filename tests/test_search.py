@@ -57,7 +57,7 @@ def test_diversify_prefers_new_essays_unless_clearly_better():
 def test_search_config_has_at_most_twelve_numbers():
     numbers = [v for v in SearchConfig().as_dict().values() if isinstance(v, (int, float))]
     assert len(numbers) <= 12
-    assert set(SearchConfig().weights()) == {"dense", "sentence", "keyword", "bigram", "description"}
+    assert set(SearchConfig().weights()) == {"dense", "sentence", "keyword", "bigram", "description", "description_terms"}
 
 
 # ------------------------------------------------------------------ questions
@@ -306,6 +306,6 @@ def test_hits_carry_every_rankers_contribution(small_coach):
     coach, _ = small_coach
     answer = coach.ask("客户破口大骂怎么办", top_k=3, diverse=False)
     for hit in answer.results:
-        assert set(hit.contributions) <= {"dense", "sentence", "keyword", "bigram", "description"}
+        assert set(hit.contributions) <= {"dense", "sentence", "keyword", "bigram", "description", "description_terms"}
         assert sum(hit.contributions.values()) == pytest.approx(hit.score)
     assert dataclasses.asdict(SearchConfig()) == coach.index.manifest.search

@@ -99,10 +99,28 @@ class Descriptions:
                                 len(self.index.chunks))
 
 
+@dataclass(frozen=True)
+class DescriptionTerms:
+    """BM25 of the question's words and character pairs against each described passage's best situation description:
+    the words agents use for a situation, which the passages' literary text may not share (described passages
+    only)."""
+
+    index: "LoadedIndex"
+    name: str = "description_terms"
+    floor: float | None = 0.0
+
+    def score(self, query: Query) -> np.ndarray:
+        terms = {**query.terms, **query.bigrams}
+        if self.index.situation_terms is None or not terms:
+            return _none(self.index)
+        return best_per_passage(self.index.situation_terms.weighted_scores(terms)[0], self.index.situation_chunks,
+                                len(self.index.chunks))
+
+
 def rankers_for(index: "LoadedIndex", config: SearchConfig) -> list[Ranker]:
     """The rankers with a non-zero weight in `config`, over `index`."""
     all_rankers: list[Ranker] = [DensePassages(index), BestSentence(index), Keyword(index), Bigram(index),
-                                 Descriptions(index)]
+                                 Descriptions(index), DescriptionTerms(index)]
     weights = config.weights()
     return [r for r in all_rankers if weights[r.name] > 0]
 
