@@ -160,7 +160,7 @@ def build(settings: Settings, embedder: EmbedderLike, progress: Progress | None 
     """Build a complete index from the corpus and switch to it atomically. Returns it loaded."""
     progress = progress or (lambda fraction, message: None)
     started = time.time()
-    with _build_lock:
+    with _build_lock, ix.build_lock(settings.index_dir):   # threads of this process, then other processes
         expected = expected_manifest(settings, embedder.name, embedder.fingerprint)
         progress(0.0, "reading corpus")
         loaded = load_corpus(settings.corpus_dir)
