@@ -182,8 +182,12 @@ def create_api(coach_app: Any, *, token: str | None = None) -> FastAPI:
                               {"WWW-Authenticate": "Bearer"})
         return await call_next(request)
 
+    def serving():
+        """The Coach if loaded, else None. Never loads (holder.get may, after a failed load: not on the event loop)."""
+        return holder.get(wait=False) if holder.ready else None
+
     async def loaded_coach():
-        coach = holder.get(wait=False)
+        coach = serving()
         if coach is None:
             coach = await run_in_threadpool(holder.get, True, LOAD_WAIT_S)
         if coach is None:
@@ -223,7 +227,7 @@ def create_api(coach_app: Any, *, token: str | None = None) -> FastAPI:
         query, _ = sanitize_query(body.query)
         if not query:
             return _error(422, "bad request: query: is empty once control characters are removed")
-        coach = holder.get(wait=False)
+        coach = serving()
         known = coach.index.chunks if coach is not None else None
         passages = []
         if known is not None:
@@ -244,7 +248,7 @@ def create_api(coach_app: Any, *, token: str | None = None) -> FastAPI:
 
     @api.get("/health", summary="Index build, model and feedback store")
     async def health():
-        coach = holder.get(wait=False)
+        coach = serving()
         store_status = await run_in_threadpool(store.status)
         store_status.pop("where", None)    # no host or path names to unauthenticated callers
         out: dict[str, Any] = {"status": "ok" if coach is not None else ("failed" if holder.error else "loading"),
@@ -268,7 +272,7 @@ def create_api(coach_app: Any, *, token: str | None = None) -> FastAPI:
         if holder.rebuild_lock.locked():
             return _error(409, "a rebuild is already running in this process")
         message = await run_in_threadpool(coach_app.rebuild)
-        coach = holder.get(wait=False)
+        coach = serving()
         return {"message": message, "build": coach.index.build_dir.name if coach else None}
 
     api.state.coach_app = coach_app
@@ -291,7 +295,8 @@ def launch_kwargs(demo: Any) -> dict:
 
     @asynccontextmanager
     async def lifespan(app):
-        mount(app, demo.coach_app)
+        api = mount(app, demo.coach_app)
         yield
+        api.state.watcher.stop()
 
     return {"app_kwargs": {"lifespan": lifespan}}

@@ -61,7 +61,7 @@ class IndexWatcher:
 
     def check(self) -> bool:
         """One look: swap in the build CURRENT names if it is not the one served. True when it swapped."""
-        coach = self.holder.get(wait=False)
+        coach = self.holder.get(wait=False) if getattr(self.holder, "ready", True) else None   # never loads
         lock = getattr(self.holder, "rebuild_lock", None)
         if coach is None or (lock is not None and lock.locked()):   # loading, or this process is rebuilding
             return False

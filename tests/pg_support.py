@@ -66,9 +66,9 @@ class PgServer:
 
     def resume(self) -> None:
         """Start (or restart) the server on its port."""
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=off -c max_connections=60"
         self._as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"), "-w",
-                           "-t", "60", "-o", f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} "
-                           "-c fsync=off -c max_connections=60", "start"])
+                           "-t", "60", "-o", options, "start"])
 
     def pause(self) -> None:
         """Stop the server, keeping its data (a database outage)."""

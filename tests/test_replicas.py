@@ -39,9 +39,10 @@ def test_a_build_waits_for_another_process_holding_the_lock(tmp_path):
     settings = make_settings(tmp_path)
     coach = Coach(settings, embedder=FakeEmbedder())
     first = coach.index.build_dir.name
-    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a+b'); "
-                               "fcntl.flock(f, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(1.5)",
-                               str(settings.index_dir / ix.LOCK_FILE)], stdout=subprocess.PIPE, text=True)
+    hold = ("import fcntl, sys, time; f = open(sys.argv[1], 'a+b'); "
+            "fcntl.flock(f, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(1.5)")
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(settings.index_dir / ix.LOCK_FILE)],
+                              stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "locked"
     done = []
     t = threading.Thread(target=lambda: done.append(coach.rebuild().build_dir.name))
