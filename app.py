@@ -6,7 +6,7 @@ says so meanwhile), and what only some questions need (the dictionary for Englis
 
 Configuration: COACH_ENABLE_UPLOAD=1 with COACH_ADMIN_USER / COACH_ADMIN_PASSWORD turns on adding essays behind a
 login; COACH_FEEDBACK_DB moves the feedback database (default var/feedback.sqlite3); GRADIO_SERVER_PORT changes the
-port (the host stays 127.0.0.1).
+port (the host stays 127.0.0.1); COACH_API_TOKEN makes the JSON API at /api/v1 (coach/api.py) ask for a bearer token.
 """
 
 import logging
@@ -16,7 +16,8 @@ import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-from coach.ui import build_demo, launch_kwargs, queue_kwargs  # noqa: E402 - after the environment is set
+from coach import api  # noqa: E402 - after the environment is set
+from coach.ui import build_demo, launch_kwargs, queue_kwargs  # noqa: E402
 
 if __name__ == "__main__":   # start-up progress (model loaded, warm-up done) on the console
     logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", level=logging.WARNING)
@@ -27,4 +28,4 @@ demo = build_demo()
 if __name__ == "__main__":
     port = int(os.environ.get("GRADIO_SERVER_PORT", "7860"))
     demo.queue(**queue_kwargs()).launch(server_name="127.0.0.1", server_port=port, share=False, show_error=False,
-                                        **launch_kwargs())
+                                        **launch_kwargs(), **api.launch_kwargs(demo))   # + the JSON API, /api/v1

@@ -27,12 +27,15 @@ mid-build leaves the previous build in use. Readers check every hash in the mani
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -211,6 +214,25 @@ def versions() -> dict:
         except PackageNotFoundError:
             out[pkg] = None
     return out
+
+
+LOCK_FILE = ".lock"
+
+
+@contextmanager
+def build_lock(index_dir: Path) -> Iterator[None]:
+    """Held while a build is written: one build at a time across processes (replicas sharing one index folder).
+
+    `fcntl.flock` on `index/.lock`; the kernel releases it when the holder exits, even when it is SIGKILLed, so a
+    crashed builder never leaves the folder locked. A second builder waits, then builds after the first.
+    """
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / LOCK_FILE, "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def new_build_dir(index_dir: Path) -> Path:

@@ -187,7 +187,7 @@ def build(settings: Settings, embedder: EmbedderLike, progress: Progress | None 
 
     progress = progress or (lambda fraction, message: None)
     started = time.time()
-    with _build_lock:
+    with _build_lock, ix.build_lock(settings.index_dir):   # threads of this process, then other processes
         tuned = tunes(settings, embedder)
         expected = expected_manifest(settings, embedder.name, embedder.fingerprint, tuned)
         progress(0.0, "reading corpus")

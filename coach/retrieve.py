@@ -227,12 +227,16 @@ class Coach:
 
     def rebuild(self, progress: pipeline.Progress | None = None) -> pipeline.LoadedIndex:
         """Build a new index and swap it in; queries in flight finish on the old one."""
-        new = pipeline.build(self.settings, self.base_embedder(), progress)
+        return self.use(pipeline.build(self.settings, self.base_embedder(), progress))
+
+    def use(self, new: pipeline.LoadedIndex) -> pipeline.LoadedIndex:
+        """Serve `new` (built here or by another process), with the model its vectors come from."""
         embedder = self._query_embedder(new)
+        if embedder is not self.embedder:
+            self.clear_query_cache()
+            with self._scope_lock:
+                self._scope_vectors = None
         self.embedder, self.index = embedder, new
-        self.clear_query_cache()
-        with self._scope_lock:
-            self._scope_vectors = None
         return new
 
     # ------------------------------------------------------------ search

@@ -39,7 +39,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 
 from .config import PROJECT_ROOT, Settings
-from .feedback import FeedbackStore, eval_cases
+from .feedback import FeedbackStore, StoreUnavailable, eval_cases
 from .retrieve import MAX_QUERY_CHARS, Answer, Hit, sanitize_query
 from .themes import BY_ID, FEATURED_THEMES, THEMES, Theme, score_themes
 
@@ -1100,7 +1100,10 @@ def build_demo(coach=None, *, settings: Settings | None = None, embedder=None, f
             s = _state_session(s)
             idx = evt.index if isinstance(evt.index, int) else evt.index[0]
             if idx % 2 == 1 and evt.liked in (True, False):
-                app.mark(s, idx // 2, bool(evt.liked))
+                try:
+                    app.mark(s, idx // 2, bool(evt.liked))
+                except StoreUnavailable as exc:   # refused, and said so: never acknowledged and lost
+                    gr.Warning(str(exc))
 
         # Feedback never waits behind questions: the thumbs run outside the queue (queue=False: the browser posts
         # them straight to the server), and API marks (/mark, which gradio_client always sends through the queue)
@@ -1112,7 +1115,10 @@ def build_demo(coach=None, *, settings: Settings | None = None, embedder=None, f
 
         def mark_api(turn_index, helpful, s):
             """Helpful / not helpful for one card (what the thumbs in the chat do), for API clients."""
-            row = app.mark(_state_session(s), int(turn_index or 0), bool(helpful))
+            try:
+                row = app.mark(_state_session(s), int(turn_index or 0), bool(helpful))
+            except StoreUnavailable as exc:
+                return str(exc)
             return "stored" if row else "unknown card"
 
         m_turn, m_helpful = gr.Number(visible=False, precision=0), gr.Checkbox(visible=False)

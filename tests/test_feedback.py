@@ -1,23 +1,36 @@
-"""The feedback store: WAL, parameterised queries, safe under concurrent writers."""
+"""The feedback store: one suite run on SQLite and on a real PostgreSQL 15 server (started by the `pg_server`
+fixture), plus the SQLite file's own settings."""
 
 from __future__ import annotations
 
 import sqlite3
 import threading
 
-from coach.feedback import FeedbackStore, default_path, eval_cases
+import pytest
+
+from coach.feedback import FeedbackStore, default_path, default_target, eval_cases, redact
 
 
-def test_fifty_concurrent_inserts_give_exactly_fifty_rows(tmp_path):
-    store = FeedbackStore(tmp_path / "fb.sqlite3")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def target(request, tmp_path):
+    """Where a fresh, empty store lives: a SQLite file, or a new database on the test PostgreSQL server."""
+    if request.param == "sqlite":
+        return tmp_path / "fb.sqlite3"
+    return request.getfixturevalue("pg_server").new_database()
+
+
+# ---------------------------------------------------------------- the shared suite (both back ends)
+
+def test_fifty_concurrent_inserts_give_exactly_fifty_rows(target):
+    store = FeedbackStore(target)
     barrier = threading.Barrier(50)
-    errors = []
+    errors, ids = [], []
 
     def worker(n: int):
         try:
             barrier.wait()
-            store.record_feedback(f"question {n}", helpful=n % 2 == 0, lang="en",
-                                  passages=[{"id": f"essay#{n:03d}", "essay": "essay", "highlight": "h"}])
+            ids.append(store.record_feedback(f"question {n} 客戶", helpful=n % 2 == 0, lang="en",
+                                             passages=[{"id": f"essay#{n:03d}", "essay": "essay", "highlight": "h"}]))
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -27,34 +40,44 @@ def test_fifty_concurrent_inserts_give_exactly_fifty_rows(tmp_path):
     for t in threads:
         t.join()
     assert errors == []
-    with sqlite3.connect(tmp_path / "fb.sqlite3") as conn:
-        assert conn.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 50
-        assert conn.execute("SELECT COUNT(DISTINCT query) FROM events").fetchone()[0] == 50
-        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert store.count("feedback") == 50 and len(store.events(helpful=False)) == 25
+    assert len(set(ids)) == 50
+    other = FeedbackStore(target)   # a second connection (another replica) sees all of them
+    assert other.count("feedback") == 50 and other.count() == 50
+    assert len(other.events(helpful=False)) == 25
+    assert len({e.query for e in other.events()}) == 50
 
 
-def test_hostile_text_is_stored_verbatim(tmp_path):
-    store = FeedbackStore(tmp_path / "fb.sqlite3")
-    nasty = "x'); DROP TABLE events; -- \" <script>alert(1)</script> 客户"
+def test_hostile_text_is_stored_verbatim(target):
+    store = FeedbackStore(target)
+    nasty = "x'); DROP TABLE events; -- \" <script>alert(1)</script> 客户 ? %s %(x)s 😡"
     store.record_question(nasty, lang="zh", out_of_domain=True)
     assert store.events()[0].query == nasty
     assert store.uncovered()[0][:3] == (nasty, "zh", 1)
 
 
-def test_only_the_question_passages_and_time_are_stored(tmp_path):
-    store = FeedbackStore(tmp_path / "fb.sqlite3")
-    store.record_feedback("angry caller", helpful=True, lang="en", situation="angry-caller",
-                          passages=[{"id": "a#001", "essay": "a", "highlight": "breathe"}])
-    with sqlite3.connect(tmp_path / "fb.sqlite3") as conn:
-        cols = [r[1] for r in conn.execute("PRAGMA table_info(events)")]
-    assert cols == ["id", "created_at", "kind", "query", "lang", "situation", "out_of_domain", "helpful", "passages"]
-    ev = store.events()[0]
-    assert (ev.kind, ev.helpful, ev.passages[0]["id"]) == ("feedback", True, "a#001")
+def test_text_neither_driver_can_encode_is_stored_readably(target):
+    store = FeedbackStore(target)
+    store.record_feedback("lone \ud800 surrogate", helpful=True)
+    assert store.events()[0].query == "lone \ufffd surrogate"
 
 
-def test_eval_cases_from_unhelpful_and_uncovered(tmp_path):
-    store = FeedbackStore(tmp_path / "fb.sqlite3")
+def test_rows_round_trip_with_every_field(target):
+    store = FeedbackStore(target)
+    qid = store.record_question("顧客對帳單有疑問", lang="zh", situation="billing", out_of_domain=False,
+                                passages=[{"id": "a#001", "essay": "a", "highlight": "先傾聽"}])
+    fid = store.record_feedback("angry caller", helpful=False, lang="en", situation="angry-caller",
+                                passages=[{"id": "b#002", "essay": "b", "highlight": "breathe"}])
+    assert fid > qid
+    fb, q = store.events()
+    assert (fb.kind, fb.helpful, fb.situation, fb.passages[0]["id"]) == ("feedback", False, "angry-caller", "b#002")
+    assert (q.kind, q.helpful, q.lang, q.out_of_domain, q.passages[0]["highlight"]) == \
+        ("question", None, "zh", False, "先傾聽")
+    assert q.created_at.endswith("Z") and isinstance(q.id, int)
+    assert store.count("question") == 1 and store.situations() == [("billing", 1)]
+
+
+def test_eval_cases_from_unhelpful_and_uncovered(target):
+    store = FeedbackStore(target)
     store.record_question("bicycle tire", lang="en", out_of_domain=True)
     store.record_question("bicycle tire", lang="en", out_of_domain=True)
     store.record_feedback("客户骂人", helpful=False, lang="zh")
@@ -65,8 +88,75 @@ def test_eval_cases_from_unhelpful_and_uncovered(tmp_path):
     ]
 
 
-def test_default_path(monkeypatch, tmp_path):
+def test_status_reports_a_reachable_writable_store(target):
+    status = FeedbackStore(target).status()
+    assert status["reachable"] and status["marks_enabled"] and status["marks_refused"] == 0
+    assert status["backend"] == ("sqlite" if not isinstance(target, str) else "postgresql")
+
+
+# ---------------------------------------------------------------- PostgreSQL specifics
+
+def test_postgres_text_cannot_hold_nul_so_it_becomes_a_replacement_character(pg_server):
+    store = FeedbackStore(pg_server.new_database())
+    store.record_feedback("a\x00b", helpful=True)
+    assert store.events()[0].query == "a\ufffdb"
+
+
+def test_postgres_server_down_refuses_marks_answers_questions_and_recovers(pg_server):
+    from pg_support import PgServer
+
+    own = PgServer.start()   # a server of its own, so stopping it leaves the session's alone
+    try:
+        store = FeedbackStore(own.new_database())
+        store.record_feedback("before", helpful=True)
+        own.pause()
+        assert store.record_question("while down") is None and store.questions_unrecorded == 1
+        with pytest.raises(Exception, match="not stored.*unreachable"):
+            store.record_feedback("while down", helpful=True)
+        assert store.marks_refused == 1 and store.status()["reachable"] is False
+        own.resume()
+        store.record_feedback("after", helpful=False)
+        assert [e.query for e in store.events(kind="feedback")] == ["after", "before"]
+    finally:
+        own.stop()
+
+
+def test_a_role_that_may_only_read_starts_with_marks_off(pg_server):
+    import psycopg
+
+    url = pg_server.new_database()
+    FeedbackStore(url).record_question("seed")
+    with psycopg.connect(url, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'reader'").fetchone():
+            conn.execute("CREATE ROLE reader LOGIN")
+        conn.execute("GRANT SELECT ON events TO reader")
+    store = FeedbackStore(url.replace("postgres@", "reader@"))
+    assert not store.marks_enabled and store.count() == 1
+    with pytest.raises(Exception, match="read-only"):
+        store.record_feedback("x", helpful=True)
+    assert store.record_question("still answered") is None
+
+
+# ---------------------------------------------------------------- SQLite specifics
+
+def test_sqlite_columns_and_no_memory_mapped_journal(tmp_path):
+    store = FeedbackStore(tmp_path / "fb.sqlite3")
+    store.record_feedback("angry caller", helpful=True, lang="en", situation="angry-caller",
+                          passages=[{"id": "a#001", "essay": "a", "highlight": "breathe"}])
+    with sqlite3.connect(tmp_path / "fb.sqlite3") as conn:
+        cols = [r[1] for r in conn.execute("PRAGMA table_info(events)")]
+        # a rollback journal, not WAL: WAL memory-maps its -shm file, and a file made read-only underneath it
+        # killed the process with SIGBUS
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    assert cols == ["id", "created_at", "kind", "query", "lang", "situation", "out_of_domain", "helpful", "passages"]
+    assert not (tmp_path / "fb.sqlite3-shm").exists()
+
+
+def test_default_path_and_target(monkeypatch, tmp_path):
     monkeypatch.delenv("COACH_FEEDBACK_DB", raising=False)
-    assert default_path().parts[-2:] == ("var", "feedback.sqlite3")
+    assert default_path().parts[-2:] == ("var", "feedback.sqlite3") and default_target() == default_path()
     monkeypatch.setenv("COACH_FEEDBACK_DB", str(tmp_path / "x.db"))
     assert default_path() == tmp_path / "x.db"
+    url = "postgresql://coach:s3cret@db.internal:5432/coach"
+    monkeypatch.setenv("COACH_FEEDBACK_DB", url)
+    assert default_target() == url and redact(url) == "postgresql://coach:***@db.internal:5432/coach"
