@@ -66,6 +66,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--folds", action="store_true", help="also score the leave-one-essay-out folds")
     parser.add_argument("--out", type=Path, default=ROOT / "eval" / "fusion_grid.json")
+    parser.add_argument("--dump", type=Path, help="also pickle every question's ranker scores here")
     args = parser.parse_args()
     settings = Settings()
     cases = [c for c in ev.load_cases(ROOT / "eval" / "queries.jsonl") if c.split in TUNING_SPLITS]
@@ -82,6 +83,10 @@ def main() -> int:
             fold_rows += collect(fold, mine)
             print(f"fold {essay}: {len(mine)} questions", file=sys.stderr)
         groups["held-out essay"] = fold_rows
+    if args.dump:
+        import pickle
+        args.dump.write_bytes(pickle.dumps({g: [(c.lang, c.split, rel, scores, floors) for c, rel, scores, floors in rows]
+                                            for g, rows in groups.items()}))
     names = list(GRID)
     results = []
     for values in itertools.product(*(GRID[n] for n in names)):

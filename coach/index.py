@@ -339,6 +339,8 @@ def stale_reasons(manifest: Manifest, expected: dict) -> list[str]:
         reasons.append(f"model changed ({manifest.model} -> {expected['model']})")
     if manifest.tuning_settings != expected.get("tuning_settings", manifest.tuning_settings):
         reasons.append("model tuning switched or its settings changed")
+    if "search" in expected and manifest.search != expected["search"]:
+        reasons.append("search settings changed")
     if manifest.chunk_settings != expected["chunk_settings"]:
         reasons.append("chunk settings changed")
     if manifest.pipeline_version != expected["pipeline_version"]:

@@ -107,7 +107,13 @@ def expected_manifest(settings: Settings, model: str, fingerprint: str, tuned: b
         "pipeline_version": pipeline_version(),
         "corpus": corpus_hashes(settings.corpus_dir),
         "tuning_settings": settings.tuning.as_dict() if tuned else None,
+        "search": _search_config(),
     }
+
+
+def _search_config() -> dict:
+    from .search import SearchConfig
+    return SearchConfig().as_dict()
 
 
 # How `_embedding_text` shapes what the passage vectors are computed from. It lives in this module, which
@@ -183,8 +189,6 @@ def build(settings: Settings, embedder: EmbedderLike, progress: Progress | None 
 
     With tuning on (Settings.tune) the model is first fine-tuned on the situation descriptions (cached by
     coach/tune.py's key), and every vector of the build comes from the tuned model."""
-    from .search import SearchConfig
-
     progress = progress or (lambda fraction, message: None)
     started = time.time()
     with _build_lock, ix.build_lock(settings.index_dir):   # threads of this process, then other processes
@@ -247,8 +251,7 @@ def build(settings: Settings, embedder: EmbedderLike, progress: Progress | None 
                         "chunks_with_situations": len(described),
                         "chunks_without_situations": len(chunks) - len(described)},
                 versions=ix.versions(), built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                build_seconds=round(time.time() - started, 2), tuning=tuning,
-                search=SearchConfig().as_dict(), **expected)
+                build_seconds=round(time.time() - started, 2), tuning=tuning, **expected)
             final = ix.commit_build(settings.index_dir, tmp, manifest)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)

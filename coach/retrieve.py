@@ -25,7 +25,7 @@ from . import pipeline
 from .chunk import Chunk
 from .config import Settings
 from .corpus import EssayMeta
-from .search import SearchConfig, diversify, fuse, prepare, ranked, rankers_for
+from .search import SearchConfig, description_confidence, diversify, fuse, prepare, ranked, rankers_for
 from .search.query import Query
 
 # Search modes, each adding rankers to the one before; `coach eval` compares them side by side.
@@ -109,18 +109,18 @@ class Evidence:
     best_description: float | None = None   # best cosine against the situation descriptions (None: there are none)
     best_out_of_scope: float | None = None  # best cosine against the out-of-scope prototypes (None: there are none)
 
+    def evidence_score(self, config: SearchConfig) -> float:
+        """The question's closest evidence on the descriptions' cosine scale: its best description, or its best
+        passage sentence lifted by the usual gap between the two (an essay nobody described counts as much)."""
+        lifted = self.best_sentence + config.description_gap
+        return lifted if self.best_description is None else max(self.best_description, lifted)
+
     def out_of_domain(self, config: SearchConfig) -> bool:
-        """In the domain when the passages themselves or a description come close enough, unless an out-of-scope
-        prototype comes closer still: an essay nobody described counts as much as a described one."""
-        sentence_floor = config.sentence_floor_english if self.english else config.sentence_floor
-        description_floor = config.description_floor_english if self.english else config.description_floor
-        near_passage = self.best_sentence >= sentence_floor
-        near_description = self.best_description is not None and self.best_description >= description_floor
-        if not (near_passage or near_description):
-            return True
-        best = max(self.best_sentence if near_passage else -1.0,
-                   self.best_description if near_description and self.best_description is not None else -1.0)
-        return self.best_out_of_scope is not None and self.best_out_of_scope > best
+        """Outside the domain when the closest evidence is below the floor of the question's language, or an
+        out-of-scope prototype comes closer than it."""
+        score = self.evidence_score(config)
+        floor = config.ood_floor_english if self.english else config.ood_floor
+        return score < floor or (self.best_out_of_scope is not None and self.best_out_of_scope > score)
 
 
 class Coach:
@@ -270,15 +270,26 @@ class Coach:
         rankers = rankers_for(index, config)
         scores = {r.name: r.score(q) for r in rankers}
         t2 = time.perf_counter()
-        fused, parts = fuse(scores, config.weights(), {r.name: r.floor for r in rankers})
+        evidence = self._evidence(q, index, mode)
+        fused, parts = fuse(scores, self.weights(config, evidence), {r.name: r.floor for r in rankers})
         ranking = ranked(fused)
         picked = (diversify(ranking, lambda d: index.chunks[d].essay_id, top_k, config.diversity_margin)
                   if diverse else ranking[:top_k])
-        evidence = self._evidence(q, index, mode)
         hits = self._hits(index, q, picked, parts, scores)
         t3 = time.perf_counter()
         timings = {"encode": (t1 - t0) * 1e3, "search": (t2 - t1) * 1e3, "fuse_highlight": (t3 - t2) * 1e3}
         return Answer(text, evidence.out_of_domain(self.config), hits, truncated, timings, evidence)
+
+    @staticmethod
+    def weights(config: SearchConfig, evidence: "Evidence") -> dict[str, float]:
+        """The fusion weights for one question: the description rankers count as much as the descriptions explain
+        the question beyond the passages themselves (search.description_confidence)."""
+        weights = config.weights()
+        confidence = description_confidence(evidence.best_description, evidence.best_sentence,
+                                            config.description_gap, config.description_width)
+        for name in ("description", "description_terms"):
+            weights[name] *= confidence
+        return weights
 
     def _mode_config(self, mode: str) -> SearchConfig:
         if mode == "dense":

@@ -212,16 +212,32 @@ def test_modes_choose_their_rankers(small_coach):
 
 def test_out_of_domain_weighs_passages_and_descriptions():
     c = SearchConfig()
-    assert not rt.Evidence(c.sentence_floor + 0.01, 0.0).out_of_domain(c)
-    assert rt.Evidence(c.sentence_floor - 0.01, 0.0).out_of_domain(c)
-    assert not rt.Evidence(c.sentence_floor_english + 0.01, 0.0, english=True).out_of_domain(c)
+    gap = c.description_gap
+    assert not rt.Evidence(c.ood_floor - gap + 0.01, 0.0).out_of_domain(c)           # passage evidence alone
+    assert rt.Evidence(c.ood_floor - gap - 0.01, 0.0).out_of_domain(c)
+    assert not rt.Evidence(c.ood_floor_english - gap + 0.01, 0.0, english=True).out_of_domain(c)
     # far from every passage, close to a description: in the domain
-    assert not rt.Evidence(0.5, 0.0, best_description=c.description_floor + 0.01).out_of_domain(c)
-    # an essay nobody described: passage evidence alone is enough, whatever the descriptions say
-    assert not rt.Evidence(c.sentence_floor + 0.01, 0.0, best_description=0.5).out_of_domain(c)
-    # closer to an out-of-scope prototype than to any evidence: outside
-    assert rt.Evidence(c.sentence_floor + 0.01, 0.0, best_out_of_scope=c.sentence_floor + 0.02).out_of_domain(c)
-    assert not rt.Evidence(c.sentence_floor + 0.03, 0.0, best_out_of_scope=c.sentence_floor + 0.02).out_of_domain(c)
+    assert not rt.Evidence(0.5, 0.0, best_description=c.ood_floor + 0.01).out_of_domain(c)
+    # an essay nobody described: its sentences count whatever the descriptions say
+    assert not rt.Evidence(c.ood_floor - gap + 0.01, 0.0, best_description=0.5).out_of_domain(c)
+    # an out-of-scope prototype closer than the evidence: outside
+    assert rt.Evidence(0.5, 0.0, best_description=0.95, best_out_of_scope=0.96).out_of_domain(c)
+    assert not rt.Evidence(0.5, 0.0, best_description=0.95, best_out_of_scope=0.94).out_of_domain(c)
+
+
+def test_descriptions_count_as_much_as_they_explain_the_question():
+    from coach.search import description_confidence
+    c = SearchConfig()
+    assert description_confidence(None, 0.8, c.description_gap, c.description_width) == 0.0
+    assert description_confidence(0.8 + c.description_gap - 0.001, 0.8, c.description_gap,
+                                  c.description_width) == 0.0
+    assert description_confidence(0.8 + c.description_gap + c.description_width, 0.8, c.description_gap,
+                                  c.description_width) == pytest.approx(1.0)
+    half = description_confidence(0.8 + c.description_gap + c.description_width / 2, 0.8, c.description_gap,
+                                  c.description_width)
+    assert half == pytest.approx(0.5)
+    weights = rt.Coach.weights(c, rt.Evidence(0.8, 0.0, best_description=0.8))
+    assert weights["description"] == weights["description_terms"] == 0.0 and weights["dense"] == c.dense
 
 
 # ------------------------------------------------------------------ caches and warm-up

@@ -2,8 +2,8 @@
 under one frozen configuration (`config`). `coach.retrieve.Coach` puts them together."""
 
 from .config import CANDIDATES, SearchConfig
-from .fusion import diversify, fuse, ranked
+from .fusion import description_confidence, diversify, fuse, ranked
 from .query import Query, prepare
 from .rankers import Ranker, rankers_for
 
-__all__ = ["CANDIDATES", "Query", "Ranker", "SearchConfig", "diversify", "fuse", "prepare", "ranked", "rankers_for"]
+__all__ = ["CANDIDATES", "Query", "description_confidence", "Ranker", "SearchConfig", "diversify", "fuse", "prepare", "ranked", "rankers_for"]

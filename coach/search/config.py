@@ -13,19 +13,23 @@ class SearchConfig:
     # fusion weights of the rankers (coach/search/rankers.py); a weight of 0 leaves the ranker out
     dense: float = 1.0             # question vs passage
     sentence: float = 1.0          # question vs the passage's best sentence
-    keyword: float = 1.0           # BM25 over words (English questions: their bridged Chinese terms too)
+    keyword: float = 2.0           # BM25 over words (English questions: their bridged Chinese terms too)
     bigram: float = 1.0            # BM25 over Chinese character pairs (Chinese questions)
-    description: float = 1.0       # question vs the passage's best situation description (described passages only)
-    description_terms: float = 1.0  # BM25 words + character pairs vs the best description (described passages only)
+    description: float = 2.0       # question vs the passage's best situation description (described passages only)
+    description_terms: float = 2.0  # BM25 words + character pairs vs the best description (described passages only)
+    # How much the descriptions count for a question: fully when its best description is closer than its best
+    # passage sentence by description_gap + description_width or more, not at all below description_gap. A
+    # question about an essay nobody described matches that essay's sentences about as well as any description,
+    # so the descriptions of other essays cannot outvote it.
+    description_gap: float = 0.08
+    description_width: float = 0.05
     # diversity: a second passage of an essay already shown must beat a new essay's best by this factor
     diversity_margin: float = 2.0
-    # out-of-domain: a question is in the domain when its best passage sentence or its best description reaches
-    # the floor of its language (English questions score lower against Chinese text), and no out-of-scope prototype
-    # (coach/data/out_of_scope.tsv) is closer than that evidence
-    sentence_floor: float = 0.85
-    sentence_floor_english: float = 0.80
-    description_floor: float = 0.895
-    description_floor_english: float = 0.845
+    # out-of-domain: the question's evidence, max(best description, best sentence + description_gap) on the
+    # descriptions' cosine scale, must reach the floor of its language (English questions score lower against
+    # Chinese text), and no out-of-scope prototype (coach/data/out_of_scope.tsv) may come closer
+    ood_floor: float = 0.85
+    ood_floor_english: float = 0.80
 
     def as_dict(self) -> dict:
         return asdict(self)

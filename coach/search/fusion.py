@@ -44,6 +44,15 @@ def fuse(scores: dict[str, np.ndarray], weights: dict[str, float], floors: dict[
     return fused, parts
 
 
+def description_confidence(best_description: float | None, best_sentence: float, gap: float, width: float) -> float:
+    """How much the situation descriptions count for a question, 0..1: by how far its best description beats its
+    best passage sentence (see SearchConfig.description_gap)."""
+    if best_description is None:
+        return 0.0
+    return min(1.0, max(0.0, (best_description - best_sentence - gap) / width)) if width > 0 else \
+        float(best_description - best_sentence >= gap)
+
+
 def ranked(fused: dict[int, float]) -> list[tuple[int, float]]:
     """(passage, score) best first; ties broken by passage position, so the order is deterministic."""
     return sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
