@@ -24,7 +24,8 @@ from . import index as ix
 from . import pipeline
 from .chunk import Chunk
 from .config import Settings
-from .corpus import EssayMeta
+from .clean import ErratumMismatch
+from .corpus import EssayMeta, MetadataError
 
 # Fusion of the rankers (FUSIONS below). "convex" (the default): score(d) = sum over rankers of w x the ranker's
 # score of d, min-max normalised over its candidates (BM25 from 0). "rrf", Reciprocal Rank Fusion: sum of
@@ -492,7 +493,15 @@ class Coach:
             problem = exc
         if not build:
             raise problem
-        return pipeline.build(self.settings, self.embedder, progress)
+        try:
+            return pipeline.build(self.settings, self.embedder, progress)
+        except (MetadataError, ErratumMismatch) as exc:   # issue 19: broken metadata never takes down an intact index
+            if not isinstance(problem, ix.IndexStale):
+                raise
+            loaded.warnings = [*loaded.warnings, *str(exc).splitlines(),
+                               "the corpus metadata is broken (above), so the previous index is served; fix it and "
+                               "run `coach build`"]
+            return loaded
 
     def stale_reasons(self, loaded: pipeline.LoadedIndex | None = None) -> list[str]:
         expected = pipeline.expected_manifest(self.settings, self.embedder.name, self.embedder.fingerprint)
