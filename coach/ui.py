@@ -12,9 +12,7 @@ its own index in `var/live-index/`, so the CLI's `index/` is never made stale by
 
 from __future__ import annotations
 
-import csv
 import html
-import io
 import json
 import logging
 import os
@@ -39,6 +37,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 
 from .config import PROJECT_ROOT, Settings
+from .export import csv_text
 from .feedback import FeedbackStore, eval_cases
 from .retrieve import MAX_QUERY_CHARS, Answer, Hit, sanitize_query
 from .themes import BY_ID, FEATURED_THEMES, THEMES, Theme, score_themes
@@ -832,12 +831,9 @@ class CoachApp:
                 table(["问题", "语言", "次数", "最近"] if zh else ["Question", "Lang", "Times", "Last asked"], gaps))
 
     def export_gaps(self, folder: Path) -> Path:
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(["query", "lang", "times_asked", "last_asked"])
-        w.writerows(self.store.uncovered())
         path = folder / "coach-content-gaps.csv"
-        path.write_text(buf.getvalue(), encoding="utf-8")
+        path.write_text(csv_text(["query", "lang", "times_asked", "last_asked"], self.store.uncovered()),
+                        encoding="utf-8")   # formulas neutralised (issue 19)
         return path
 
     def export_eval(self, folder: Path) -> Path:
