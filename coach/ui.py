@@ -36,6 +36,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
 
+from . import websec
 from .config import PROJECT_ROOT, Settings
 from .export import csv_text
 from .feedback import FeedbackStore, eval_cases
@@ -1337,6 +1338,7 @@ def launch_kwargs() -> dict:
     return {"enable_monitoring": False, "ssr_mode": False,
             "mcp_server": False, "max_file_size": UPLOAD_MAX_BYTES, "auth": auth if enabled else None,
             "state_session_capacity": MAX_SESSIONS, "css": CSS,
+            "app_kwargs": {"middleware": websec.middleware()},   # Host, headers, cookies, logins, bad calls (issue 19)
             "theme": gr.themes.Soft(primary_hue="amber", secondary_hue="blue", font=_FONTS,
                                     font_mono=["ui-monospace", "monospace"])}
 
