@@ -64,7 +64,7 @@ LOGIN_PATHS = ("/login", "/login/")
 
 def allowed_hosts(configured: str | None = None) -> frozenset[str]:
     """Loopback names plus the comma-separated names (or name:port) of COACH_ALLOWED_HOSTS (or `configured`)."""
-    raw = os.environ.get(ALLOWED_HOSTS_ENV, "") if configured is None else configured
+    raw = os.environ.get("COACH_ALLOWED_HOSTS", "") if configured is None else configured
     names = {n.strip().lower().rstrip(".") for n in raw.split(",") if n.strip()}
     return LOOPBACK_NAMES | {n[1:-1] if n.startswith("[") and n.endswith("]") else n for n in names}
 

@@ -91,7 +91,7 @@ def test_other_chinese_encodings_are_not_mistaken_for_utf16(text, encoding):
 ENTRY = 'id = "angry"\nsource = "angry.txt"\ntitle = "遇到愤怒的客户"\nauthor = "老王"\n'
 
 
-@pytest.mark.parametrize("toml,words", [
+ESSAY_CASES = [
     ("[[essay]]\n" + ENTRY.replace('id = "angry"\n', ""), ["essay #1", "`id`"]),
     ("[[essay]]\n" + ENTRY.replace('title = "遇到愤怒的客户"\n', ""), ["essay #1", "'angry'", "`title`"]),
     ("[[essay]]\n" + ENTRY.replace('author = "老王"\n', ""), ["essay #1", "`author`"]),
@@ -101,7 +101,10 @@ ENTRY = 'id = "angry"\nsource = "angry.txt"\ntitle = "遇到愤怒的客户"\nau
     ('essay = "x"\n', ["`essay`", "array of tables"]),
     ("[essay]\n" + ENTRY, ["`essay`", "array of tables"]),
     ("essay = [1, 2]\n", ["essay #1", "table"]),
-])
+]
+
+
+@pytest.mark.parametrize("toml,words", ESSAY_CASES)
 def test_malformed_essay_entry_is_one_line_naming_file_entry_and_field(tmp_path, toml, words):
     settings = make_settings(tmp_path)
     (settings.corpus_dir / "essays.toml").write_text(toml, encoding="utf-8")
@@ -112,13 +115,16 @@ def test_malformed_essay_entry_is_one_line_naming_file_entry_and_field(tmp_path,
     assert any(all(w in line for w in words) for line in lines), lines
 
 
-@pytest.mark.parametrize("toml,words", [
+ERRATA_CASES = [
     ('[[erratum]]\nessay = "angry"\ncorrected = "x"\n', ["erratum #1", "'angry'", "`damaged`"]),
     ('[[erratum]]\ndamaged = "破口"\ncorrected = "x"\n', ["erratum #1", "`essay`"]),
     ('[[erratum]]\nessay = "angry"\ndamaged = "破口"\n', ["erratum #1", "`corrected`"]),
     ('[[erratum]]\nessay = "angry"\ndamaged = 7\ncorrected = "x"\n', ["erratum #1", "`damaged`", "number"]),
     ('erratum = "x"\n', ["`erratum`", "array of tables"]),
-])
+]
+
+
+@pytest.mark.parametrize("toml,words", ERRATA_CASES)
 def test_malformed_erratum_is_one_line_naming_file_entry_and_field(tmp_path, toml, words):
     settings = make_settings(tmp_path)
     (settings.corpus_dir / "errata.toml").write_text(toml, encoding="utf-8")
@@ -177,14 +183,17 @@ def fake_cli(monkeypatch):
     return emb
 
 
-@pytest.mark.parametrize("broken", [
+BROKEN_METADATA = [
     ("essays.toml", "[[essay]]\nid = 'x'\n"),
     ("essays.toml", "[[essay]\nid = 'x\n"),                      # not TOML at all
     ("essays.toml", b"[[essay]]\nid = '\xff'\n"),                   # not UTF-8
     ("errata.toml", '[[erratum]]\nessay = "angry"\n'),
     ("errata.toml", '[[erratum]]\nessay = "angry"\ndamaged = "no such words"\ncorrected = "x"\n'),  # stale erratum
     ("situations.toml", '[[situation]]\nessay = "angry"\n'),
-])
+]
+
+
+@pytest.mark.parametrize("broken", BROKEN_METADATA)
 def test_ask_keeps_serving_the_intact_index_while_metadata_is_broken(tmp_path, fake_cli, capsys, broken):
     settings = make_settings(tmp_path)
     assert _cli(settings, "build") == 0
