@@ -38,6 +38,7 @@ import gradio as gr  # noqa: E402
 
 from . import websec
 from .config import PROJECT_ROOT, Settings
+from .corpus import refusal
 from .export import csv_text
 from .feedback import FeedbackStore, eval_cases
 from .retrieve import MAX_QUERY_CHARS, Answer, Hit, sanitize_query
@@ -514,7 +515,7 @@ def corpus_with_uploads(settings: Settings, uploads_dir: Path, live_dir: Path) -
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     for p in sorted(settings.corpus_dir.iterdir()):
-        if p.is_file():
+        if p.is_file() and refusal(p, settings.corpus_dir) is None:   # no link leading outside corpus/ (issue 19)
             shutil.copy2(p, tmp / p.name)
     for p in uploads:
         shutil.copy2(p, tmp / p.name)

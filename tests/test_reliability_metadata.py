@@ -36,6 +36,21 @@ def test_link_outside_the_corpus_is_refused_with_a_warning_naming_it(tmp_path):
         assert len(named) == 1 and "outside the corpus folder" in named[0], loaded.warnings
 
 
+def test_the_apps_live_corpus_copies_no_link_leading_outside(tmp_path):
+    from coach import ui
+
+    settings = make_settings(tmp_path)
+    outside = tmp_path / "secret.txt"
+    outside.write_text(SECRET, encoding="utf-8")
+    (settings.corpus_dir / "evil.txt").symlink_to(outside)
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    (uploads / "upload-new.txt").write_text("新文章\n上传的文章。\n", encoding="utf-8")
+    live = ui.corpus_with_uploads(settings, uploads, tmp_path / "live")
+    names = {p.name for p in live.corpus_dir.iterdir()}
+    assert "evil.txt" not in names and {"upload-new.txt", "angry.txt", "situations.toml"} <= names
+
+
 def test_link_inside_the_corpus_is_followed(tmp_path):
     settings = make_settings(tmp_path)
     (settings.corpus_dir / "drafts").mkdir()
