@@ -6,7 +6,8 @@ says so meanwhile), and what only some questions need (the dictionary for Englis
 
 Configuration: COACH_ENABLE_UPLOAD=1 with COACH_ADMIN_USER / COACH_ADMIN_PASSWORD turns on adding essays behind a
 login; COACH_FEEDBACK_DB moves the feedback database (default var/feedback.sqlite3); GRADIO_SERVER_PORT changes the
-port (the host stays 127.0.0.1); COACH_API_TOKEN makes the JSON API at /api/v1 (coach/api.py) ask for a bearer token.
+port (the host stays 127.0.0.1); COACH_API_TOKEN makes the JSON API at /api/v1 (coach/api.py) ask for a bearer token;
+COACH_ALLOWED_HOSTS adds names the server answers to besides loopback's (coach/websec.py).
 """
 
 import logging

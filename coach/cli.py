@@ -126,6 +126,8 @@ def cmd_ask(args, settings: Settings) -> int:
         print("error: --top-k must be at least 1", file=sys.stderr)
         return EXIT_USAGE
     coach = Coach(settings, build=not args.no_build, progress=_progress)
+    for w in coach.index.warnings:   # e.g. broken metadata while the previous index is served (issue 19)
+        print(f"warning: {w}", file=sys.stderr)
     answers = [coach.ask(q, top_k=args.top_k, diverse=not args.no_diversity) for q in queries]
     if args.json:
         data = [a.to_json() for a in answers]
@@ -223,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE if isinstance(exc, ix.IndexStale) or getattr(args, "no_build", False) else EXIT_ERROR
     except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines() or [repr(exc)]:   # a MetadataError has one line per problem
+            print(f"error: {line}", file=sys.stderr)
         return EXIT_ERROR
 
 

@@ -3,14 +3,18 @@
 Code never writes `corpus/`. Essays are `.txt`, `.md` or `.html` files; `essays.toml` (metadata) and
 `errata.toml` (editorial corrections) are written by a person, and both are optional; so is `situations.toml`
 (bilingual descriptions of the situations a passage answers, attached to the essay text by an exact anchor phrase). A file that is
-empty, binary or undecodable is skipped with a warning naming it; nothing else is lost.
+empty, binary or undecodable is skipped with a warning naming it; nothing else is lost. So is a link leading outside
+the corpus folder, a dangling link, and anything that is not a regular file (a FIFO would block the build).
+A malformed metadata, errata or situations file raises one MetadataError with a line per problem (file, entry, field).
 """
 
 from __future__ import annotations
 
 import hashlib
 import html
+import os
 import re
+import stat
 import tomllib
 import unicodedata
 from dataclasses import dataclass, field
@@ -62,6 +66,9 @@ class CorpusLoad:
 class UndecodableError(ValueError):
     """Raised for bytes that are empty, binary or in no supported encoding; the message says which."""
 
+
+# Share of common Chinese characters a BOM-less UTF-16 reading needs to be believed (real Chinese text: above 0.9).
+UTF16_MIN_COMMON = 0.6
 
 _BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
 
@@ -126,6 +133,18 @@ def decode_bytes(data: bytes) -> tuple[str, str]:
                 raise UndecodableError("binary file")
             return text, enc
         candidates.append((_common_ratio(text), enc == "gb18030", enc, text))
+    # UTF-16 without a BOM and with little ASCII (Chinese text): no NUL bytes to go by, so it competes on how
+    # plausible the decoded text is; GBK, Big5 or random bytes read as UTF-16 give rare characters or lone
+    # surrogates (an error), never mostly common Chinese
+    if len(data) % 2 == 0:
+        for enc in ("utf-16-le", "utf-16-be"):
+            try:
+                text = data.decode(enc)
+            except UnicodeDecodeError:
+                continue
+            ratio = _common_ratio(text)
+            if ratio >= UTF16_MIN_COMMON and any(ord(c) > 0x7F for c in text):
+                candidates.append((ratio, False, enc, text))
     if not candidates:
         raise UndecodableError("binary or in no supported encoding (UTF-8, UTF-16, GBK/GB18030, Big5)")
     ratio, _, enc, text = max(candidates)
@@ -168,29 +187,116 @@ def markdown_to_text(source: str) -> str:
 # Metadata and errata
 
 
+class MetadataError(ValueError):
+    """essays.toml, errata.toml or situations.toml cannot be used as written. `problems` holds one line per problem,
+    each naming the file, the entry and the field; str() is those lines."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
 def _read_toml(path: Path) -> dict:
+    """The parsed file ({} when absent). Read as UTF-8, with or without a byte-order mark (Notepad writes one)."""
     if not path.exists():
         return {}
-    with path.open("rb") as fh:
-        try:
-            return tomllib.load(fh)
-        except tomllib.TOMLDecodeError as exc:   # reliability fix (issue 8): the message names the file
-            raise ValueError(f"{path.name} is not valid TOML ({exc}); fix it and build again") from exc
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:   # issue 19: the message names the file (it used to be a bare codec error)
+        raise MetadataError([f"{path.name} is not valid UTF-8 (byte {exc.start}); save it as UTF-8 and build "
+                             f"again"]) from None
+    except OSError as exc:
+        raise MetadataError([f"{path.name} cannot be read ({exc.strerror or exc}); fix it and build again"]) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:   # reliability fix (issue 8): the message names the file
+        raise MetadataError([f"{path.name} is not valid TOML ({exc}); fix it and build again"]) from None
+
+
+def _entries(path: Path, data: dict, key: str, problems: list[str]) -> list[tuple[int, dict]]:
+    """(position, table) of each `[[key]]` entry; a wrong shape (`key = "x"`, `[key]`, a non-table item) is a
+    problem naming the file and the entry."""
+    value = data.get(key, [])
+    if not isinstance(value, list):
+        problems.append(f"{path.name}: `{key}` must be an array of tables ([[{key}]] before each entry), not "
+                        f"{_kind(value)}; fix it and build again")
+        return []
+    out = []
+    for n, entry in enumerate(value, start=1):
+        if isinstance(entry, dict):
+            out.append((n, entry))
+        else:
+            problems.append(f"{path.name}: {key} #{n} must be a table of fields, not {_kind(entry)}; "
+                            f"fix it and build again")
+    return out
+
+
+def _kind(value) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return {dict: "a table", list: "an array", str: "a string"}.get(type(value), "a date or time")
+
+
+def _label(path: Path, key: str, n: int, entry: dict, name_field: str) -> str:
+    name = entry.get(name_field)
+    return f"{path.name}: {key} #{n}" + (f" ({name_field} {name!r})" if isinstance(name, str) and name else "")
+
+
+# essays.toml: fields an entry must have (as non-empty text) and the scripts `script` may name
+REQUIRED_META = ("id", "title", "author")
+SCRIPTS = ("zh-Hans", "zh-Hant", "en")
 
 
 def load_metadata(corpus_dir: Path) -> dict[str, EssayMeta]:
-    """EssayMeta by source file name, from corpus/essays.toml (absent file: none)."""
+    """EssayMeta by source file name, from corpus/essays.toml (absent file: none). Raises MetadataError with a line
+    per malformed entry and field."""
+    path = Path(corpus_dir) / METADATA_FILE
     known = {f.name for f in EssayMeta.__dataclass_fields__.values()}
+    problems: list[str] = []
     metas = {}
-    for entry in _read_toml(Path(corpus_dir) / METADATA_FILE).get("essay", []):
+    for n, entry in _entries(path, _read_toml(path), "essay", problems):
+        label, bad = _label(path, "essay", n, entry, "id"), []
+        for name in REQUIRED_META:
+            if not isinstance(entry.get(name), str) or not entry[name].strip():
+                bad.append(f"{label}: field `{name}` is missing or empty; add it as text and build again")
+        for name in sorted(known & entry.keys()):
+            if not isinstance(entry[name], (str, int, float)) or isinstance(entry[name], bool):
+                bad.append(f"{label}: field `{name}` must be text, not {_kind(entry[name])}; fix it and build again")
+        if isinstance(entry.get("script"), str) and entry["script"] not in SCRIPTS:
+            bad.append(f"{label}: field `script` is {entry['script']!r}; use one of {', '.join(SCRIPTS)}")
+        if bad:
+            problems.extend(bad)
+            continue
         meta = EssayMeta(**{k: str(v) for k, v in entry.items() if k in known})
         metas[meta.source or meta.id] = meta
+    if problems:
+        raise MetadataError(problems)
     return metas
 
 
 def load_errata(corpus_dir: Path) -> list[Erratum]:
-    return [Erratum(essay=e["essay"], damaged=e["damaged"], corrected=e["corrected"], reason=e.get("reason", ""))
-            for e in _read_toml(Path(corpus_dir) / ERRATA_FILE).get("erratum", [])]
+    """The `[[erratum]]` entries of corpus/errata.toml (absent file: none). Raises MetadataError with a line per
+    malformed entry and field."""
+    path = Path(corpus_dir) / ERRATA_FILE
+    problems: list[str] = []
+    out = []
+    for n, entry in _entries(path, _read_toml(path), "erratum", problems):
+        label, bad = _label(path, "erratum", n, entry, "essay"), []
+        for name in ("essay", "damaged", "corrected", "reason"):
+            value = entry.get(name, "" if name == "reason" else None)   # `corrected` may be "" (a deletion)
+            if not isinstance(value, str) or (name in ("essay", "damaged") and not value):
+                what = "missing or empty" if value in (None, "") else f"{_kind(value)}, not text"
+                bad.append(f"{label}: field `{name}` is {what}; fix it and build again")
+        if bad:
+            problems.extend(bad)
+            continue
+        out.append(Erratum(essay=entry["essay"], damaged=entry["damaged"], corrected=entry["corrected"],
+                           reason=entry.get("reason", "")))
+    if problems:
+        raise MetadataError(problems)
+    return out
 
 
 @dataclass(frozen=True)
@@ -211,27 +317,33 @@ class Situation:
 
 def load_situations(corpus_dir: Path) -> list[Situation]:
     """The `[[situation]]` entries of corpus/situations.toml (absent file: none). A malformed file or entry raises
-    ValueError naming the file (and the entry's position)."""
+    MetadataError naming the file, the entry's position and the field, one line per entry."""
     path = Path(corpus_dir) / SITUATIONS_FILE
-    entries = _read_toml(path).get("situation", [])
-    if not isinstance(entries, list):
-        raise ValueError(f"{path.name}: `situation` must be an array of tables ([[situation]]); fix it and build again")
+    problems: list[str] = []
+
     def text(entry, field: str) -> str | None:
-        value = entry.get(field) if isinstance(entry, dict) else None
+        value = entry.get(field)
         return " ".join(value.split()) if isinstance(value, str) and value.strip() else None
 
     out = []
-    for n, entry in enumerate(entries, start=1):
+    for n, entry in _entries(path, _read_toml(path), "situation", problems):
         # an entry describes its situation in English and simplified Chinese (a pair: an editor who forgets one
         # leaves English or Chinese questions without it), or as a Taiwan / Hong Kong agent asks, or both
         essay, en, zh, zh_hant = (text(entry, f) for f in ("essay", "en", "zh", "zh_hant"))
-        anchor = entry.get("anchor") if isinstance(entry, dict) else None   # kept exactly: it is searched for
-        if (essay is None or not isinstance(anchor, str) or not anchor.strip()
-                or (en is None) != (zh is None) or (en is None and zh_hant is None)):
-            raise ValueError(f"{path.name}: situation #{n} needs non-empty text fields essay, anchor and en + zh "
-                             f"(English and simplified Chinese), zh_hant (traditional Chinese) or all three; "
-                             f"fix it and build again")
+        anchor = entry.get("anchor")   # kept exactly: it is searched for
+        missing = [f for f, v in (("essay", essay), ("anchor", anchor)) if not isinstance(v, str) or not v.strip()]
+        if (en is None) != (zh is None):
+            missing.append("zh" if zh is None else "en")
+        elif en is None and zh_hant is None:
+            missing.append("en + zh or zh_hant")
+        if missing:
+            problems.append(f"{_label(path, 'situation', n, entry, 'essay')}: field {', '.join(f'`{m}`' for m in missing)} missing or "
+                            f"empty; it needs non-empty text fields essay, anchor and en + zh (English and simplified "
+                            f"Chinese), zh_hant (traditional Chinese) or all three; fix it and build again")
+            continue
         out.append(Situation(essay, anchor, en or "", zh or "", zh_hant or ""))
+    if problems:
+        raise MetadataError(problems)
     return out
 
 
@@ -308,28 +420,81 @@ def load_essay(path: Path, meta: EssayMeta | None, errata: list[Erratum]) -> Ess
                  repairs=cleaned.summary(), encoding=encoding)
 
 
-def essay_files(corpus_dir: Path) -> list[Path]:
+def refusal(path: Path, corpus_dir: Path) -> str | None:
+    """Why the entry `path` of the corpus folder must not be read as a file of the corpus, or None when it may.
+
+    Issue 19: a link is followed only when it resolves inside the corpus folder (a link to ~/.ssh/notes.txt would
+    otherwise be indexed and its first line shown to agents as an essay title); a dangling link, a folder, a FIFO
+    (reading it would block the build), a socket or a device is no essay."""
+    if path.is_symlink():
+        try:
+            target = path.resolve(strict=True)
+        except (OSError, RuntimeError):   # missing target, or a loop of links
+            return f"a link to {os.readlink(path)}, which does not exist"
+        if not target.is_relative_to(Path(corpus_dir).resolve()):
+            return f"a link leading outside the corpus folder (to {target}); copy the file into the folder instead"
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if not stat.S_ISREG(mode):
+        kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode)
+                else "a socket" if stat.S_ISSOCK(mode) else "a device or other special file")
+        return f"not a regular file ({kind})"
+    return None
+
+
+def _candidates(corpus_dir: Path) -> list[Path]:
+    """Entries of the corpus folder named like essays (not the metadata files, not hidden)."""
     return sorted(p for p in Path(corpus_dir).iterdir()
-                  if p.is_file() and p.suffix.lower() in ESSAY_SUFFIXES and p.name.lower() not in NOT_ESSAYS
+                  if p.suffix.lower() in ESSAY_SUFFIXES and p.name.lower() not in NOT_ESSAYS
                   and not p.name.startswith("."))
+
+
+def essay_files(corpus_dir: Path, warnings: list[str] | None = None) -> list[Path]:
+    """The essay files of `corpus_dir`, sorted. Entries that `refusal` turns away are left out, each with a line in
+    `warnings` (when given) naming it."""
+    out = []
+    for p in _candidates(corpus_dir):
+        problem = refusal(p, corpus_dir)
+        if problem is None:
+            out.append(p)
+        elif warnings is not None:
+            warnings.append(f"skipped {p.name}: {problem}")
+    return out
+
+
+def _gather(load, corpus_dir: Path, problems: list[str], default):
+    """`load(corpus_dir)`, or `default` with its MetadataError lines added to `problems`."""
+    try:
+        return load(corpus_dir)
+    except MetadataError as exc:
+        problems.extend(exc.problems)
+        return default
 
 
 def load_corpus(corpus_dir: Path) -> CorpusLoad:
     """Every essay in `corpus_dir`, cleaned. Skipped files are named in `warnings`.
 
-    An erratum that no longer matches its essay is a bug in corpus/, not a user file problem: it raises.
+    Malformed metadata, errata or situations raise one MetadataError listing every problem (situations.toml is
+    checked here too, so that a broken file stops a build before anything is embedded). An erratum that no longer
+    matches its essay is a bug in corpus/, not a user file problem: it raises.
     """
     corpus_dir = Path(corpus_dir)
-    metas = load_metadata(corpus_dir)
-    errata = load_errata(corpus_dir)
+    problems: list[str] = []
+    metas = _gather(load_metadata, corpus_dir, problems, {})
+    errata = _gather(load_errata, corpus_dir, problems, [])
+    _gather(load_situations, corpus_dir, problems, [])
+    if problems:
+        raise MetadataError(problems)
     load = CorpusLoad()
     seen_ids: set[str] = set()
     seen_texts: dict[str, str] = {}   # reliability fix (issue 8): sha256 of cleaned text -> first file with it
-    for path in essay_files(corpus_dir):
+    for path in essay_files(corpus_dir, load.warnings):
         try:
             essay = load_essay(path, metas.get(path.name), errata)
-        except ErratumMismatch:
-            raise
+        except ErratumMismatch as exc:   # issue 19: name the file to fix
+            raise ErratumMismatch(f"{ERRATA_FILE}: {exc} in {path.name}; correct or remove the erratum") from None
         except (UndecodableError, OSError) as exc:
             load.warnings.append(f"skipped {path.name}: {exc}")
             continue
@@ -345,7 +510,7 @@ def load_corpus(corpus_dir: Path) -> CorpusLoad:
             essay = Essay(**{**essay.__dict__, "meta": EssayMeta(**{**essay.meta.__dict__, "id": f"{essay.meta.id}-{n}"})})
         seen_ids.add(essay.meta.id)
         load.essays.append(essay)
-    for source in sorted(set(metas) - {p.name for p in essay_files(corpus_dir)}):
+    for source in sorted(set(metas) - {p.name for p in _candidates(corpus_dir)}):
         load.warnings.append(f"metadata names {source}, which is not in {corpus_dir}")
     return load
 

@@ -24,7 +24,8 @@ from . import index as ix
 from . import pipeline
 from .chunk import Chunk
 from .config import Settings
-from .corpus import EssayMeta
+from .clean import ErratumMismatch
+from .corpus import EssayMeta, MetadataError
 from .search import SearchConfig, description_confidence, diversify, fuse, prepare, ranked, rankers_for
 from .search.query import Query
 
@@ -211,7 +212,15 @@ class Coach:
             problem = exc
         if not build:
             raise problem
-        return pipeline.build(self.settings, self.base_embedder(), progress)
+        try:
+            return pipeline.build(self.settings, self.base_embedder(), progress)
+        except (MetadataError, ErratumMismatch) as exc:   # broken metadata never takes down an intact index
+            if not isinstance(problem, ix.IndexStale):
+                raise
+            loaded.warnings = [*loaded.warnings, *str(exc).splitlines(),
+                               "the corpus metadata is broken (above), so the previous index is served; fix it and "
+                               "run `coach build`"]
+            return loaded
 
     def stale_reasons(self, loaded: pipeline.LoadedIndex | None = None) -> list[str]:
         """Why the index is out of date with the corpus, the model and the settings (empty: it is fresh)."""

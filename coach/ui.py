@@ -12,9 +12,7 @@ its own index in `var/live-index/`, so the CLI's `index/` is never made stale by
 
 from __future__ import annotations
 
-import csv
 import html
-import io
 import json
 import logging
 import os
@@ -38,7 +36,10 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
 
+from . import websec
 from .config import PROJECT_ROOT, Settings
+from .corpus import refusal
+from .export import csv_text
 from .feedback import FeedbackStore, StoreUnavailable, eval_cases
 from .retrieve import MAX_QUERY_CHARS, Answer, Hit, sanitize_query
 from .themes import BY_ID, FEATURED_THEMES, THEMES, Theme, score_themes
@@ -514,7 +515,7 @@ def corpus_with_uploads(settings: Settings, uploads_dir: Path, live_dir: Path) -
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     for p in sorted(settings.corpus_dir.iterdir()):
-        if p.is_file():
+        if p.is_file() and refusal(p, settings.corpus_dir) is None:   # no link leading outside corpus/ (issue 19)
             shutil.copy2(p, tmp / p.name)
     for p in uploads:
         shutil.copy2(p, tmp / p.name)
@@ -832,12 +833,9 @@ class CoachApp:
                 table(["问题", "语言", "次数", "最近"] if zh else ["Question", "Lang", "Times", "Last asked"], gaps))
 
     def export_gaps(self, folder: Path) -> Path:
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(["query", "lang", "times_asked", "last_asked"])
-        w.writerows(self.store.uncovered())
         path = folder / "coach-content-gaps.csv"
-        path.write_text(buf.getvalue(), encoding="utf-8")
+        path.write_text(csv_text(["query", "lang", "times_asked", "last_asked"], self.store.uncovered()),
+                        encoding="utf-8")   # formulas neutralised (issue 19)
         return path
 
     def export_eval(self, folder: Path) -> Path:
@@ -1347,6 +1345,7 @@ def launch_kwargs() -> dict:
     return {"enable_monitoring": False, "ssr_mode": False,
             "mcp_server": False, "max_file_size": UPLOAD_MAX_BYTES, "auth": auth if enabled else None,
             "state_session_capacity": MAX_SESSIONS, "css": CSS,
+            "app_kwargs": {"middleware": websec.middleware()},   # Host, headers, cookies, logins, bad calls (issue 19)
             "theme": gr.themes.Soft(primary_hue="amber", secondary_hue="blue", font=_FONTS,
                                     font_mono=["ui-monospace", "monospace"])}
 

@@ -328,6 +328,156 @@ def load(tmp: Path, seconds: float, clients: int, flood_clients: int, model: str
             + steady["error_samples"] + flood["error_samples"] + after["error_samples"]}
 
 
+# ---------------------------------------------------------------- issue 19: web guards, exports, corpus entries, metadata
+
+@section("web surface guards")
+def web_guards(tmp: Path, guesses: int) -> dict:
+    """Host names, security headers, cookies, throttled logins and bad API calls against the app on loopback (with
+    the admin login on and COACH_ALLOWED_HOSTS set)."""
+    from test_reliability_websec import BAD_CALLS, PASSWORD, login, request
+
+    env = {"COACH_ENABLE_UPLOAD": "1", "COACH_ADMIN_USER": "admin", "COACH_ADMIN_PASSWORD": PASSWORD,
+           "COACH_ALLOWED_HOSTS": "coach.training.example"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    s = start_app(tmp, upload_enabled=None)
+    try:
+        port = s.port
+        foreign = ["evil.example", f"evil.example:{port}", f"127.0.0.1.evil.example:{port}", "attacker.test",
+                   "0.0.0.0", "10.0.0.5:7860", "localhost.evil.example", "[::2]:7860", ""]
+        own = [f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}", "coach.training.example"]
+        foreign_served = sum(request(port, "GET", "/", headers={"Host": h})[0] != 400 for h in foreign)
+        own_refused = sum(request(port, "GET", "/", headers={"Host": h})[0] != 200 for h in own)
+        paths = [("GET", "/"), ("GET", "/config"), ("GET", "/gradio_api/info"), ("GET", "/no-such-page"),
+                 ("GET", "/gradio_api/file=/etc/passwd"), ("POST", "/login"), ("GET", "/theme.css")]
+        missing = []
+        for method, path in paths:
+            h = dict(request(port, method, path)[1])
+            missing += [f"{path}: {k}" for k in ("x-frame-options", "x-content-type-options",
+                                                 "content-security-policy") if k not in h]
+        status, headers, _ = login(port)
+        cookies = [v for k, v in headers if k == "set-cookie"]
+        t0 = time.perf_counter()
+        statuses = [login(port, f"guess-{n}")[0] for n in range(guesses)]
+        guess_s = time.perf_counter() - t0
+        right_at_once = login(port)[0]
+        bad = [request(port, m, path, json.dumps(body).encode(), {"Content-Type": "application/json"})[0]
+               for m, path, body in BAD_CALLS]
+    finally:
+        s.close()
+        for k, v in saved.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+    return {"foreign_hosts": len(foreign), "foreign_hosts_served": foreign_served, "own_hosts": len(own),
+            "own_hosts_refused": own_refused, "responses_checked_for_headers": len(paths),
+            "security_headers_missing": missing, "login_ok": status == 200, "cookies": len(cookies),
+            "cookies_samesite_none": sum("samesite=none" in c.lower() for c in cookies),
+            "cookies_without_lax": sum("samesite=lax" not in c.lower() for c in cookies),
+            "wrong_passwords": guesses, "wrong_passwords_checked": statuses.count(400),
+            "wrong_passwords_refused_429": statuses.count(429), "wrong_passwords_seconds": round(guess_s, 1),
+            "right_password_at_once": right_at_once, "bad_api_calls": len(bad),
+            "bad_api_calls_4xx": sum(400 <= b < 500 for b in bad), "bad_api_calls_500": sum(b >= 500 for b in bad)}
+
+
+@section("CSV exports")
+def csv_exports(tmp: Path) -> dict:
+    """Hostile questions (formulas) stored as content gaps, exported as the trainer's CSV, read back."""
+    import csv
+
+    from coach import ui
+    from coach.export import FORMULA_STARTS
+    from coach.feedback import FeedbackStore
+    from coach.retrieve import Coach
+    from test_export import HARMLESS, HOSTILE
+
+    settings = make_settings(tmp)
+    store = FeedbackStore(tmp / "fb.sqlite3")
+    app = ui.CoachApp(ui.CoachHolder(coach=Coach(settings, embedder=FakeEmbedder())), store, settings,
+                      upload_dir=tmp / "uploads", live_dir=tmp / "live")
+    questions = HOSTILE + [c + q for c in FORMULA_STARTS for q in ("1+1", "客户", "cmd|' /C calc'!A0")] + HARMLESS
+    for q in questions:
+        store.record_question(q, lang="zh", out_of_domain=True)
+    rows = list(csv.reader(io.StringIO(app.export_gaps(tmp).read_bytes().decode("utf-8"), newline="")))[1:]
+    cells = [c for row in rows for c in row]
+    return {"questions_exported": len(rows), "formula_questions": sum(q.startswith(FORMULA_STARTS) for q in questions),
+            "cells_starting_a_formula": sum(c.startswith(FORMULA_STARTS) for c in cells),
+            "harmless_questions_changed": sum(q not in {r[0] for r in rows} for q in HARMLESS if q)}
+
+
+@section("corpus entries and metadata")
+def corpus_entries(tmp: Path) -> dict:
+    """Links leading outside corpus/, dangling links, a link loop, a FIFO, a folder named like an essay, BOM-less
+    Chinese UTF-16; then every malformed metadata case of the tests, through `coach corpus`, and `coach ask` with
+    an intact index while the metadata is broken."""
+    import coach.embed
+    from coach import cli
+    from coach.corpus import load_corpus
+    from test_reliability_metadata import BROKEN_METADATA, ERRATA_CASES, ESSAY_CASES
+
+    settings = make_settings(tmp / "entries")
+    c = settings.corpus_dir
+    outside = tmp / "elsewhere" / "secret.txt"
+    outside.parent.mkdir(parents=True)
+    outside.write_text("SECRET-TITLE\n这一行来自语料库之外。\n", "utf-8")
+    (c / "link-outside.txt").symlink_to(outside)
+    (c / "link-outside-relative.md").symlink_to(Path("..") / ".." / "elsewhere" / "secret.txt")
+    (c / "link-dangling.txt").symlink_to(tmp / "missing.txt")
+    (c / "link-loop.txt").symlink_to(c / "link-loop.txt")
+    os.mkfifo(c / "fifo.txt")
+    (c / "folder.md").mkdir()
+    refused = ["link-outside.txt", "link-outside-relative.md", "link-dangling.txt", "link-loop.txt", "fifo.txt",
+               "folder.md"]
+    utf16 = {"zh-le.txt": ("客户生气怎么办\n我先道歉,然后认真听客户说明情况。", "utf-16-le"),
+             "zh-hant-be.txt": ("客戶生氣怎麼辦\n我先道歉,然後認真聽客戶說明情況。", "utf-16-be")}
+    for name, (text, enc) in utf16.items():
+        (c / name).write_bytes(text.encode(enc))
+    loaded = load_corpus(c)
+    sources = {e.path.name for e in loaded.essays}
+    named = sum(sum(n in w for w in loaded.warnings) == 1 for n in refused)
+
+    lines, one_line_named, tracebacks, cases = 0, 0, 0, 0
+    for file, toml_cases in (("essays.toml", ESSAY_CASES), ("errata.toml", ERRATA_CASES)):
+        for toml, words in toml_cases:
+            cases += 1
+            m = make_settings(tmp / f"meta-{cases}")
+            (m.corpus_dir / file).write_text(toml, "utf-8")
+            err = io.StringIO()
+            with redirect_stdout(io.StringIO()), redirect_stderr(err):
+                try:
+                    code = cli.main(["--corpus", str(m.corpus_dir), "--index", str(m.index_dir), "corpus"])
+                except Exception:  # noqa: BLE001 - what the old code did: a raw traceback
+                    code, tracebacks = -1, tracebacks + 1
+            out = err.getvalue().splitlines()
+            lines += len(out)
+            one_line_named += code == 1 and any(file in line and all(w in line for w in words) for line in out)
+    real = coach.embed.Embedder
+    coach.embed.Embedder = lambda *a, **k: FakeEmbedder()
+    served, not_served = 0, []
+    try:
+        for n, (file, content) in enumerate(BROKEN_METADATA):
+            m = make_settings(tmp / f"ask-{n}")
+            base = ["--corpus", str(m.corpus_dir), "--index", str(m.index_dir), "--model", "fake"]
+            with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
+                cli.main(base + ["build"])
+            (m.corpus_dir / file).write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+            out, err = io.StringIO(), io.StringIO()
+            with redirect_stdout(out), redirect_stderr(err):
+                code = cli.main(base + ["ask", "--json", "客户破口大骂怎么办"])
+            ok = code == 0 and "破口大骂" in out.getvalue() and file in err.getvalue()
+            served += ok
+            if not ok:
+                not_served.append(file)
+    finally:
+        coach.embed.Embedder = real
+    return {"entries": len(refused), "refused_with_named_warning": named, "refused_silently": len(refused) - named,
+            "indexed_from_outside": int("SECRET" in " ".join(e.text + e.meta.title for e in loaded.essays)),
+            "utf16_without_bom": len(utf16), "utf16_without_bom_loaded": len(set(utf16) & sources),
+            "good_essays_dropped": len(set(ESSAYS_A) - sources),
+            "malformed_metadata_cases": cases, "named_file_entry_and_field": one_line_named,
+            "error_lines": lines, "tracebacks": tracebacks,
+            "broken_metadata_with_intact_index": len(BROKEN_METADATA), "ask_served_with_warning": served,
+            "ask_failed": not_served}
+
+
 # ---------------------------------------------------------------- report
 
 def _store_fault_rows(sf: dict | None) -> list[str]:
@@ -370,6 +520,7 @@ def write_report(path: Path, run_line: str) -> None:
                f"{st['errors']} errors; {fl['clients']} clients: {fl['busy']} clean busy answers, {fl['errors']} "
                f"errors; data lost: {'none' if lost == 0 else lost} (no acknowledged feedback, essay or index lost; "
                f"{fb['http_refused_busy']} of {fb['http_clicks']} simultaneous HTTP feedback clicks refused as busy).")
+    summary += issue19_summary(F)
     FIGURES["summary"] = summary
     lines = [
         "# Reliability",
@@ -428,6 +579,7 @@ def write_report(path: Path, run_line: str) -> None:
         f"| Recovery | 2 users for {af['seconds']} s right after | {af['answered']} answers, {af['busy']} busy, "
         f"{af['errors']} errors, p95 {af['p95_ms']} ms; server RSS {ld['server_rss_mib']['after_flood_and_recovery']} "
         f"MiB |",
+        *issue19_rows(F),
         "",
         "## What each check proves",
         "",
@@ -461,6 +613,19 @@ def write_report(path: Path, run_line: str) -> None:
         "  again without a restart once the file is back. No WAL, so no memory-mapped file can SIGBUS the process.",
         "- **Load**: beyond the queue limit clients get Gradio's clean \"Queue is full\" answer, never an error,",
         "  and the app answers normally as soon as the flood stops.",
+        "- **Web guards** (`tests/test_websec.py`, `tests/test_reliability_websec.py`, `tests/test_browser_websec.py`;",
+        "  coach/websec.py): a `Host` that is not a loopback name or in `COACH_ALLOWED_HOSTS` gets 400 (DNS rebinding);",
+        "  every response carries X-Frame-Options, a CSP with frame-ancestors, and nosniff, and the page still works",
+        "  under them in Chromium with no CSP violation; every cookie is SameSite=Lax; after 3 login attempts from one",
+        "  address each further one waits 1, 2, 4 ... 60 s (429 with Retry-After, password unchecked); an unknown",
+        "  fn_index, api_name or component answers 404 and unfitting data 400, with a message, never 500.",
+        "- **Exports** (`tests/test_export.py`): CSV cells starting with `=`, `+`, `-`, `@`, tab or CR get a",
+        "  leading apostrophe (OWASP CSV injection), so a spreadsheet shows them as text.",
+        "- **Corpus entries and metadata** (`tests/test_reliability_metadata.py`): links leading outside `corpus/`,",
+        "  dangling links, link loops, FIFOs and folders are skipped with a warning naming them (a FIFO never blocks",
+        "  the build); BOM-less Chinese UTF-16 is read; every malformed essays/errata/situations entry is one line",
+        "  naming the file, the entry and the field, never a traceback, and `coach ask` keeps serving the intact",
+        "  index (exit 0, warning on stderr) until the metadata is fixed.",
         "",
         "## Known gaps",
         "",
@@ -469,6 +634,11 @@ def write_report(path: Path, run_line: str) -> None:
         "  `push`/`max_size` internals of Gradio's queue: tests/test_reliability_web.py fails if an upgrade breaks it.",
         "- Requests carrying neither `Origin` nor `Referer` (curl, gradio_client) cannot be told apart by origin; adding",
         "  essays and rebuilding still need the admin login.",
+        "- coach/websec.py sits inside Gradio's CORS and compression layers (it is installed through `app_kwargs`):",
+        "  a CORS preflight with a foreign `Host` is answered there, carrying no data. Gradio's page needs",
+        "  `'unsafe-inline'` and `'unsafe-eval'` scripts, so the CSP restricts where the page loads from and sends to,",
+        "  not inline script. Logins are throttled per client address: behind a reverse proxy every client shares",
+        "  the proxy's address (and its wait).",
         "",
         "## Raw figures",
         "",
@@ -478,6 +648,90 @@ def write_report(path: Path, run_line: str) -> None:
         "",
     ]
     path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def issue19_rows(F: dict) -> list[str]:
+    """Table rows of the issue-19 sections that were run (a report from an older run has none)."""
+    rows = []
+    if "web surface guards" in F:
+        w = F["web surface guards"]
+        rows.append(
+            f"| Web guards | {w['foreign_hosts']} foreign `Host` names, {w['own_hosts']} own (loopback + "
+            f"COACH_ALLOWED_HOSTS); headers on {w['responses_checked_for_headers']} kinds of response; login cookies; "
+            f"{w['wrong_passwords']} wrong passwords in a row, then the right one; {w['bad_api_calls']} bad API calls "
+            f"(unknown fn_index / api_name / component, wrong types) | foreign served {w['foreign_hosts_served']}, "
+            f"own refused {w['own_hosts_refused']}; headers missing {len(w['security_headers_missing'])}; "
+            f"{w['cookies']} cookies, {w['cookies_samesite_none']} SameSite=None; {w['wrong_passwords_checked']} "
+            f"passwords checked, {w['wrong_passwords_refused_429']} refused (429) in {w['wrong_passwords_seconds']} s, "
+            f"the right one at once: {w['right_password_at_once']}; bad calls: {w['bad_api_calls_4xx']} 4xx, "
+            f"{w['bad_api_calls_500']} 500 |")
+    if "CSV exports" in F:
+        x = F["CSV exports"]
+        rows.append(
+            f"| CSV exports | {x['questions_exported']} stored questions exported as content gaps, "
+            f"{x['formula_questions']} of them starting with `=`, `+`, `-`, `@`, tab or CR | "
+            f"{x['cells_starting_a_formula']} cells start a formula; {x['harmless_questions_changed']} harmless "
+            f"questions changed |")
+    if "corpus entries and metadata" in F:
+        e = F["corpus entries and metadata"]
+        rows.append(
+            f"| Corpus entries and metadata | {e['entries']} entries (links outside the folder, dangling, a loop, "
+            f"a FIFO, a folder), {e['utf16_without_bom']} BOM-less Chinese UTF-16 files; "
+            f"{e['malformed_metadata_cases']} malformed essays/errata entries through `coach corpus`; "
+            f"{e['broken_metadata_with_intact_index']} broken metadata files under an intact index, then `coach ask` "
+            f"| {e['refused_with_named_warning']} refused with a warning naming them, {e['refused_silently']} "
+            f"silently, {e['indexed_from_outside']} read from outside; {e['utf16_without_bom_loaded']} UTF-16 loaded; "
+            f"{e['named_file_entry_and_field']} of {e['malformed_metadata_cases']} answered by a line naming file, "
+            f"entry and field, {e['tracebacks']} tracebacks; `coach ask` served {e['ask_served_with_warning']} of "
+            f"{e['broken_metadata_with_intact_index']} with a warning |")
+    return rows
+
+
+def issue19_summary(F: dict) -> str:
+    if not {"web surface guards", "CSV exports", "corpus entries and metadata"} <= F.keys():
+        return ""
+    w, x, e = F["web surface guards"], F["CSV exports"], F["corpus entries and metadata"]
+    return (f" Web guards: {w['foreign_hosts_served']} of {w['foreign_hosts']} foreign Host names served, "
+            f"{w['wrong_passwords_checked']} of {w['wrong_passwords']} rapid wrong passwords checked, "
+            f"{w['bad_api_calls_500']} of {w['bad_api_calls']} bad API calls answered 500; CSV: "
+            f"{x['cells_starting_a_formula']} formula cells; corpus: {e['refused_silently']} hostile entries skipped "
+            f"silently, {e['tracebacks']} metadata tracebacks, `coach ask` served "
+            f"{e['ask_served_with_warning']}/{e['broken_metadata_with_intact_index']} with broken metadata.")
+
+
+ISSUE19 = ("web surface guards", "CSV exports", "corpus entries and metadata")
+
+
+def run_issue19(tmp: Path, args, names=ISSUE19) -> None:
+    if "web surface guards" in names:
+        web_guards(tmp / "web-guards", args.guesses)
+    if "CSV exports" in names:
+        csv_exports(tmp / "csv")
+    if "corpus entries and metadata" in names:
+        corpus_entries(tmp / "entries")
+
+
+def run_only(args) -> int:
+    """Run the named sections and rewrite --out with them, keeping the other sections' figures and run line."""
+    names = {n.strip() for n in args.only.split(",") if n.strip()}
+    names = (names - {"issue19"}) | (set(ISSUE19) if "issue19" in names else set())
+    unknown = names - set(ISSUE19)
+    if unknown:
+        print(f"--only runs the sections {', '.join(ISSUE19)} (or 'issue19'); not {', '.join(sorted(unknown))}")
+        return 2
+    old = args.out.read_text(encoding="utf-8")
+    FIGURES.update(json.loads(old.split("```json\n", 1)[1].split("\n```", 1)[0]))
+    FIGURES.pop("summary", None)
+    run_line = next(line for line in old.splitlines() if line.startswith("_Run "))
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="coach-reliability-") as d:
+        run_issue19(Path(d), args, names)
+    run_line = run_line.split(" Re-run ")[0].rstrip("_") + (
+        f" Re-run {time.strftime('%Y-%m-%d %H:%M %Z')} ({time.perf_counter() - t0:.0f} s): "
+        f"{', '.join(sorted(names))}, with `{' '.join(['scripts/reliability.py'] + sys.argv[1:])}`._")
+    write_report(args.out, run_line)
+    print(f"\n{FIGURES['summary']}\nwritten: {args.out}")
+    return 0
 
 
 def main(argv=None) -> int:
@@ -494,11 +748,15 @@ def main(argv=None) -> int:
                    help="fake: hashing embedder (+50 ms) measures the web stack; real: the bundled e5 model "
                         "on the project's corpus (the documented run)")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "reliability.md")
-    p.add_argument("--only", choices=["store-faults"],
-                   help="run this one section, keep the other recorded figures, and regenerate --out")
+    p.add_argument("--guesses", type=int, default=300, help="wrong passwords sent in a row (login throttle)")
+    p.add_argument("--only", metavar="S1,S2", help="run only these sections (names as in the raw figures, or 'issue19' "
+                   "for the web guards, CSV exports and corpus entries, or 'store-faults' alone for the feedback store faults); the "
+                        "other figures are kept from --out")
     p.add_argument("--rewrite", action="store_true",
                    help="run nothing: regenerate --out from the raw figures recorded in it (after a template change)")
     args = p.parse_args(argv)
+    if args.only and args.only != "store-faults":
+        return run_only(args)
     if args.rewrite or args.only:
         old = args.out.read_text(encoding="utf-8")
         FIGURES.update(json.loads(old.split("```json\n", 1)[1].split("\n```", 1)[0]))
@@ -529,6 +787,7 @@ def main(argv=None) -> int:
         feedback(tmp / "fb")
         store_faults(tmp / "store")
         load(tmp / "load", args.load_seconds, args.load_clients, args.flood_clients, args.load_model)
+        run_issue19(tmp, args)
     total = time.perf_counter() - t0
     args.out.parent.mkdir(parents=True, exist_ok=True)
     run_line = (f"_Run {time.strftime('%Y-%m-%d %H:%M %Z')} on {platform.machine()} / {os.cpu_count()} cores / "

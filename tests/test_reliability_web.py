@@ -171,12 +171,19 @@ def _fn_index(demo, name):
 
 
 def _login(port) -> str:
-    st, h, _ = _req(port, "POST", "/login", b"username=admin&password=a-long-test-password-42",
-                    {"Content-Type": "application/x-www-form-urlencoded"})
-    assert st == 200
-    cookie = h["set-cookie"]
-    assert "samesite=lax" in cookie.lower() or "samesite=strict" in cookie.lower()  # not sent on cross-site POSTs
-    return cookie.split(";")[0]
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        c.request("POST", "/login", b"username=admin&password=a-long-test-password-42",
+                  {"Content-Type": "application/x-www-form-urlencoded"})
+        r = c.getresponse()
+        assert r.status == 200
+        cookies = r.msg.get_all("set-cookie")   # each cookie: Gradio sets two (issue 19: one was SameSite=None)
+    finally:
+        c.close()
+    for cookie in cookies:   # not sent on cross-site POSTs
+        assert "samesite=lax" in cookie.lower() or "samesite=strict" in cookie.lower(), cookie
+        assert "samesite=none" not in cookie.lower(), cookie
+    return "; ".join(cookie.split(";")[0] for cookie in cookies)
 
 
 def test_foreign_origin_cannot_add_essays_or_rebuild_from_a_browser(admin_served):
