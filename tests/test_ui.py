@@ -113,7 +113,7 @@ def test_control_characters_and_lone_surrogates_are_stripped(app):
 
 def test_related_situations_and_why_table(app):
     turn = app.ask("how do I handle an angry caller", ui.Session())
-    related = ui.related_themes(turn.theme, turn.searched, turn.answer.results)
+    related = ui.related_themes(turn.theme, turn.answer.results)
     assert len(related) == 3 and turn.theme not in related
     why = ui.render_why(turn.answer, "en")
     for h in turn.answer.results:
@@ -125,6 +125,13 @@ def test_share_link_and_markdown_export(app):
     turn = app.ask("how do I handle an angry caller", ui.Session())
     link = ui.share_link(turn.message, "zh", "hant", "http://127.0.0.1:7860")
     assert link == "http://127.0.0.1:7860/?q=how+do+I+handle+an+angry+caller&lang=zh&script=hant"
+    # a conversation: each turn in order, follow-ups as `f`, read back by the page's load handler
+    link = ui.share_link([("angry caller", False), ("what if they still shout?", True)], "en", "original",
+                         "http://127.0.0.1:7860/")
+    assert link == ("http://127.0.0.1:7860/?q=angry+caller&f=what+if+they+still+shout%3F&lang=en&script=original")
+    import urllib.parse
+    items = urllib.parse.parse_qsl(urllib.parse.urlsplit(link).query)
+    assert ui.conversation_params(items) == [("angry caller", False), ("what if they still shout?", True)]
     md = ui.answer_markdown(turn, "en", "original")
     assert md.startswith("# how do I handle an angry caller") and "Ann Example" in md
 
@@ -366,7 +373,7 @@ def test_situation_matching_follows_the_bridge():
               "hello there"):
         top = [t.id for t, _ in themes.score_themes(q)][:bridge.MAX_THEMES]
         assert top == [t.id for t in b.match_themes(q)], q
-    assert ui.related_themes(themes.BY_ID["angry-caller"], "", [])[0].id == "own-temper"
+    assert ui.related_themes(themes.BY_ID["angry-caller"], [])[0].id == "own-temper"
 
 
 # ------------------------------------------------------------------ admin actions refuse other sites
@@ -406,11 +413,11 @@ def test_questions_wait_for_the_load_then_get_a_loading_note(coach, tmp_path, mo
     holder.start()
     app = ui.CoachApp(holder, FeedbackStore(tmp_path / "fb.sqlite3"), coach.settings)
     assert not holder.ready and holder.get(wait=False) is None and holder.get(timeout=0.1) is None
-    monkeypatch.setattr(ui, "LOAD_WAIT_S", 0.1)
+    monkeypatch.setattr(ui.state, "LOAD_WAIT_S", 0.1)
     with pytest.raises(RuntimeError):            # the UI turns this into the "still loading" note
         app.ask("how do I handle an angry caller", ui.Session())
     release.set()
-    monkeypatch.setattr(ui, "LOAD_WAIT_S", 10)
+    monkeypatch.setattr(ui.state, "LOAD_WAIT_S", 10)
     assert app.ask("how do I handle an angry caller", ui.Session()).answer.results   # waits, then answers
     assert holder.ready and holder.get(wait=False) is coach
 
@@ -466,7 +473,7 @@ def test_load_coach_serves_a_warm_coach(tmp_path):
 
 
 def test_export_folders_are_pruned(tmp_path, monkeypatch):
-    monkeypatch.setattr(ui, "_EXPORTS", tmp_path / "exports")
+    monkeypatch.setattr(ui.server, "_EXPORTS", tmp_path / "exports")
     (tmp_path / "exports" / "old").mkdir(parents=True)
     old = time.time() - 7200
     import os
