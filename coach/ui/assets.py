@@ -2,7 +2,6 @@
 
 CSS = """
 .gradio-container { max-width: 1180px !important; margin: 0 auto; }
-html, body { overflow-x: hidden; }
 #coach-header h1 { margin: 0; font-size: 1.5rem; }
 #coach-header p { margin: 0.2rem 0 0; color: #555; }
 .coach-q { white-space: pre-wrap; }
@@ -47,6 +46,7 @@ mark.coach-mark { background: #fde68a; color: #1f2328; padding: 0 2px; border-ra
 #coach-chat .message { max-width: 100% !important; }
 .coach-card, .coach-present, .coach-essay, .coach-gallery { overflow-wrap: anywhere; word-break: break-word; }
 .coach-scroll { max-width: 100%; overflow-x: auto; }
+
 .coach-why code { word-break: break-all; }
 .coach-short { margin: 6px 0; padding: 6px 10px; background: #f1f5f9; border-radius: 8px; color: #1f2937; }
 .coach-small-talk p { margin: 0; }
@@ -60,18 +60,30 @@ body.coach-presenting #coach-p-full { display: none; }
 body:not(.coach-presenting) #coach-p-exit { display: none; }
 .coach-present-keys { font-size: 0.9rem; }
 @media (max-width: 640px) {
+  #coach-top { flex-direction: column; align-items: stretch; }
+  #coach-top > * { width: 100%; min-width: 0 !important; }
+  #coach-ask-row { flex-wrap: wrap; }
   .coach-present { font-size: 1.2rem; padding: 12px 14px; }
   .coach-present .coach-key { font-size: 1.5rem; }
   body.coach-presenting #coach-present-wrap { padding: 8px; }
   #coach-header h1 { font-size: 1.25rem; }
   #coach-header p { font-size: 0.85rem; }
-  #coach-tabs button[role="tab"] { padding: 4px 8px; font-size: 0.85rem; }
+  /* every tab fits on a phone's line (Gradio moves tabs that do not fit behind "…"); see PAGE_CSS too */
+  #coach-tabs button[role="tab"], #coach-tabs .tab-container button { padding: 4px 5px !important; font-size: 0.78rem !important; min-width: 0; }
 }
 """
 
 # Presentation keys: while the Present tab fills the window, → and ← move between cards (they click the Next and
 # Previous buttons, so the server keeps the position) and Esc leaves the full window. Typing in a field is left alone.
-HEAD = """<script>
+# Rules for the page around the app, which Gradio's `css` cannot reach (it scopes every rule to the app's content):
+# the container takes the window's width (its auto margins would otherwise size it to its content, wider than a
+# phone) and a phone keeps its width for the content instead of wide side padding.
+PAGE_CSS = """<style>
+.gradio-container { width: 100% !important; min-width: 0 !important; }
+.gradio-container > .main, .gradio-container .wrap, .gradio-container main.contain { min-width: 0 !important; }
+@media (max-width: 640px) { .gradio-container > .main.app { padding-left: 8px !important; padding-right: 8px !important; } }
+</style>"""
+HEAD = PAGE_CSS + """<script>
 document.addEventListener("keydown", (e) => {
   if (!document.body.classList.contains("coach-presenting")) return;
   const t = e.target;

@@ -141,7 +141,7 @@ def build_demo(coach=None, *, settings: Settings | None = None, embedder=None, f
     with gr.Blocks(title="Coach", analytics_enabled=False, delete_cache=(EXPORT_TTL_S, EXPORT_TTL_S)) as demo:
         demo.coach_app = app  # for tests and app.py
         session = gr.State(None, time_to_live=SESSION_TTL_S)
-        with gr.Row(equal_height=True):
+        with gr.Row(equal_height=True, elem_id="coach-top"):
             header = gr.HTML(_header("en", "original"), elem_id="coach-header")
             lang = gr.Radio(LANG_CHOICES, value="en", label="Language · 语言", scale=0, min_width=170,
                             elem_id="coach-lang")
