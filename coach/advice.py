@@ -98,6 +98,24 @@ _SMALL_TALK = {
     "ok": ("ok", "okay", "ok thanks", "okay thanks", "great", "cool", "nice", "got it", "好的", "好", "明白了",
            "知道了", "嗯", "行", "好吧", "懂了"),
 }
+# The short replies (the web app and `coach ask`), English and simplified Chinese.
+SMALL_TALK_REPLIES = {
+    "en": {
+        "thanks": "You're welcome. Describe another situation whenever you need advice.",
+        "hello": "Hello! Describe a situation from your calls or chats, and Coach finds what veterans advise.",
+        "bye": "Goodbye, and good luck on your next call.",
+        "test": "Coach is working. Describe a situation, e.g. \"how do I handle an angry caller\".",
+        "help": "Describe a situation from your calls or chats, in English or Chinese: Coach answers with advice "
+                "veterans of Chinese contact centres wrote down, who said it, and the passage it comes from.",
+        "ok": "Good. Ask about another situation whenever you like."},
+    "zh": {
+        "thanks": "不客气。需要建议时,随时描述你遇到的情况。",
+        "hello": "你好!描述你在电话或在线服务中遇到的情况,Coach 会找出资深客服的建议。",
+        "bye": "再见,祝你下一通电话顺利。",
+        "test": "Coach 运行正常。请描述一个情况,例如“客户在电话里骂我怎么办”。",
+        "help": "用中文或英文描述你在电话或在线服务中遇到的情况:Coach 会给出资深客服写下的建议、作者和原文段落。",
+        "ok": "好的。有别的情况随时问。"},
+}
 _SMALL_TALK_INDEX = {phrase: kind for kind, phrases in _SMALL_TALK.items() for phrase in phrases}
 _TRIM = re.compile(r"^[\s\W_]+|[\s\W_]+$")
 

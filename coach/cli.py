@@ -9,6 +9,7 @@ import textwrap
 from dataclasses import asdict
 from pathlib import Path
 
+from . import advice
 from .config import Settings
 
 EPILOG = """\
@@ -84,8 +85,9 @@ def _print_answer(answer) -> None:
     print(f"\n» {answer.query}")
     if answer.truncated:
         print("  (your question was shortened)")
-    if answer.out_of_domain:
-        print("  The veterans have not written about this.")
+    if answer.out_of_domain:   # small talk ("thanks") gets a short reply, the rest the plain "not written about"
+        kind = advice.small_talk(answer.query)
+        print("  " + (advice.SMALL_TALK_REPLIES["en"][kind] if kind else "The veterans have not written about this."))
         return
     for n, hit in enumerate(answer.results, 1):
         who = hit.essay.author + (f", {hit.essay.organisation}" if hit.essay.organisation else "")

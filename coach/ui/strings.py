@@ -3,7 +3,7 @@ form is converted with OpenCC's Taiwan standard, like the passages)."""
 
 from __future__ import annotations
 
-from ..advice import convert_script
+from ..advice import SMALL_TALK_REPLIES, convert_script
 from ..retrieve import MAX_QUERY_CHARS
 
 T = {
@@ -50,14 +50,7 @@ T = {
         "tabs": {"chat": "Coach", "gallery": "Scenarios", "reader": "Essays", "present": "Present",
                  "feedback": "Feedback", "upload": "Add essay"},
         "in_short": "In short", "in_short_note": "the editors' summary, not the veteran's words",
-        "small_talk": {
-            "thanks": "You're welcome. Describe another situation whenever you need advice.",
-            "hello": "Hello! Describe a situation from your calls or chats, and Coach finds what veterans advise.",
-            "bye": "Goodbye, and good luck on your next call.",
-            "test": "Coach is working. Describe a situation, e.g. \"how do I handle an angry caller\".",
-            "help": "Describe a situation from your calls or chats, in English or Chinese: Coach answers with advice "
-                    "veterans of Chinese contact centres wrote down, who said it, and the passage it comes from.",
-            "ok": "Good. Ask about another situation whenever you like."},
+        "small_talk": SMALL_TALK_REPLIES["en"],
         "present_full": "Full window", "present_exit": "Exit (Esc)",
         "present_keys": "← / → move between cards · Esc leaves the full window",
         "up_status": "Status",
@@ -102,13 +95,7 @@ T = {
         "tabs": {"chat": "教练", "gallery": "情景", "reader": "文章", "present": "演示", "feedback": "反馈",
                  "upload": "添加文章"},
         "in_short": "概要", "in_short_note": "编辑的概括,不是资深客服的原话",
-        "small_talk": {
-            "thanks": "不客气。需要建议时,随时描述你遇到的情况。",
-            "hello": "你好!描述你在电话或在线服务中遇到的情况,Coach 会找出资深客服的建议。",
-            "bye": "再见,祝你下一通电话顺利。",
-            "test": "Coach 运行正常。请描述一个情况,例如“客户在电话里骂我怎么办”。",
-            "help": "用中文或英文描述你在电话或在线服务中遇到的情况:Coach 会给出资深客服写下的建议、作者和原文段落。",
-            "ok": "好的。有别的情况随时问。"},
+        "small_talk": SMALL_TALK_REPLIES["zh"],
         "present_full": "全屏", "present_exit": "退出 (Esc)",
         "present_keys": "← / → 切换卡片 · Esc 退出全屏",
         "up_status": "状态",
