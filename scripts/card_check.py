@@ -2,7 +2,8 @@
 
     python scripts/card_check.py                      # eval/queries.jsonl: repeats and out-of-domain results
     python scripts/card_check.py --baseline           # the same with the old key sentence and no de-duplication
-    python scripts/card_check.py --dump answers.jsonl # also write every answer (key sentences, quotes) for labelling
+    python scripts/card_check.py --dump answers.jsonl # also write every answer (key sentences, quotes) for labelling,
+                                                      # with the baseline's answer beside it
 
 An answer *repeats* when two of its cards share a passage (same source or text), a key sentence, or when one card's
 key sentence is already in another card's passage (overlapping passages of one essay). Out-of-domain answers must
@@ -43,12 +44,31 @@ def repeats(results: list[dict]) -> list[str]:
     return why
 
 
-def _baseline() -> None:
-    """The behaviour before issue 18: the most similar sentence, no de-duplication."""
-    advice.choose_key_sentence = lambda sentences, scores: advice.KeySentence(
-        int(max(range(len(sentences)), key=lambda i: float(scores[i]))),
-        sentences[int(max(range(len(sentences)), key=lambda i: float(scores[i])))])
-    advice.distinct_cards = lambda cards, top_k: list(range(min(top_k, len(cards))))
+class _Baseline:
+    """The behaviour before issue 18, while in use: the most similar sentence, no de-duplication."""
+
+    def __enter__(self):
+        self.saved = advice.choose_key_sentence, advice.distinct_cards
+
+        def most_similar(sentences, scores):
+            best = max(range(len(sentences)), key=lambda i: float(scores[i]))
+            return advice.KeySentence(best, sentences[best])
+
+        advice.choose_key_sentence = most_similar
+        advice.distinct_cards = lambda cards, top_k: list(range(min(top_k, len(cards))))
+        return self
+
+    def __exit__(self, *exc):
+        advice.choose_key_sentence, advice.distinct_cards = self.saved
+
+
+def _quotes(results: list[dict]) -> list[dict | None]:
+    """The line each card lifts out of its passage (not a repeat of its key sentence), as the UI shows it."""
+    out = []
+    for r in results:
+        q = [x for x in advice.find_quotes(r["text"]) if x.text not in r["highlight"]][:1]
+        out.append({"kind": q[0].kind, "text": q[0].text} if q else None)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,8 +78,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--baseline", action="store_true", help="old key sentence, no de-duplication (for comparison)")
     p.add_argument("--dump", type=Path, help="write every answer as JSONL (query, results, quotes) for labelling")
     args = p.parse_args(argv)
-    if args.baseline:
-        _baseline()
     from coach.retrieve import Coach
 
     rows = [json.loads(line) for line in args.queries.read_text("utf-8").splitlines() if line.strip()]
@@ -68,7 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     bad: list[str] = []
     dump = args.dump.open("w", encoding="utf-8") if args.dump else None
     for row in rows:
-        answer = coach.ask(row["query"], top_k=args.top_k, diverse=True).to_json()   # what `coach ask --json` prints
+        if args.baseline:
+            with _Baseline():
+                answer = coach.ask(row["query"], top_k=args.top_k, diverse=True).to_json()
+        else:
+            answer = coach.ask(row["query"], top_k=args.top_k, diverse=True).to_json()   # `coach ask --json`
         counts["answers"] += 1
         if answer["out_of_domain"]:
             counts["out_of_domain"] += 1
@@ -79,21 +101,24 @@ def main(argv: list[str] | None = None) -> int:
         if why:
             counts["repeating"] += 1
             bad.append(f"{row['query']}: {'; '.join(why)}")
-        quotes = []
-        for r in answer["results"]:
-            q = [x for x in advice.find_quotes(r["text"]) if x.text not in r["highlight"]][:1]
-            quotes.append({"kind": q[0].kind, "text": q[0].text} if q else None)
-            counts["cards"] += 1
+        quotes = _quotes(answer["results"])
+        counts["cards"] += len(quotes)
+        for q in quotes:
             if q:
-                counts[f"cards_{q[0].kind}"] += 1
-        if any(quotes):
-            counts["answers_with_quote"] += 1
+                counts[f"cards_{q['kind']}"] += 1
+        counts["answers_with_quote"] += any(quotes)
         if dump:
-            dump.write(json.dumps({"query": row["query"], "lang": row.get("lang"), "split": row.get("split"),
-                                   "out_of_domain": answer["out_of_domain"],
-                                   "results": [{"source": r["source"], "highlight": r["highlight"], "quote": q}
-                                               for r, q in zip(answer["results"], quotes)]},
-                                  ensure_ascii=False) + "\n")
+            record = {"query": row["query"], "lang": row.get("lang"), "split": row.get("split"),
+                      "out_of_domain": answer["out_of_domain"],
+                      "results": [{"source": r["source"], "highlight": r["highlight"], "quote": q}
+                                  for r, q in zip(answer["results"], quotes)]}
+            if not args.baseline:   # the baseline's answer beside it (the query's vectors are cached: cheap)
+                with _Baseline():
+                    old = coach.ask(row["query"], top_k=args.top_k, diverse=True).to_json()
+                old_results = old["results"] or old.get("nearest", [])
+                record["baseline"] = [{"source": r["source"], "highlight": r["highlight"]} for r in old_results]
+                counts["baseline_repeating"] += bool(repeats(old_results)) and not old["out_of_domain"]
+            dump.write(json.dumps(record, ensure_ascii=False) + "\n")
     if dump:
         dump.close()
     for line in bad[:40]:
