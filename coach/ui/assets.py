@@ -53,9 +53,9 @@ mark.coach-mark { background: #fde68a; color: #1f2328; padding: 0 2px; border-ra
 /* presentation mode: the Present tab's column fills the window, one card in large type, controls at the bottom */
 body.coach-presenting #coach-present-wrap { position: fixed; inset: 0; z-index: 2000; margin: 0; max-width: none;
   background: #fffdf7; padding: 16px 24px; display: flex; flex-direction: column; gap: 8px; overflow: hidden; }
-body.coach-presenting #coach-present { flex: 1 1 auto; overflow: auto; min-height: 0; }
+body.coach-presenting #coach-present { flex: 1 1 auto; overflow: auto !important; min-height: 0; }
 body.coach-presenting #coach-present .coach-present { border: none; min-height: 100%; }
-body.coach-presenting #coach-present-controls { flex: 0 0 auto; }
+body.coach-presenting #coach-present-controls { flex: 0 0 auto; background: #fffdf7; }
 body.coach-presenting #coach-p-full { display: none; }
 body:not(.coach-presenting) #coach-p-exit { display: none; }
 .coach-present-keys { font-size: 0.9rem; }
