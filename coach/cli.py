@@ -9,6 +9,7 @@ import textwrap
 from dataclasses import asdict
 from pathlib import Path
 
+from . import advice
 from .config import Settings
 
 EPILOG = """\
@@ -90,11 +91,14 @@ def _print_answer(answer) -> None:
     print(f"\n» {answer.query}")
     if answer.truncated:
         print("  (your question was shortened)")
-    if answer.out_of_domain:
-        print("  The veterans have not written about this.")
+    if answer.out_of_domain:   # small talk ("thanks") gets a short reply, the rest the plain "not written about"
+        kind = advice.small_talk(answer.query)
+        print("  " + (advice.SMALL_TALK_REPLIES["en"][kind] if kind else "The veterans have not written about this."))
         return
     for n, hit in enumerate(answer.results, 1):
-        who = hit.essay.author + (f", {hit.essay.organisation}" if hit.essay.organisation else "")
+        m = hit.essay   # the English attribution where essays.toml gives one
+        organisation = m.organisation_en or m.organisation
+        who = (m.author_en or m.author) + (f", {organisation}" if organisation else "")
         print(f"\n  {n}. {hit.highlight}")
         print(textwrap.indent(textwrap.fill(hit.chunk.text, 60), "     "))
         print(f"     — {who} · 《{hit.essay.title}》" + (f" · {hit.chunk.section}" if hit.chunk.section else ""))

@@ -39,6 +39,13 @@ class EssayMeta:
     industry: str = ""
     role: str = ""
     years: str = ""              # years of service as stated in the essay, e.g. "13"
+    # optional: the attribution in each UI language (the fields above may mix languages); see essays.toml
+    author_en: str = ""
+    author_zh: str = ""
+    organisation_en: str = ""
+    organisation_zh: str = ""
+    years_en: str = ""           # when `years` is not a plain number: "over 10 years on the job"
+    years_zh: str = ""           # likewise: "從業10餘年"
     script: str = "zh-Hans"      # original script: "zh-Hans", "zh-Hant" or "en"
     source: str = ""             # file name inside corpus/
 

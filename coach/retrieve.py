@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import advice
 from . import bridge as bridge_mod
 from . import index as ix
 from . import pipeline
@@ -43,6 +44,8 @@ MAX_QUERY_CHARS = 1000
 # Query vectors of the last this many questions are kept, so a repeated question (a trainer's demo, a follow-up
 # asked again) skips encoding. 256 x 384 floats is under 0.5 MB.
 QUERY_CACHE_SIZE = 256
+# Diversified answers: this many candidates beyond top_k, for cards that repeat another's passage or key sentence.
+CARD_SPARE = 6
 
 
 @dataclass(frozen=True)
@@ -76,8 +79,12 @@ class Answer:
     evidence: "Evidence | None" = None   # what the out-of-domain decision was based on
 
     def to_json(self) -> dict:
-        return {"query": self.query, "out_of_domain": self.out_of_domain,
-                "results": [h.to_json() for h in self.results]}
+        """The stable `coach ask --json` object. Out of the domain, `results` is empty and the passages that came
+        nearest (unrelated, by definition) are listed under `nearest`."""
+        hits = [h.to_json() for h in self.results]
+        if self.out_of_domain:
+            return {"query": self.query, "out_of_domain": True, "results": [], "nearest": hits}
+        return {"query": self.query, "out_of_domain": False, "results": hits}
 
 
 def sanitize_query(text: str, limit: int = MAX_QUERY_CHARS) -> tuple[str, bool]:
@@ -282,9 +289,14 @@ class Coach:
         evidence = self._evidence(q, index, mode)
         fused, parts = fuse(scores, self.weights(config, evidence), {r.name: r.floor for r in rankers})
         ranking = ranked(fused)
-        picked = (diversify(ranking, lambda d: index.chunks[d].essay_id, top_k, config.diversity_margin)
+        # spare candidates replace cards that repeat another's passage or key sentence (below)
+        picked = (diversify(ranking, lambda d: index.chunks[d].essay_id, top_k + CARD_SPARE, config.diversity_margin)
                   if diverse else ranking[:top_k])
         hits = self._hits(index, q, picked, parts, scores)
+        if diverse:
+            keep = advice.distinct_cards([advice.CardText(h.chunk.essay_id, h.chunk.start, h.chunk.end, h.chunk.text,
+                                                          h.highlight) for h in hits], top_k)
+            hits = [hits[i] for i in keep]
         t3 = time.perf_counter()
         timings = {"encode": (t1 - t0) * 1e3, "search": (t2 - t1) * 1e3, "fuse_highlight": (t3 - t2) * 1e3}
         return Answer(text, evidence.out_of_domain(self.config), hits, truncated, timings, evidence)
@@ -415,9 +427,10 @@ class Coach:
         rows = index.sentence_rows[doc]
         if len(rows) == 0:
             return chunk.text, (chunk.start, chunk.end)
-        best = int(np.argmax(index.sentence_vectors[rows.start:rows.stop] @ q))
-        s = chunk.sentences[best]
-        return s.text, (s.start, s.end)
+        key = advice.choose_key_sentence([s.text for s in chunk.sentences],
+                                         index.sentence_vectors[rows.start:rows.stop] @ q)
+        s = chunk.sentences[key.index]
+        return key.text, (s.start, s.end)
 
 
 def _tuned_folder_ok(tuning: dict) -> bool:

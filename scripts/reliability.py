@@ -630,7 +630,7 @@ def write_report(path: Path, run_line: str) -> None:
         "## Known gaps",
         "",
         "- Feedback marks sent through the HTTP API (`/mark`, what gradio_client uses) pass through Gradio's queue;",
-        "  its bound is lifted for the feedback group (coach/ui.py `_FeedbackExemptMixin`), which relies on the",
+        "  its bound is lifted for the feedback group (coach/ui/server.py `_FeedbackExemptMixin`), which relies on the",
         "  `push`/`max_size` internals of Gradio's queue: tests/test_reliability_web.py fails if an upgrade breaks it.",
         "- Requests carrying neither `Origin` nor `Referer` (curl, gradio_client) cannot be told apart by origin; adding",
         "  essays and rebuilding still need the admin login.",

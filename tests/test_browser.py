@@ -1,7 +1,10 @@
-"""End to end in headless Debian Chromium: ask, see a card, mark it helpful, find the row; payload essays run nothing.
+"""End to end in headless Debian Chromium: ask, see a card, mark it helpful, find the row; payload essays run nothing;
+at a laptop's 1366x768 and a phone's 390x844: no horizontal overflow, the question box on the first screen,
+presentation mode's keys, a share link that replays a follow-up in a fresh browser, a long paste answered with the
+"shortened" note, small talk answered briefly.
 
 Uses the real model and corpus when the model can be loaded (else the fake embedder over the tiny test corpus).
-With COACH_SCREENSHOTS=1 it also writes docs/screenshots/{en,zh,trainer}.png for the README.
+With COACH_SCREENSHOTS=1 it also writes docs/screenshots/{en,zh,trainer,phone,present}.png for the README.
 """
 
 from __future__ import annotations
@@ -56,6 +59,13 @@ class Served:
 
 
 @pytest.fixture(scope="module")
+def real_or_tiny(tmp_path_factory):
+    """The real Coach when the model loads, else the fake embedder over the tiny corpus (loaded once per module)."""
+    coach = _real_coach()
+    return coach or Coach(tiny_settings(tmp_path_factory.mktemp("tiny")), embedder=FakeEmbedder())
+
+
+@pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright
 
@@ -100,10 +110,9 @@ def _shot(page, name: str, **kw):
         page.screenshot(path=str(SHOTS / name), **kw)
 
 
-def test_agent_asks_marks_helpful_and_payloads_run_nothing(browser, tmp_path):
-    coach = _real_coach()
-    real = coach is not None
-    coach = coach or Coach(tiny_settings(tmp_path / "tiny"), embedder=FakeEmbedder())
+def test_agent_asks_marks_helpful_and_payloads_run_nothing(browser, real_or_tiny, tmp_path):
+    coach = real_or_tiny
+    real = coach.settings.corpus_dir == Settings().corpus_dir
     db = tmp_path / "feedback.sqlite3"
     served = Served(coach, db)
     dialogs: list[str] = []
@@ -140,7 +149,7 @@ def test_agent_asks_marks_helpful_and_payloads_run_nothing(browser, tmp_path):
         _shot(page2, "zh.png", full_page=True)
 
         # Trainer: scenario gallery, side by side, with the discussion prompt and the scores
-        page2.get_by_role("tab", name="Scenarios · 情景").click()
+        page2.get_by_role("tab", name="情景", exact=True).click()
         page2.click("#coach-g-show")
         page2.wait_for_selector("#coach-gallery .coach-discuss", timeout=120_000)
         assert page2.locator("#coach-gallery .coach-col").count() >= 1 or not real
@@ -166,7 +175,7 @@ def test_agent_asks_marks_helpful_and_payloads_run_nothing(browser, tmp_path):
         page.wait_for_selector("#coach-reader-mark", timeout=30_000)
         reader = page.locator("#coach-reader").inner_text()
         assert "<script>" in reader and "onerror=" in reader and "<b>escalation</b>" in reader
-        page.get_by_role("tab", name="Present · 演示").click()
+        page.get_by_role("tab", name="Present", exact=True).click()
         page.wait_for_selector("#coach-present .coach-advice")
         page.wait_for_timeout(1000)
         assert page.evaluate("window.__coach_xss") is None
@@ -176,3 +185,107 @@ def test_agent_asks_marks_helpful_and_payloads_run_nothing(browser, tmp_path):
         page.close()
     finally:
         probe.close()
+
+
+# ------------------------------------------------------------------ a laptop and a phone
+
+VIEWPORTS = {"laptop": {"width": 1366, "height": 768}, "phone": {"width": 390, "height": 844}}
+
+
+def _no_horizontal_overflow(page) -> None:
+    width = page.evaluate("Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)")
+    inner = page.evaluate("window.innerWidth")
+    assert width <= inner + 1, f"the page is {width} px wide in a {inner} px window"
+    wide = page.evaluate("""() => [...document.querySelectorAll('#coach-chat *, #coach-gallery *, #coach-why *')]
+        .filter(e => e.getBoundingClientRect().width > 0 && e.getBoundingClientRect().right > window.innerWidth + 1
+                && getComputedStyle(e).position !== 'fixed' && !e.closest('.coach-scroll'))
+        .slice(0, 3).map(e => e.className + ' ' + Math.round(e.getBoundingClientRect().right))""")
+    assert wide == [], f"elements reach past the window's right edge: {wide}"
+
+
+def _in_first_viewport(page, selector: str) -> None:
+    box = page.locator(selector).bounding_box()
+    height = page.evaluate("window.innerHeight")
+    assert box and box["y"] >= 0 and box["y"] + box["height"] <= height, f"{selector} at {box} in {height} px"
+
+
+@pytest.mark.parametrize("device", list(VIEWPORTS))
+def test_laptop_and_phone_layout_presentation_share_link_and_long_paste(browser, real_or_tiny, tmp_path, device):
+    served = Served(real_or_tiny, tmp_path / "feedback.sqlite3")
+    viewport = VIEWPORTS[device]
+    try:
+        context = browser.new_context(viewport=viewport)
+        page = context.new_page()
+        page.goto(served.url)
+        page.wait_for_selector("#coach-input textarea")
+        page.wait_for_timeout(500)
+        _in_first_viewport(page, "#coach-input textarea")                # the question box: no scrolling
+        _no_horizontal_overflow(page)
+
+        # a question and a follow-up
+        _ask(page, "how do I handle an angry caller", 1)
+        _ask(page, "what if they still won't calm down?", 2)
+        assert page.locator("#coach-chat .coach-card").last.locator(".coach-followup").count() == 1
+        keys = page.locator("#coach-chat .coach-card").last.locator(".coach-key").all_inner_texts()
+        page.locator("#coach-why").click()                               # the scores table, opened
+        page.wait_for_timeout(300)
+        _no_horizontal_overflow(page)
+        if device == "phone":
+            _shot(page, "phone.png")
+
+        # the share link: a full URL that replays the whole conversation in a fresh browser
+        page.locator("#coach-share").click()
+        link = page.locator("#coach-link textarea, #coach-link input").first.input_value()
+        assert link.startswith(served.url) and "q=" in link and "f=" in link, link
+        fresh = browser.new_context(viewport=viewport)
+        replay = fresh.new_page()
+        replay.goto(link)
+        replay.wait_for_function("document.querySelectorAll('#coach-chat .coach-card').length >= 2",
+                                 timeout=120_000)
+        replayed = replay.locator("#coach-chat .coach-card").last
+        assert replayed.locator(".coach-followup").count() == 1
+        assert replayed.locator(".coach-key").all_inner_texts() == keys
+        fresh.close()
+
+        # presentation mode: fills the window, one card, ← / → / Esc, its controls on screen
+        page.get_by_role("tab", name="Present", exact=True).click()
+        page.wait_for_selector("#coach-present .coach-advice")
+        page.wait_for_timeout(400)
+        assert page.evaluate("document.body.classList.contains('coach-presenting')")
+        wrap = page.locator("#coach-present-wrap").bounding_box()
+        assert wrap["x"] <= 0 and wrap["y"] <= 0 and wrap["width"] >= viewport["width"] - 1 \
+            and wrap["height"] >= viewport["height"] - 1, wrap
+        assert page.locator("#coach-present .coach-advice").count() == 1
+        _in_first_viewport(page, "#coach-p-next")
+        n_cards = len(keys)
+        page.keyboard.press("ArrowRight")
+        page.wait_for_function(f"document.querySelector('#coach-present .coach-present')?.dataset.card == "
+                               f"'{2 if n_cards > 1 else 1}'")
+        page.keyboard.press("ArrowLeft")
+        page.wait_for_function("document.querySelector('#coach-present .coach-present')?.dataset.card == '1'")
+        if device == "laptop":
+            _shot(page, "present.png")
+        page.keyboard.press("Escape")
+        page.wait_for_timeout(200)
+        assert not page.evaluate("document.body.classList.contains('coach-presenting')")
+        page.get_by_role("tab", name="Coach", exact=True).click()
+
+        # a 3,000-character paste reaches the server, which answers the first 1,000 and says so; small talk
+        long_text = ("The customer keeps shouting at me about a bill and will not let me speak. " * 45)[:3000]
+        page.fill("#coach-input textarea", long_text)
+        assert len(page.locator("#coach-input textarea").input_value()) == 3000   # the browser cuts nothing
+        page.click("#coach-send")
+        page.wait_for_function("document.querySelectorAll('#coach-chat .coach-card').length >= 3", timeout=120_000)
+        assert "characters were used" in page.locator("#coach-chat .coach-card").last.inner_text()
+        _ask(page, "thanks", 4)
+        assert page.locator("#coach-chat .coach-small-talk").count() == 1
+        _no_horizontal_overflow(page)
+
+        # the trainer's gallery on this screen: side by side on a laptop, stacked on a phone, never wider
+        page.get_by_role("tab", name="Scenarios", exact=True).click()
+        page.click("#coach-g-show")
+        page.wait_for_selector("#coach-gallery .coach-discuss", timeout=120_000)
+        _no_horizontal_overflow(page)
+        context.close()
+    finally:
+        served.close()

@@ -141,7 +141,7 @@ def test_file_route_refuses_system_index_database_and_source_files(served):
                "%2e%2e/%2e%2e/%2e%2e/etc/passwd", "/proc/self/environ", str(build / "passages.faiss"),
                str(build / "manifest.json"), str(build / "chunks.jsonl"), str(served.settings.index_dir / "CURRENT"),
                str(served.feedback_db), str(served.feedback_db) + "-wal", str(served.settings.corpus_dir / "angry.txt"),
-               str(ROOT / "app.py"), str(ROOT / "coach" / "ui.py"), str(ROOT / "pyproject.toml"),
+               str(ROOT / "app.py"), str(ROOT / "coach" / "ui" / "server.py"), str(ROOT / "pyproject.toml"),
                "~/.ssh/id_rsa", "file:///etc/passwd", "\\etc\\passwd"]
     secrets = [b"root:", b"SQLite format 3", b"FAISS", b"IxFI", b"format_version", "愤怒".encode(), b"import "]
     for t in targets:

@@ -113,7 +113,7 @@ def test_control_characters_and_lone_surrogates_are_stripped(app):
 
 def test_related_situations_and_why_table(app):
     turn = app.ask("how do I handle an angry caller", ui.Session())
-    related = ui.related_themes(turn.theme, turn.searched, turn.answer.results)
+    related = ui.related_themes(turn.theme, turn.answer.results)
     assert len(related) == 3 and turn.theme not in related
     why = ui.render_why(turn.answer, "en")
     for h in turn.answer.results:
@@ -125,6 +125,13 @@ def test_share_link_and_markdown_export(app):
     turn = app.ask("how do I handle an angry caller", ui.Session())
     link = ui.share_link(turn.message, "zh", "hant", "http://127.0.0.1:7860")
     assert link == "http://127.0.0.1:7860/?q=how+do+I+handle+an+angry+caller&lang=zh&script=hant"
+    # a conversation: each turn in order, follow-ups as `f`, read back by the page's load handler
+    link = ui.share_link([("angry caller", False), ("what if they still shout?", True)], "en", "original",
+                         "http://127.0.0.1:7860/")
+    assert link == ("http://127.0.0.1:7860/?q=angry+caller&f=what+if+they+still+shout%3F&lang=en&script=original")
+    import urllib.parse
+    items = urllib.parse.parse_qsl(urllib.parse.urlsplit(link).query)
+    assert ui.conversation_params(items) == [("angry caller", False), ("what if they still shout?", True)]
     md = ui.answer_markdown(turn, "en", "original")
     assert md.startswith("# how do I handle an angry caller") and "Ann Example" in md
 
@@ -366,7 +373,7 @@ def test_situation_matching_follows_the_bridge():
               "hello there"):
         top = [t.id for t, _ in themes.score_themes(q)][:bridge.MAX_THEMES]
         assert top == [t.id for t in b.match_themes(q)], q
-    assert ui.related_themes(themes.BY_ID["angry-caller"], "", [])[0].id == "own-temper"
+    assert ui.related_themes(themes.BY_ID["angry-caller"], [])[0].id == "own-temper"
 
 
 # ------------------------------------------------------------------ admin actions refuse other sites
@@ -406,11 +413,11 @@ def test_questions_wait_for_the_load_then_get_a_loading_note(coach, tmp_path, mo
     holder.start()
     app = ui.CoachApp(holder, FeedbackStore(tmp_path / "fb.sqlite3"), coach.settings)
     assert not holder.ready and holder.get(wait=False) is None and holder.get(timeout=0.1) is None
-    monkeypatch.setattr(ui, "LOAD_WAIT_S", 0.1)
+    monkeypatch.setattr(ui.state, "LOAD_WAIT_S", 0.1)
     with pytest.raises(RuntimeError):            # the UI turns this into the "still loading" note
         app.ask("how do I handle an angry caller", ui.Session())
     release.set()
-    monkeypatch.setattr(ui, "LOAD_WAIT_S", 10)
+    monkeypatch.setattr(ui.state, "LOAD_WAIT_S", 10)
     assert app.ask("how do I handle an angry caller", ui.Session()).answer.results   # waits, then answers
     assert holder.ready and holder.get(wait=False) is coach
 
@@ -466,7 +473,7 @@ def test_load_coach_serves_a_warm_coach(tmp_path):
 
 
 def test_export_folders_are_pruned(tmp_path, monkeypatch):
-    monkeypatch.setattr(ui, "_EXPORTS", tmp_path / "exports")
+    monkeypatch.setattr(ui.server, "_EXPORTS", tmp_path / "exports")
     (tmp_path / "exports" / "old").mkdir(parents=True)
     old = time.time() - 7200
     import os
@@ -475,3 +482,56 @@ def test_export_folders_are_pruned(tmp_path, monkeypatch):
     new = ui.export_folder(ttl_s=3600)
     assert new.parent == tmp_path / "exports" and new.is_dir()
     assert not (tmp_path / "exports" / "old").exists()
+
+
+# ------------------------------------------------------------------ issue 18: small talk, out of domain, attributions
+
+def test_small_talk_gets_a_short_reply_without_a_search_or_a_content_gap(app):
+    session = ui.Session()
+    app.ask("how do I handle an angry caller", session)
+    turn = app.ask("谢谢!", session)
+    assert turn.small_talk == "thanks" and turn.shown == []
+    card = ui.render_card(turn, "zh", "hant")
+    assert "coach-small-talk" in card and "不客氣" in card and "coach-advice" not in card
+    assert all(q != "谢谢!" for q, *_ in app.store.uncovered())
+    # a follow-up after the small talk still refers to the situation before it
+    turn = app.ask("what if they still won't calm down?", session)
+    assert turn.followup and turn.searched.startswith("how do I handle an angry caller")
+
+
+def test_out_of_domain_shows_nothing_from_the_essays(app):
+    turn = app.ask("how to fix a flat bicycle tire", ui.Session())
+    assert turn.answer.out_of_domain and turn.shown == [] and turn.passages() == []
+    assert "coach-advice" not in ui.render_why(turn.answer, "en") and "<table" not in ui.render_why(turn.answer, "en")
+    assert "coach-advice" not in ui.render_present(turn, 0, "en", "original")
+    data = turn.answer.to_json()
+    assert data["results"] == [] and data["out_of_domain"] is True
+    assert [r["source"] for r in data.get("nearest", [])] == [h.chunk.id for h in turn.answer.results]
+
+
+def test_attribution_in_the_ui_language_and_the_in_short_line(app):
+    from coach.corpus import EssayMeta
+
+    meta = EssayMeta(id="x", title="在中移动12580查询热线做客服的心得",
+                     author="12580 hotline veteran (China Mobile, unnamed)", organisation="中国移动 (12580)",
+                     years="10余 (over 10)", author_en="A 12580 hotline veteran", author_zh="12580热线资深客服",
+                     organisation_en="China Mobile", organisation_zh="中国移动", years_en="over 10 years on the job",
+                     years_zh="从业十余年")
+    zh = ui.attribution(meta, "zh", "hant")
+    assert "12580熱線資深客服" in zh and "中國移動" in zh and "從業十餘年" in zh and "hotline" not in zh
+    en = ui.attribution(meta, "en", "original")
+    assert "A 12580 hotline veteran" in en and "China Mobile" in en and "over 10 years on the job" in en
+    turn = app.ask("how do I handle an angry caller", ui.Session())
+    hit = turn.answer.results[0]
+    card = ui.render_advice(hit, 1, "en", "original", summary="An angry caller: let them finish first.")
+    assert "In short" in card and "the editors&#x27; summary" in card and "let them finish first" in card
+    assert "In short" not in ui.render_advice(hit, 1, "zh", "original", summary="An angry caller.")
+
+
+def test_english_summaries_come_from_the_english_situation_texts():
+    class Index:
+        situation_texts = [{"text": "中文描述", "lang": "zh", "chunks": ["a#000"]},
+                           {"text": "First English.", "lang": "en", "chunks": ["a#000", "a#001"]},
+                           {"text": "Second English.", "lang": "en", "chunks": ["a#000"]}]
+
+    assert ui.english_summaries(Index()) == {"a#000": "First English.", "a#001": "First English."}
