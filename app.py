@@ -29,4 +29,4 @@ demo = build_demo()
 if __name__ == "__main__":
     port = int(os.environ.get("GRADIO_SERVER_PORT", "7860"))
     demo.queue(**queue_kwargs()).launch(server_name="127.0.0.1", server_port=port, share=False, show_error=False,
-                                        **launch_kwargs(), **api.launch_kwargs(demo))   # + the JSON API, /api/v1
+                                        **api.launch_kwargs(demo, launch_kwargs()))   # the chat + the JSON API

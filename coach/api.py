@@ -289,9 +289,10 @@ def mount(app: FastAPI, coach_app: Any, *, token: str | None = None, watch: bool
     return api
 
 
-def launch_kwargs(demo: Any) -> dict:
+def launch_kwargs(demo: Any, base: dict | None = None) -> dict:
     """What `demo.launch(...)` needs to serve the API too: a lifespan hook that mounts it on the server's app
-    before the first request (Gradio creates that app inside `launch`)."""
+    before the first request (Gradio creates that app inside `launch`). With `base` (coach.ui.launch_kwargs()), the
+    chat's own settings come back with the hook added to its `app_kwargs` (the web guard's middleware)."""
 
     @asynccontextmanager
     async def lifespan(app):
@@ -299,4 +300,6 @@ def launch_kwargs(demo: Any) -> dict:
         yield
         api.state.watcher.stop()
 
-    return {"app_kwargs": {"lifespan": lifespan}}
+    kwargs = dict(base or {})
+    kwargs["app_kwargs"] = {**kwargs.get("app_kwargs", {}), "lifespan": lifespan}
+    return kwargs

@@ -128,7 +128,13 @@ class Evidence:
         out-of-scope prototype comes closer than it."""
         score = self.evidence_score(config)
         floor = config.ood_floor_english if self.english else config.ood_floor
-        return score < floor or (self.best_out_of_scope is not None and self.best_out_of_scope > score)
+        # a corpus with no descriptions: the question's own words in BM25, or the bridge's customer-service phrases
+        # and themes (one generic glossary word is not enough), count as evidence too
+        words = self.best_description is None and (self.best_keyword >= config.ood_keyword_floor
+                                                   or self.glossary_hits + 2 * self.themes >= 2)
+        if score < floor and not words:
+            return True
+        return self.best_out_of_scope is not None and self.best_out_of_scope > score
 
 
 class Coach:

@@ -33,8 +33,8 @@ _FAKE_REPLICA = textwrap.dedent("""
     demo = ui.build_demo(coach, settings=settings, upload_enabled=False, upload_dir=Path({work!r}) / "up",
                          live_dir=Path({work!r}) / "live")   # COACH_FEEDBACK_DB: the shared PostgreSQL
     demo.queue(**ui.queue_kwargs()).launch(server_name="127.0.0.1", server_port=int(os.environ["GRADIO_SERVER_PORT"]),
-                                           share=False, show_error=False, quiet=True, **ui.launch_kwargs(),
-                                           **api.launch_kwargs(demo))
+                                           share=False, show_error=False, quiet=True,
+                                           **api.launch_kwargs(demo, ui.launch_kwargs()))
 """)
 
 

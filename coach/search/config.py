@@ -28,8 +28,10 @@ class SearchConfig:
     # out-of-domain: the question's evidence, max(best description, best sentence + description_gap) on the
     # descriptions' cosine scale, must reach the floor of its language (English questions score lower against
     # Chinese text), and no out-of-scope prototype (coach/data/out_of_scope.tsv) may come closer
-    ood_floor: float = 0.85
-    ood_floor_english: float = 0.80
+    ood_floor: float = 0.76
+    ood_floor_english: float = 0.755
+    # a corpus with no descriptions at all: the question's own words scoring this much in BM25 count as evidence too
+    ood_keyword_floor: float = 4.0
 
     def as_dict(self) -> dict:
         return asdict(self)

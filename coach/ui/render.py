@@ -149,10 +149,11 @@ def render_why(answer: Answer | None, lang: str, script: str = "original") -> st
             f"<tr><td>{i}. <code>{esc(h.chunk.id)}</code><br><small>{esc(convert_script(h.highlight[:60], script))}"
             f"</small></td><td>{h.score:.4f}</td><td>{h.dense_score:.3f}{rank(h.dense_rank)}</td>"
             f"<td>{h.keyword_score:.2f}{rank(h.keyword_rank)}</td>"
+            f"<td>{esc(' · '.join(f'{k} {v:.2f}' for k, v in h.contributions.items())) or '—'}</td>"
             f"<td>{esc(' · '.join(h.matched_terms)) or '—'}</td></tr>")
     return (f'<div class="coach-why"><p class="coach-muted">{u("why_hint")}</p><div class="coach-scroll"><table>'
             f'<thead><tr><th>{u("col_passage")}</th><th>{u("col_fused")}</th><th>{u("col_dense")}</th>'
-            f'<th>{u("col_kw")}</th><th>{u("col_terms")}</th></tr></thead><tbody>{"".join(rows)}</tbody></table>'
+            f'<th>{u("col_kw")}</th><th>{u("col_rankers")}</th><th>{u("col_terms")}</th></tr></thead><tbody>{"".join(rows)}</tbody></table>'
             f'</div></div>')
 
 

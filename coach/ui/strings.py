@@ -29,9 +29,10 @@ T = {
         "why": "Why these passages", "why_hint": "Fused score = weighted sum of each ranker's normalised score: "
                "dense (meaning) search over the passages, their sentences and the editors' situation descriptions, "
                "and keyword (BM25) search over the passages and the descriptions, by words and, for Chinese "
-               "questions, by character pairs.",
+               "questions, by character pairs. The descriptions count only as far as they explain the question "
+               "better than the passages themselves do, so essays nobody described compete on equal terms.",
         "col_passage": "Passage", "col_fused": "Fused", "col_dense": "Dense cosine (rank)",
-        "col_kw": "Keyword BM25 (rank)", "col_terms": "Matched terms",
+        "col_kw": "Keyword BM25 (rank)", "col_rankers": "Each ranker's share", "col_terms": "Matched terms",
         "feedback_hint": "Mark each card helpful (thumb up) or not helpful (thumb down). Only the question, the "
                          "passages shown and the time are stored.",
         "share": "Share / export", "link": "Link that reproduces this conversation", "export": "Download this answer",
@@ -75,9 +76,10 @@ T = {
         "failed": "Coach 无法打开索引:{}",
         "related": "相关情况", "read": "阅读全文 {}",
         "why": "为什么是这些段落", "why_hint": "综合得分 = 各路检索归一化得分的加权和:段落、句子和编辑撰写的情境描述的语义(向量)检索,"
-                  "以及段落和情境描述的关键词(BM25)检索(按词,中文问题也按相邻字对)。",
+                  "以及段落和情境描述的关键词(BM25)检索(按词,中文问题也按相邻字对)。情境描述只在比段落本身更贴近问题时才计分,"
+                  "没有描述的文章与有描述的同等竞争。",
         "col_passage": "段落", "col_fused": "综合", "col_dense": "语义相似度(排名)",
-        "col_kw": "关键词 BM25(排名)", "col_terms": "匹配词",
+        "col_kw": "关键词 BM25(排名)", "col_rankers": "各路得分", "col_terms": "匹配词",
         "feedback_hint": "请为每张卡片标记有帮助(向上的拇指)或没帮助(向下的拇指)。只保存问题、显示的段落和时间。",
         "share": "分享 / 导出", "link": "可重现这段对话的链接", "export": "下载此回答",
         "reader_pick": "文章", "reader_empty": "请选择一篇文章,或从卡片中打开。",
