@@ -63,7 +63,7 @@ def import_profile(statement: str, top: int = 10) -> dict:
         m = pattern.match(line)
         if not m:
             continue
-        self_us, cum_us, indent, name = int(m.group(1)), int(m.group(2)), m.group(3), m.group(4)
+        self_us, name = int(m.group(1)), m.group(4)
         # self time summed per top-level package: each import is charged once, to the package it belongs to
         per_pkg[name.split(".")[0]] += self_us / 1e6
     ranked = sorted(per_pkg.items(), key=lambda kv: -kv[1])

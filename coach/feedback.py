@@ -81,7 +81,7 @@ class FeedbackStore:
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (now, kind, query, lang, situation, int(bool(out_of_domain)),
              None if helpful is None else int(bool(helpful)), json.dumps(passages, ensure_ascii=False)))
-        return int(cur.lastrowid)
+        return int(cur.lastrowid or 0)
 
     def record_question(self, query: str, *, lang: str = "", situation: str = "", out_of_domain: bool = False,
                         passages: list[dict] | None = None) -> int:
@@ -94,7 +94,7 @@ class FeedbackStore:
     # ------------------------------------------------------------ reading (trainer views)
 
     def events(self, kind: str | None = None, helpful: bool | None = None, limit: int = 1000) -> list[Event]:
-        sql, args = "SELECT * FROM events WHERE 1=1", []
+        sql, args = "SELECT * FROM events WHERE 1=1", list[str | int]()
         if kind is not None:
             sql += " AND kind = ?"
             args.append(kind)

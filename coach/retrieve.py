@@ -432,9 +432,8 @@ class Coach:
         """Open the index, building it when missing, stale or corrupt (or raising with the fix if build=False)."""
         self.settings = settings or Settings()
         if embedder is None:
-            from .embed import Embedder
-            embedder = Embedder(self.settings.model, cache_dir=self.settings.model_cache_dir,
-                                vocabulary=self.settings.vocabulary)
+            from .onnx_embed import query_embedder  # ONNX Runtime for queries; torch only if a build needs it
+            embedder = query_embedder(self.settings)
         self.embedder = embedder
         self.bridge = bridge_mod.default_bridge()
         self._theme_vectors: dict[str, np.ndarray] = {}

@@ -60,7 +60,7 @@ TOP_K = 3
 
 # ---------------------------------------------------------------------------------------------- UI strings
 
-T = {
+T: dict[str, dict[str, Any]] = {
     "en": {
         "title": "Coach",
         "tagline": "Advice from contact-centre veterans for the situation in front of you.",
@@ -744,7 +744,7 @@ class CoachApp:
         theme, section = recognise(query, answer.results) if not answer.out_of_domain else (None, "")
         turn = Turn(message=text, searched=answer.query, answer=answer, theme_id=theme.id if theme else "",
                     section=section, followup=followup, truncated=truncated or answer.truncated,
-                    lang=detect_lang(text), root=root if followup else text)
+                    lang=detect_lang(text), root=(root or text) if followup else text)
         if text:
             self.store.record_question(turn.searched, lang=turn.lang, situation=turn.theme_id or section,
                                        out_of_domain=answer.out_of_domain, passages=turn.passages())
@@ -778,7 +778,7 @@ class CoachApp:
         why = check_upload(path)
         if why:
             return False, why
-        src = Path(path)
+        src = Path(str(path))  # check_upload has refused None
         self.upload_dir.mkdir(parents=True, exist_ok=True)
         dest = self.upload_dir / safe_upload_name(src.name)
         if (self.settings.corpus_dir / dest.name).exists():
@@ -1247,8 +1247,8 @@ def build_demo(coach=None, *, settings: Settings | None = None, embedder=None, f
         def on_load(s, request: gr.Request):
             """A shared link (?q=...&lang=...&script=...) reproduces its answer; also fills the essay list."""
             params = dict(getattr(request, "query_params", {}) or {})
-            lg = params.get("lang") if params.get("lang") in ("en", "zh") else "en"
-            sc = params.get("script") if params.get("script") in ("original", "hans", "hant") else "original"
+            lg = str(params.get("lang")) if params.get("lang") in ("en", "zh") else "en"
+            sc = str(params.get("script")) if params.get("script") in ("original", "hans", "hant") else "original"
             s = _state_session(s)
             q = params.get("q", "")
             if q and holder.get(timeout=LOAD_WAIT_S) is not None:
