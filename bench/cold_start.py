@@ -76,9 +76,9 @@ def run(setup: bool = True, answer_repeats: int = 3) -> dict:
     out = {}
     log("cold start: process start -> first answer (index already built)")
     out["answer"] = answer_runs(answer_repeats)
-    stmt = "import coach.retrieve, coach.embed, sentence_transformers"
+    stmt = "import coach.retrieve, coach.onnx_embed, onnxruntime, tokenizers"
     if (ROOT / "app.py").is_file():
-        stmt = "import app, coach.retrieve, coach.embed, sentence_transformers"
+        stmt = "import app, coach.retrieve, coach.onnx_embed, onnxruntime, tokenizers"
     log("cold start: -X importtime")
     out["imports"] = import_profile(stmt)
     if setup:
