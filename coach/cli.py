@@ -107,6 +107,9 @@ def cmd_build(args, settings: Settings) -> int:
         idx = pipeline.build(settings, embedder, _progress)
     for w in idx.warnings:
         print(f"warning: {w}", file=sys.stderr)
+    from .onnx_embed import prepare
+
+    prepare(settings)  # the query model's ONNX export, once, while torch is loaded anyway
     m = idx.manifest
     print(f"index ready: {m.counts['essays']} essays, {m.counts['chunks']} passages, "
           f"{m.counts['sentences']} sentences ({m.index_type}) in {idx.build_dir}")

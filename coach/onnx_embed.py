@@ -404,14 +404,30 @@ class OnnxEmbedder:
         return len(self._counter.encode(self._prompt("passage", PASSAGE_PROMPT) + text).ids)
 
 
+def _say(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def prepare(settings: Settings, progress: Callable[[str], None] | None = _say) -> Path | None:
+    """Export the query model now if it is not yet (`coach build` calls this, so the first `coach ask` after a build
+    loads in a second); None when queries will not use ONNX Runtime. A failure is a warning, not an error: queries
+    then fall back to sentence-transformers."""
+    if os.environ.get("COACH_QUERY_ENGINE", "onnx").strip().lower() == "torch":
+        return None
+    try:
+        folder, _name, fingerprint = model_identity(settings)
+        return ensure_exported(settings, folder, fingerprint, progress=progress) if folder is not None else None
+    except Exception as exc:  # noqa: BLE001 - reported, and queries fall back
+        if progress:
+            progress(f"warning: could not export the query model to ONNX ({exc.__class__.__name__}: {exc}); "
+                     f"questions will be encoded by sentence-transformers")
+        return None
+
+
 def _torch_embedder(settings: Settings) -> Any:
     from coach.embed import Embedder
 
     return Embedder(settings.model, cache_dir=settings.model_cache_dir, vocabulary=settings.vocabulary)
-
-
-def _say(message: str) -> None:
-    print(message, file=sys.stderr)
 
 
 def query_embedder(settings: Settings | None = None, *, progress: Callable[[str], None] | None = _say) -> Any:
