@@ -186,6 +186,7 @@ def export_onnx(folder: Path, target: Path, *, progress: Callable[[str], None] |
             "table": located or {"file": TABLE_NAME},
             "table_shape": list(table.shape),
             "files": {n: (tmp / n).stat().st_size for n in (ONNX_NAME, TOKENIZER_NAME)},
+            "sources": _source_state(folder),
         }
         (tmp / STAMP_NAME).write_text(json.dumps(stamp, indent=2), encoding="utf-8")
         if target.exists():
@@ -193,7 +194,7 @@ def export_onnx(folder: Path, target: Path, *, progress: Callable[[str], None] |
         try:
             os.replace(tmp, target)
         except OSError:  # another process finished first: theirs is as good
-            if _stamp_problem(target) is not None:
+            if _stamp_problem(target, folder) is not None:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -220,8 +221,20 @@ def _runtime_version() -> str:
     return str(ort.__version__)
 
 
-def _stamp_problem(target: Path) -> str | None:
-    """Why the export in `target` is unusable, or None."""
+def _source_state(folder: Path) -> dict[str, list[int]]:
+    """Size and modification time of the model folder's weight, config and tokenizer files. The fingerprint holds
+    names and sizes only, and a model fine-tuned again in place keeps its sizes: its export must be redone."""
+    from coach.embed import _IDENTITY_SUFFIXES
+
+    out = {}
+    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix in _IDENTITY_SUFFIXES):
+        st = path.stat()
+        out[path.relative_to(folder).as_posix()] = [st.st_size, st.st_mtime_ns]
+    return out
+
+
+def _stamp_problem(target: Path, folder: Path | None = None) -> str | None:
+    """Why the export in `target` (of the model in `folder`, when given) is unusable, or None."""
     try:
         stamp = json.loads((target / STAMP_NAME).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -236,6 +249,8 @@ def _stamp_problem(target: Path) -> str | None:
                 return f"{name} has the wrong size"
         except OSError:
             return f"{name} is missing"
+    if folder is not None and stamp.get("sources") != _source_state(folder):
+        return f"the model in {folder} changed since it was exported"
     return None
 
 
@@ -243,10 +258,10 @@ def ensure_exported(settings: Settings, folder: Path, fingerprint: str,
                     progress: Callable[[str], None] | None = None) -> Path:
     """The export of the model in `folder`, exporting it first when missing or outdated."""
     target = export_dir(settings, fingerprint)
-    if _stamp_problem(target) is None:
+    if _stamp_problem(target, folder) is None:
         return target
     with _EXPORT_LOCK:
-        if _stamp_problem(target) is None:
+        if _stamp_problem(target, folder) is None:
             return target
         return export_onnx(folder, target, progress=progress)
 

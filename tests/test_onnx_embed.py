@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -81,6 +82,14 @@ def test_a_damaged_or_foreign_export_is_redone(tmp_path, monkeypatch):
     assert "wrong size" in onnx_embed._stamp_problem(tmp_path)
     (tmp_path / onnx_embed.ONNX_NAME).write_bytes(b"x" * 10)
     assert onnx_embed._stamp_problem(tmp_path) is None
+    model = tmp_path / "model"        # the source folder: a retrained model keeps its sizes, not its times
+    model.mkdir()
+    (model / "model.safetensors").write_bytes(b"w" * 100)
+    stamp["sources"] = onnx_embed._source_state(model)
+    (tmp_path / onnx_embed.STAMP_NAME).write_text(json.dumps(stamp), encoding="utf-8")
+    assert onnx_embed._stamp_problem(tmp_path, model) is None
+    os.utime(model / "model.safetensors", ns=(1, 1))
+    assert "changed" in onnx_embed._stamp_problem(tmp_path, model)
 
 
 def _bare_embedder(export: Path) -> onnx_embed.OnnxEmbedder:
@@ -109,6 +118,23 @@ def test_fixed_batches_are_cached_on_disk_and_questions_are_not(tmp_path):
     assert len(e.calls) == 3 and len(list((tmp_path / "vectors").glob("*.npy"))) == 1
     e.encode_queries([*batch[:-1], "another text"])           # other texts: another entry
     assert len(e.calls) == 4
+
+
+def test_prepare_exports_only_for_the_onnx_engine_and_never_raises(monkeypatch, tmp_path):
+    monkeypatch.setenv("COACH_QUERY_ENGINE", "torch")
+    assert onnx_embed.prepare(Settings()) is None
+    monkeypatch.delenv("COACH_QUERY_ENGINE")
+    assert onnx_embed.prepare(Settings().with_overrides(model="someone/hub-model")) is None
+
+    def broken(*a, **k):
+        raise OSError("disk full")
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    monkeypatch.setattr(onnx_embed, "ensure_exported", broken)
+    said: list[str] = []
+    assert onnx_embed.prepare(Settings().with_overrides(model=str(folder)), progress=said.append) is None
+    assert "disk full" in said[0]
 
 
 def test_empty_question_exits_2_before_any_model_loads(monkeypatch, capsys, tmp_path):
@@ -189,9 +215,34 @@ def test_one_shot_ask_never_imports_torch(onnx_embedder):
     code = ("import sys, coach.cli; rc = coach.cli.main(['ask', '--json', 'how do I handle an angry caller']); "
             "heavy = sorted(m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules); "
             "print('HEAVY', heavy, file=sys.stderr); sys.exit(rc)")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=300, cwd=ROOT,
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=900, cwd=ROOT,
                        env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert r.returncode == 0, r.stderr.decode(errors="replace")[-2000:]
     assert b"HEAVY []" in r.stderr, r.stderr[-500:]
     assert b"Loading weights" not in r.stderr   # no progress bar when stderr is not a terminal
     assert json.loads(r.stdout)[0]["results"]
+
+
+def test_a_model_folder_given_by_path_is_served_too(real_embedder, tmp_path):
+    """A fine-tuned model is an ordinary sentence-transformers folder named by COACH_MODEL: it is exported into the
+    model cache (the folder itself is left as it was) and gets Embedder's fingerprint for a folder."""
+    from coach.embed import folder_fingerprint
+
+    folder = tmp_path / "tuned model 微调"
+    for src in Path(real_embedder.path).rglob("*"):   # the same weights, linked, under another name
+        dest = folder / src.relative_to(real_embedder.path)
+        if src.is_dir():
+            dest.mkdir(parents=True, exist_ok=True)
+        else:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.symlink_to(src)
+    before = sorted(p.name for p in folder.rglob("*"))
+    settings = Settings().with_overrides(model=str(folder), model_cache_dir=tmp_path / "cache")
+    fast = onnx_embed.query_embedder(settings)
+    assert isinstance(fast, onnx_embed.OnnxEmbedder)
+    assert fast.name == str(folder) and fast.fingerprint == folder_fingerprint(folder)
+    assert sorted(p.name for p in folder.rglob("*")) == before
+    texts = VARIED_TEXTS[:20]
+    cos = (fast.encode_queries(texts) * real_embedder.encode_queries(texts)).sum(1)
+    assert cos.min() >= 0.99999
+    shutil.rmtree(tmp_path / "cache")
