@@ -1,6 +1,8 @@
 # Two commands do all set-up on a fresh machine with Python 3.11:
 #   make run   - create .venv, install pinned deps, convert the model, build the index, launch the app
 #   make test  - the same set-up, plus headless Chromium, then the whole test suite
+#   make test-fast - no model, no browser, no server (under a minute): the tests to run while editing
+#   make lint  - ruff check . and mypy coach/
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -9,7 +11,7 @@ COACH := $(VENV)/bin/coach
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: run test setup index browser bench eval clean-index
+.PHONY: run test test-fast lint setup index browser bench eval clean-index
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11 ...'"; exit 1; }
@@ -37,6 +39,14 @@ browser:
 test: setup browser
 	$(COACH) build --if-needed
 	$(PY) -m pytest -q
+
+# COACH_FAST_TIER=1: a test that loads the real model without being marked slow fails, naming the fix.
+test-fast: setup
+	COACH_FAST_TIER=1 $(PY) -m pytest -q -m "not slow and not browser"
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m mypy coach/
 
 eval: index
 	$(COACH) eval eval/queries.jsonl

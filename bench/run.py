@@ -25,7 +25,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from common import DOCS, ROOT, cpu_info, log  # noqa: E402
 
-PARTS = ("scale", "latency", "cold", "http", "memory")
+PARTS = ("scale", "latency", "oneshot", "retrieval", "cold", "http", "memory")
 
 
 def _versions() -> dict:
@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", help=f"comma-separated parts to run: {','.join(PARTS)}")
     ap.add_argument("--no-setup", action="store_true", help="skip the first-ever set-up measurement")
     ap.add_argument("--out", type=Path, default=DOCS, help="folder for benchmarks.md/.png/.json")
+    ap.add_argument("--reuse", action="store_true",
+                    help="with --only: keep the other parts' results from the existing benchmarks.json (the page says "
+                         "which parts come from which run)")
     args = ap.parse_args(argv)
 
     parts = args.only.split(",") if args.only else list(PARTS)
@@ -78,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     if "latency" in parts:
         results["latency"] = _guard("latency", lambda: __import__("latency").run(
             qs, throughput_seconds=8 if args.quick else 20))
+    if "oneshot" in parts:
+        results["oneshot"] = _guard("oneshot", lambda: __import__("oneshot").run(repeats=3 if args.quick else 5))
+    if "retrieval" in parts:
+        results["retrieval"] = _guard("retrieval", lambda: __import__("oneshot").retrieval())
     if "http" in parts:
         if (ROOT / "app.py").is_file():
             results["http"] = _guard("http", lambda: __import__("http_bench").run(qs))
@@ -100,6 +107,12 @@ def main(argv: list[str] | None = None) -> int:
 
     env["total_s"] = time.time() - started
     env["load_end"] = _load()
+    if args.reuse and (args.out / "benchmarks.json").is_file():
+        old = json.loads((args.out / "benchmarks.json").read_text(encoding="utf-8"))
+        kept = [p for p in PARTS if p not in parts and p in old]
+        for p in kept:  # each reused part remembers the run it comes from
+            results[p] = {**old[p], "_run": old[p].get("_run") or (old.get("env") or {}).get("when")}
+        env["reused"] = {p: results[p]["_run"] for p in kept}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "benchmarks.json").write_text(json.dumps(results, indent=1, ensure_ascii=False, default=str),
                                               encoding="utf-8")

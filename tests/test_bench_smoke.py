@@ -43,6 +43,7 @@ def test_synthetic_vectors_are_unit_and_structured():
     assert 0.6 < faiss_scale.fit_alpha(x) < 1.4      # the generator's spectrum is recovered
 
 
+@pytest.mark.slow   # seconds of work (processes, rebuilds): the full tier only
 def test_scale_run_and_report(tmp_path):
     scale = faiss_scale.run(sizes=[600], n_queries=20, alpha=1.0, ef_sweep=(16, 64))
     kinds = [r["index"].split()[0] for r in scale["rows"]]

@@ -244,6 +244,7 @@ def test_unwritable_cache_folder_still_gives_the_dictionary(monkeypatch, tmp_pat
         br._load_dictionary.cache_clear()
 
 
+@pytest.mark.slow   # seconds of work (processes, rebuilds): the full tier only
 def test_packaged_dictionary_cache_equals_a_fresh_parse():
     """The packed copy of the real CC-CEDICT answers exactly as parsing it now does, for every key."""
     text = br._cedict_text()

@@ -99,6 +99,7 @@ def run_queries_during_rebuilds(settings, threads: int = 20, rebuilds: int = 8, 
             "inconsistent": inconsistent, "snapshots_answering": len(used), "seconds": round(elapsed, 2)}
 
 
+@pytest.mark.slow   # seconds of work (processes, rebuilds): the full tier only
 def test_20_threads_query_while_index_is_rebuilt_repeatedly(tmp_path):
     settings = make_settings(tmp_path)
     figures = run_queries_during_rebuilds(settings, threads=20, rebuilds=6, embedder=FakeEmbedder(delay_s=0.02))

@@ -168,6 +168,7 @@ def test_rebuilds_in_the_same_second_do_not_collide(built):
     assert pipeline.load(settings).build_dir in dirs
 
 
+@pytest.mark.slow   # seconds of work (processes, rebuilds): the full tier only
 def test_sigkill_at_random_points_never_serves_a_mix(tmp_path):
     """Kill a looping build 20 times at random moments (including mid-commit); check what is served each time."""
     settings = make_settings(tmp_path)

@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
@@ -18,12 +17,35 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from coach import cli
-from coach.retrieve import MAX_QUERY_CHARS, Coach
+from coach.retrieve import MAX_QUERY_CHARS, Coach, sanitize_query
 
 from reliability_support import ROOT, FakeEmbedder, hostile_questions, make_settings
 
 NORMAL = "客户破口大骂怎么办"
-SLOW_ANSWER_S = 2.0   # fake embedder: anything slower means the input was not bounded before the work
+# The work a hostile question may cause, whatever its size: every text handed to the embedder or to jieba is at most
+# this many characters (the question is capped at MAX_QUERY_CHARS before any work; the bridge's Chinese rendering
+# of an English question is a few glossary terms long). A bound on work done, not on wall-clock time.
+MAX_WORK_CHARS = 2 * MAX_QUERY_CHARS + 200
+
+
+def _record_work(coach, monkeypatch) -> list[int]:
+    """Lengths of every text the embedder encodes and jieba segments during the test."""
+    from coach import keyword
+
+    seen: list[int] = []
+    encode, tokenize = coach.embedder.encode_queries, keyword.tokenize
+
+    def counting_encode(texts, *a, **k):
+        seen.extend(len(t) for t in texts)
+        return encode(texts, *a, **k)
+
+    def counting_tokenize(text, *a, **k):
+        seen.append(len(text))
+        return tokenize(text, *a, **k)
+
+    monkeypatch.setattr(coach.embedder, "encode_queries", counting_encode)
+    monkeypatch.setattr(keyword, "tokenize", counting_tokenize)
+    return seen
 
 
 @pytest.fixture(scope="module")
@@ -46,12 +68,12 @@ def _check_answer(coach, answer, k):
 
 
 @pytest.mark.parametrize("name", list(hostile_questions()))
-def test_hostile_question_python_api(coach, name):
+def test_hostile_question_python_api(coach, name, monkeypatch):
     q = hostile_questions()[name]
-    t0 = time.perf_counter()
+    coach.warm_up(background=False)   # the fixed texts (theme descriptions, prototypes) are not the question's work
+    work = _record_work(coach, monkeypatch)
     answer = coach.ask(q, top_k=3)
-    elapsed = time.perf_counter() - t0
-    assert elapsed < SLOW_ANSWER_S, f"{name}: {elapsed:.2f}s"
+    assert max(work, default=0) <= MAX_WORK_CHARS, f"{name}: a {max(work)}-character text reached the models"
     _check_answer(coach, answer, 3)
     for ch in "\x00\u202e\u200b\ufeff":
         assert ch not in answer.query
@@ -75,7 +97,6 @@ def test_memory_steady_over_repeated_hostile_questions(coach):
         coach.ask(q)
     gc.collect()
     before = proc.memory_info().rss
-    t0 = time.perf_counter()
     for _ in range(3):
         for q in qs:
             coach.ask(q)
@@ -83,7 +104,6 @@ def test_memory_steady_over_repeated_hostile_questions(coach):
     gc.collect()
     grown = (proc.memory_info().rss - before) / 2 ** 20
     assert grown < 40, f"RSS grew {grown:.1f} MiB over {3 * len(qs)} hostile questions"
-    assert time.perf_counter() - t0 < 60
 
 
 # ---------------------------------------------------------------- property test
@@ -120,13 +140,15 @@ def cli_env(tmp_path, monkeypatch):
 def test_hostile_question_cli_in_process(cli_env, capsys, name):
     q = hostile_questions()[name]
     capsys.readouterr()
-    t0 = time.perf_counter()
     assert cli.main(cli_env + ["ask", "--json", "--top-k", "2", q, NORMAL]) == 0
-    assert time.perf_counter() - t0 < SLOW_ANSWER_S * 2
     out = json.loads(capsys.readouterr().out)
     assert len(out) == 2 and all(len(o["results"]) <= 2 for o in out)
     # (the fake embedder's cosines sit below the real model's out-of-domain floors: passages may come as `nearest`)
     assert out[1]["results"] or out[1]["nearest"], "the question after a hostile one still gets an answer"
+    if not sanitize_query(q)[0]:   # nothing left to search: a usage error, before any model loads
+        assert cli.main(cli_env + ["ask", q]) == 2
+        assert "empty" in capsys.readouterr().err
+        return
     assert cli.main(cli_env + ["ask", q]) == 0   # human-readable output path too
     assert "»" in capsys.readouterr().out
 
@@ -169,6 +191,7 @@ def _run_cli(args, stdin: bytes = b"", env_extra=None, real=False, timeout=120):
     return subprocess.run(cmd, input=stdin, capture_output=True, timeout=timeout, env=env)
 
 
+@pytest.mark.slow   # seconds of work (processes, rebuilds): the full tier only
 def test_cli_process_hostile_argv_stdin_and_ascii_stdout(tmp_path):
     """argv with undecodable bytes (become lone surrogates), stdin bytes, and a stdout that cannot encode Chinese."""
     settings = make_settings(tmp_path)
@@ -177,7 +200,6 @@ def test_cli_process_hostile_argv_stdin_and_ascii_stdout(tmp_path):
     argv_qs = [os.fsencode(q.replace("\x00", "")) if q.isascii() else q.replace("\x00", "").encode("utf-8", "replace")
                for n, q in qs.items() if "MB" not in n and n != "newlines"]
     argv_qs.append(b"\xff\xfe undecodable argv \x80")
-    t0 = time.perf_counter()
     r = subprocess.run([sys.executable, "-c", _FAKE_CLI.format(tests=str(Path(__file__).parent)),
                         *[a.encode() for a in base], b"ask", b"--json", *argv_qs, b"-"],
                        input=b"\xff\x00line\n" + b"y" * (1 << 20) + b"\n", capture_output=True, timeout=120,
@@ -186,11 +208,11 @@ def test_cli_process_hostile_argv_stdin_and_ascii_stdout(tmp_path):
     out = json.loads(r.stdout)
     assert len(out) == len(argv_qs) + 2
     assert b"Traceback" not in r.stderr
-    assert time.perf_counter() - t0 < 60
     r = _run_cli(base + ["ask", NORMAL], env_extra={"PYTHONIOENCODING": "ascii"})
     assert r.returncode == 0 and b"Traceback" not in r.stderr, r.stderr[-2000:]
 
 
+@pytest.mark.slow   # seconds of work (processes, rebuilds): the full tier only
 def test_cli_process_missing_corpus_and_damaged_index_are_messages(tmp_path):
     r = _run_cli(["--corpus", str(tmp_path / "nope"), "--index", str(tmp_path / "ix"), "ask", NORMAL])
     assert r.returncode != 0 and b"Traceback" not in r.stderr and b"nope" in r.stderr
@@ -212,10 +234,8 @@ def test_cli_real_model_hostile_questions(tmp_path):
     qs = [q for n, q in hostile_questions().items() if "MB" not in n and "\x00" not in q and n != "newlines"
           and q.encode("utf-8", "surrogatepass") == q.encode("utf-8", "replace")]   # argv: no NUL, no surrogates
     stdin = b"\xff\xfe\x80 bad bytes\n" + ("客户生气" * (1 << 18)).encode() + b"\n" + b"\x00nul\n"
-    t0 = time.perf_counter()
     r = _run_cli(["ask", "--json", *qs, "-", NORMAL], stdin=stdin, real=True, timeout=600)
     assert r.returncode == 0, r.stderr.decode(errors="replace")[-3000:]
     out = json.loads(r.stdout)
     assert len(out) == len(qs) + 4 and (out[-1]["results"] or out[-1]["nearest"])
     assert b"Traceback" not in r.stderr
-    assert time.perf_counter() - t0 < 600
