@@ -52,7 +52,7 @@ def hit3(rows, weights) -> dict[str, float]:
     for lang in ev.LANGS:
         mine = [r for r in rows if r[0].lang == lang]
         hits = 0
-        for case, rel, scores, floors in mine:
+        for _case, rel, scores, floors in mine:
             fused, _ = fuse(scores, weights, floors)
             top = [d for d, _ in ranked(fused)[:3]]
             hits += bool(rel & set(top))

@@ -182,7 +182,7 @@ def find_quotes(passage: str, limit: int = 2) -> list[Quote]:
             continue
         before = _quote_context(passage, m.start())
         plain = convert_script(text, "hans")
-        question = plain.rstrip("。.!! ").endswith(("?", "?", "吗", "呢"))
+        question = plain.rstrip("。.!! ").endswith(("?", "?", "吗", "呢"))  # noqa: B005 - a set of characters
         if any(k in before for k in _SAY_ZH) or _SAY_EN.search(before):
             kind = "say"                  # the agent speaking to the customer ("安抚客户说:" holds 客户说 too)
         elif any(k in before for k in _NOT_ADVICE):

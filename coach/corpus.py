@@ -243,7 +243,8 @@ def _kind(value) -> str:
         return "a boolean"
     if isinstance(value, (int, float)):
         return "a number"
-    return {dict: "a table", list: "an array", str: "a string"}.get(type(value), "a date or time")
+    names: dict[type, str] = {dict: "a table", list: "an array", str: "a string"}
+    return names.get(type(value), "a date or time")
 
 
 def _label(path: Path, key: str, n: int, entry: dict, name_field: str) -> str:
@@ -348,7 +349,7 @@ def load_situations(corpus_dir: Path) -> list[Situation]:
                             f"empty; it needs non-empty text fields essay, anchor and en + zh (English and simplified "
                             f"Chinese), zh_hant (traditional Chinese) or all three; fix it and build again")
             continue
-        out.append(Situation(essay, anchor, en or "", zh or "", zh_hant or ""))
+        out.append(Situation(str(essay), str(anchor), en or "", zh or "", zh_hant or ""))
     if problems:
         raise MetadataError(problems)
     return out

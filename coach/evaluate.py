@@ -397,8 +397,11 @@ def leave_one_essay_out(settings, cases: list[Case], work: Path, progress=None) 
     for n, essay in enumerate(essays):
         mine = answered_only_by(cases, full.index.chunks, essay)
         corpus = corpus_copy(settings.corpus_dir, work / f"corpus-{essay}", drop_descriptions_of=essay)
+        def fold_progress(f: float, m: str, n: int = n, essay: str = essay) -> None:
+            progress((n + f) / len(essays), f"{essay}: {m}")
+
         fold = Coach(settings.with_overrides(corpus_dir=corpus, index_dir=work / f"index-{essay}"), embedder=base,
-                     progress=lambda f, m, n=n: progress((n + f) / len(essays), f"{essay}: {m}"))
+                     progress=fold_progress)
         result["essays"][essay] = {"without": hit3_by_lang(fold, mine), "with": hit3_by_lang(full, mine),
                                    "tuning": fold.index.manifest.tuning}
         del fold

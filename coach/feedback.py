@@ -116,7 +116,7 @@ class _SQLite:
         self.path = path
         self.busy_timeout_s = busy_timeout_s
         self.max_page_count: int | None = None   # tests and scripts/reliability.py: a full disk, simulated
-        self.conn: sqlite3.Connection | None = None
+        self.conn: Any = None   # sqlite3.Connection once connected
         self.identity: tuple[int, int] | None = None
         self.read_only = False
 
@@ -220,7 +220,7 @@ class _Postgres:
     def __init__(self, url: str, connect_timeout_s: float):
         self.url = url
         self.connect_timeout_s = connect_timeout_s
-        self.conn = None
+        self.conn: Any = None
         self.read_only = False
         self.last_used = 0.0
         import psycopg   # only needed for a PostgreSQL URL
@@ -234,7 +234,8 @@ class _Postgres:
 
     def connect(self, create: bool) -> None:
         self.close()
-        conn = self.psycopg.connect(self.url, autocommit=True, connect_timeout=max(1, int(self.connect_timeout_s)))
+        conn: Any = self.psycopg.connect(self.url, autocommit=True,
+                                         connect_timeout=max(1, int(self.connect_timeout_s)))
         try:
             standby = conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
             if not standby and conn.execute("SELECT to_regclass('events')").fetchone()[0] is None:
@@ -402,8 +403,9 @@ class FeedbackStore:
     # ------------------------------------------------------------ reading (trainer views)
 
     def events(self, kind: str | None = None, helpful: bool | None = None, limit: int = 1000) -> list[Event]:
-        sql, args = ("SELECT id, created_at, kind, query, lang, situation, out_of_domain, helpful, passages "
-                     "FROM events WHERE 1=1"), []
+        sql = ("SELECT id, created_at, kind, query, lang, situation, out_of_domain, helpful, passages "
+               "FROM events WHERE 1=1")
+        args: list[object] = []
         if kind is not None:
             sql += " AND kind = ?"
             args.append(kind)

@@ -287,6 +287,8 @@ class OnnxEmbedder:
         self.name = name
         self.fingerprint = fingerprint
         self.path: Path | None = Path(source)
+        # a local sentence-transformers folder: builds fine-tune it (through `full()`, coach/tune.py)
+        self.trainable: bool = load_full is not None
         self.vocabulary: str | None = vocabulary  # the bundled model's ("served" / "full"), else None
         stamp = json.loads((self.export / STAMP_NAME).read_text(encoding="utf-8"))
         self.prompts: dict[str, str] = stamp.get("prompts") or {}

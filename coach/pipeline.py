@@ -9,7 +9,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
@@ -144,7 +144,7 @@ def anchor_sentence(record: dict, chunks_by_id: dict[str, Chunk]) -> str | None:
 
 
 def tune_model(settings: Settings, embedder, situations: list[dict], chunks: list[Chunk],
-               progress: Progress) -> tuple[object, dict]:
+               progress: Progress) -> tuple[Any, dict]:
     """The embedder to build with: `embedder` fine-tuned on the situation descriptions (trained now unless cached),
     and the manifest's record of it."""
     from .embed import Embedder

@@ -131,7 +131,9 @@ def batches(targets: Sequence[str], batch_size: int, rng: random.Random) -> list
     rng.shuffle(pool)
     out = []
     while pool:
-        batch, seen, rest = [], set(), []
+        batch: list[int] = []
+        seen: set[str] = set()
+        rest: list[int] = []
         for i in pool:
             if len(batch) < batch_size and targets[i] not in seen:
                 batch.append(i)

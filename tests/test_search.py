@@ -12,7 +12,6 @@ from coach import bridge as br
 from coach import retrieve as rt
 from coach.config import Settings
 from coach.search import SearchConfig, diversify, fuse, prepare, ranked
-from coach.search import rankers as rk
 from coach.search.query import with_variants
 
 

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from coach import index as ix
-from coach import retrieve as rt
 from coach.chunk import chunk_essay
 from coach.clean import to_simplified
 from coach.config import Settings

@@ -21,8 +21,11 @@ if TYPE_CHECKING:
 
 
 class Ranker(Protocol):
-    name: str
-    floor: float | None
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def floor(self) -> float | None: ...
 
     def score(self, query: Query) -> np.ndarray: ...
 

@@ -231,7 +231,7 @@ def build_demo(coach=None, *, settings: Settings | None = None, embedder=None, f
             """Everything that follows the conversation: chat, scores, related situations, essay buttons, link."""
             last = s.last
             hits = last.shown if last else []
-            rel = state.related_themes(last.theme, hits) if hits else []
+            rel = state.related_themes(last.theme, hits) if last and hits else []
             rel_updates = [gr.update(value=(convert_script(t.example(lg), sc) if lg == "zh" else t.example(lg)),
                                      visible=True) for t in rel]
             rel_updates += [gr.update(visible=False)] * (3 - len(rel_updates))
@@ -242,7 +242,7 @@ def build_demo(coach=None, *, settings: Settings | None = None, embedder=None, f
             if last and hits:
                 export_path = export_folder() / "coach-answer.md"
                 export_path.write_text(answer_markdown(last, lg, sc), encoding="utf-8")
-            return [_history(s, lg, sc), s, render_why(last.answer if hits else None, lg, sc),
+            return [_history(s, lg, sc), s, render_why(last.answer if last and hits else None, lg, sc),
                     gr.update(value=f"**{ui_text(lg, 'related', sc)}**", visible=bool(rel)), *rel_updates,
                     *read_updates, gr.update(value=link_value, label=ui_text(lg, "link", sc)),
                     gr.update(value=str(export_path) if export_path else None, visible=bool(hits),
@@ -446,10 +446,11 @@ def build_demo(coach=None, *, settings: Settings | None = None, embedder=None, f
             """A shared link (?q=...&f=...&lang=...&script=...) replays its conversation, follow-ups included; also
             fills the essay list."""
             query = getattr(request, "query_params", None)
-            items = list(query.multi_items()) if hasattr(query, "multi_items") else list(dict(query or {}).items())
+            items = (list(query.multi_items()) if query is not None and hasattr(query, "multi_items")
+                     else list(dict(query or {}).items()))
             params = dict(items)
-            lg = params.get("lang") if params.get("lang") in ("en", "zh") else "en"
-            sc = params.get("script") if params.get("script") in ("original", "hans", "hant") else "original"
+            lg = str(params.get("lang")) if params.get("lang") in ("en", "zh") else "en"
+            sc = str(params.get("script")) if params.get("script") in ("original", "hans", "hant") else "original"
             s = _state_session(s)
             turns = conversation_params(items)
             if turns and holder.get(timeout=state.LOAD_WAIT_S) is not None:

@@ -244,7 +244,7 @@ class CoachApp:
         shown = {} if answer.out_of_domain else self.summaries(coach)
         turn = Turn(message=text, searched=answer.query, answer=answer, theme_id=theme.id if theme else "",
                     section=section, followup=followup, truncated=truncated or answer.truncated,
-                    lang=advice.detect_lang(text), root=root if followup else text,
+                    lang=advice.detect_lang(text), root=(root or text) if followup else text,
                     summaries={h.chunk.id: shown[h.chunk.id] for h in answer.results if h.chunk.id in shown})
         if text:
             self.store.record_question(turn.searched, lang=turn.lang, situation=turn.theme_id or section,
@@ -295,7 +295,7 @@ class CoachApp:
         why = check_upload(path)
         if why:
             return False, why
-        src = Path(path)
+        src = Path(str(path))  # check_upload has refused None
         self.upload_dir.mkdir(parents=True, exist_ok=True)
         dest = self.upload_dir / safe_upload_name(src.name)
         if (self.settings.corpus_dir / dest.name).exists():

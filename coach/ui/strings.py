@@ -3,10 +3,12 @@ form is converted with OpenCC's Taiwan standard, like the passages)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..advice import SMALL_TALK_REPLIES, convert_script
 from ..retrieve import MAX_QUERY_CHARS
 
-T = {
+T: dict[str, dict[str, Any]] = {
     "en": {
         "title": "Coach",
         "tagline": "Advice from contact-centre veterans for the situation in front of you.",
