@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -106,7 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", choices=("real", "fake"), default="real",
                    help="real: `python app.py` with the bundled model (default); fake: the tests' hashing embedder")
     p.add_argument("--json", type=Path, help="also write the figures here")
+    p.add_argument("--index", type=Path, help="the shared index folder (real model; built there when missing or "
+                                              "stale, reused by a later run); default: a temp folder")
     args = p.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))   # `timeout`, Ctrl-C: still stop the servers below
     clients, seconds = max(1, min(args.clients, 32)), max(1.0, min(args.seconds, 120.0))
 
     work = Path(tempfile.mkdtemp(prefix="coach-replicas-"))
@@ -115,10 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         db = pg.new_database()
         if args.model == "real":
-            corpus, index = ROOT / "corpus", work / "index"
+            corpus, index = ROOT / "corpus", (args.index or work / "index").resolve()
             t0 = time.monotonic()
-            subprocess.run([sys.executable, "-m", "coach.cli", "--index", str(index), "build"], cwd=ROOT, check=True,
-                           stdout=subprocess.DEVNULL)
+            subprocess.run([sys.executable, "-m", "coach.cli", "--index", str(index), "build", "--if-needed"],
+                           cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
             build_s = round(time.monotonic() - t0, 1)
         else:
             from reliability_support import FakeEmbedder, make_settings

@@ -486,13 +486,13 @@ def _store_fault_rows(sf: dict | None) -> list[str]:
         return []
     rows = []
     for name, v in sf.items():
-        if name == "totals":
+        if name == "totals" or not isinstance(v, dict):
             continue
         if "skipped" in v:
             rows.append(f"| Feedback store: {name} | skipped | {v['skipped']} |")
         elif name == "read-only at start":
             rows.append(f"| Feedback store: {name} | the app started on a `chattr +i` file | started, marks off: "
-                        f"{v['marks_off']}, {v['answered']} of {v['questions']} questions answered |")
+                        f"{'yes' if v['marks_off'] else 'NO'}, {v['answered']} of {v['questions']} questions answered |")
         else:
             rows.append(f"| Feedback store: {name} | {v['questions']} questions and {v['marks']} marks during the "
                         f"fault | {v['answered']} answered, {v['acknowledged']} marks stored, {v['refused']} refused "
