@@ -583,7 +583,7 @@ class Coach:
         fused = FUSIONS[FUSION](rankers)
         ranked = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
         if diverse:  # spare candidates replace cards that repeat another's passage or key sentence (below)
-            picked = diversify(ranked, lambda d: index.chunks[d].essay_id, top_k + CARD_SPARE)
+            picked = diversify(ranked, lambda d: index.chunks[d].essay_id, top_k + (CARD_SPARE if top_k > 1 else 0))
         else:
             picked = ranked[:top_k]
 
