@@ -302,7 +302,8 @@ class Coach:
         fused, parts = fuse(scores, self.weights(config, evidence), {r.name: r.floor for r in rankers})
         ranking = ranked(fused)
         # spare candidates replace cards that repeat another's passage or key sentence (below)
-        picked = (diversify(ranking, lambda d: index.chunks[d].essay_id, top_k + CARD_SPARE, config.diversity_margin)
+        spare = CARD_SPARE if top_k > 1 else 0                 # a single card cannot repeat another
+        picked = (diversify(ranking, lambda d: index.chunks[d].essay_id, top_k + spare, config.diversity_margin)
                   if diverse else ranking[:top_k])
         hits = self._hits(index, q, picked, parts, scores)
         if diverse:

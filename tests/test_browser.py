@@ -80,7 +80,14 @@ def _page(browser, url, dialogs: list):
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     page.goto(url)
     page.wait_for_selector("#coach-input textarea")
+    _settled(page)
     return page
+
+
+def _settled(page) -> None:
+    """Wait until the page's load event has answered (its spinner covers the language switch until then)."""
+    page.wait_for_function("""() => ![...document.querySelectorAll('#coach-lang [data-testid=status-tracker]')]
+        .some(e => !e.classList.contains('hide'))""", timeout=120_000)
 
 
 def _ask(page, text: str, n_cards: int):
@@ -218,7 +225,7 @@ def test_laptop_and_phone_layout_presentation_share_link_and_long_paste(browser,
         page = context.new_page()
         page.goto(served.url)
         page.wait_for_selector("#coach-input textarea")
-        page.wait_for_timeout(500)
+        _settled(page)
         _in_first_viewport(page, "#coach-input textarea")                # the question box: no scrolling
         _no_horizontal_overflow(page)
 
@@ -227,11 +234,12 @@ def test_laptop_and_phone_layout_presentation_share_link_and_long_paste(browser,
         _ask(page, "what if they still won't calm down?", 2)
         assert page.locator("#coach-chat .coach-card").last.locator(".coach-followup").count() == 1
         keys = page.locator("#coach-chat .coach-card").last.locator(".coach-key").all_inner_texts()
+        if device == "phone":
+            page.evaluate("window.scrollTo(0, 0)")
+            _shot(page, "phone.png")
         page.locator("#coach-why").click()                               # the scores table, opened
         page.wait_for_timeout(300)
         _no_horizontal_overflow(page)
-        if device == "phone":
-            _shot(page, "phone.png")
 
         # the share link: a full URL that replays the whole conversation in a fresh browser
         page.locator("#coach-share").click()

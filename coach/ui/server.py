@@ -168,8 +168,8 @@ def build_demo(coach=None, *, settings: Settings | None = None, embedder=None, f
                                      feedback_options=("Like", "Dislike"), buttons=["copy"], show_label=False,
                                      layout="panel", placeholder=_placeholder("en", "original"))
                 hint = gr.Markdown(en["feedback_hint"], elem_classes=["coach-muted"])
-                with gr.Row():
-                    related_label = gr.Markdown(f"**{en['related']}**", visible=False)
+                with gr.Row(elem_id="coach-related-row"):
+                    related_label = gr.Markdown(f"**{en['related']}**", visible=False, min_width=160)
                     related = [gr.Button(visible=False, size="sm", elem_classes=["coach-related"]) for _ in range(3)]
                 with gr.Row():
                     readers = [gr.Button(en["read"].format(i + 1), visible=False, size="sm",
