@@ -64,7 +64,7 @@ class Hit:
 
     def to_json(self) -> dict:
         """The stable `coach ask --json` result object."""
-        return {"text": self.chunk.text, "source": self.chunk.id, "title": self.essay.title,
+        return {"id": self.chunk.id, "text": self.chunk.text, "source": self.chunk.id, "title": self.essay.title,
                 "author": self.essay.author, "section": self.chunk.section, "score": round(self.score, 6),
                 "highlight": self.highlight}
 

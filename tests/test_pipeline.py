@@ -156,5 +156,5 @@ def test_cli_ask_json_contract(settings, fake_embedder, capsys, monkeypatch):
         assert set(obj) == {"query", "out_of_domain", "results"} | ({"nearest"} if obj["out_of_domain"] else set())
         assert isinstance(obj["out_of_domain"], bool) and len(obj["results"]) <= 2
         for r in obj["results"]:
-            assert set(r) == {"text", "source", "title", "author", "section", "score", "highlight"}
+            assert set(r) == {"id", "text", "source", "title", "author", "section", "score", "highlight"}
             assert r["highlight"] in r["text"]
