@@ -55,8 +55,9 @@ class AskRequest(BaseModel):
 
 
 class Result(BaseModel):
+    id: str = Field(description="the passage id (what /feedback takes)")
     text: str
-    source: str = Field(description="the passage id (what /feedback takes)")
+    source: str = Field(description="the passage id again (the name `coach ask --json` has always used)")
     title: str
     author: str
     section: str
@@ -67,7 +68,8 @@ class Result(BaseModel):
 class AskResponse(BaseModel):
     query: str = Field(description="the question as searched (cleaned, possibly shortened)")
     out_of_domain: bool
-    results: list[Result]
+    results: list[Result] = Field(description="empty when the question is out of the domain")
+    nearest: list[Result] | None = Field(None, description="only out of the domain: the passages that came nearest")
 
 
 class FeedbackRequest(BaseModel):
