@@ -232,9 +232,10 @@ def format_misses(report: ModeReport, split: str | None, k: int = 3) -> str:
 
 
 def report_json(reports: list[ModeReport], splits: list[str | None]) -> dict:
-    out = {"top_k": EVAL_TOP_K, "diversity": False, "modes": [r.mode for r in reports], "results": {}}
+    results: dict = {}
+    out = {"top_k": EVAL_TOP_K, "diversity": False, "modes": [r.mode for r in reports], "results": results}
     for split in splits:
-        out["results"][split or "all"] = {r.mode: r.metrics(split) for r in reports}
+        results[split or "all"] = {r.mode: r.metrics(split) for r in reports}
     best = reports[-1]
     out["misses"] = [{"query": o.case.query, "lang": o.case.lang, "split": o.case.split,
                       "out_of_domain": o.case.out_of_domain, "flagged": o.flagged, "rank": o.rank,

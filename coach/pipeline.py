@@ -74,7 +74,7 @@ def pipeline_version() -> str:
     """Hash of the code that shapes the indexed text: editing it makes old indexes stale."""
     h = hashlib.sha256()
     for module in (clean_stage, corpus_stage, chunk_stage, keyword_stage, tune_stage):
-        h.update(Path(module.__file__).read_bytes())
+        h.update(Path(str(module.__file__)).read_bytes())
     h.update(EMBEDDED_TEXT.encode())
     return h.hexdigest()[:16]
 
