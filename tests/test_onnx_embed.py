@@ -197,9 +197,16 @@ def test_identical_top3_on_the_whole_eval_set(onnx_embedder, real_embedder):
     """Every question of eval/queries.jsonl gets the same three passages, in order, on either query path."""
     from coach.retrieve import Coach
 
+    from coach.embed import Embedder
+
     settings = Settings()
     fast = Coach(settings, embedder=onnx_embedder, build=True)
     exact = Coach(settings, embedder=real_embedder, build=False)
+    tuning = fast.index.manifest.tuning
+    # questions are encoded by the model the index's vectors come from (the fine-tuned one, coach/tune.py): compare
+    # its ONNX export with the same folder through sentence-transformers
+    exact.embedder = Embedder(tuning["path"]) if tuning else real_embedder
+    assert fast.embedder is not exact.embedder and type(fast.embedder).__name__ == "OnnxEmbedder"
     questions = [json.loads(line)["query"] for line in (ROOT / "eval" / "queries.jsonl").read_text(
         encoding="utf-8").splitlines() if line.strip()]
     differ = [q for q in questions
