@@ -29,7 +29,7 @@ class SearchConfig:
     # descriptions' cosine scale, must reach the floor of its language (English questions score lower against
     # Chinese text), and no out-of-scope prototype (coach/data/out_of_scope.tsv) may come closer
     ood_floor: float = 0.76
-    ood_floor_english: float = 0.755
+    ood_floor_english: float = 0.745
     # a corpus with no descriptions at all: the question's own words scoring this much in BM25 count as evidence too
     ood_keyword_floor: float = 4.0
 
