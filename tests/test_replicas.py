@@ -111,7 +111,9 @@ def test_two_replicas_share_postgres_and_the_index(tmp_path, pg_server):
             time.sleep(0.3)
         assert seen == {new}
         asked = [call(r, "POST", "/ask", {"query": "客户破口大骂怎么办"}, token=TOKEN) for r in replicas]
-        assert asked[0][0] == asked[1][0] == 200 and asked[0][1] == asked[1][1] and asked[0][1]["results"]
+        assert asked[0][0] == asked[1][0] == 200 and asked[0][1] == asked[1][1]
+        # the fake embedder's cosines sit below the real model's out-of-domain floors: passages may come as `nearest`
+        assert asked[0][1]["results"] or asked[0][1]["nearest"]
     finally:
         for r in replicas:
             r.close()
