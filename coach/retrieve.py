@@ -298,7 +298,7 @@ class Coach:
         rankers = rankers_for(index, config)
         scores = {r.name: r.score(q) for r in rankers}
         t2 = time.perf_counter()
-        evidence = self._evidence(q, index, mode)
+        evidence = self._evidence(q, index, mode, scores)
         fused, parts = fuse(scores, self.weights(config, evidence), {r.name: r.floor for r in rankers})
         ranking = ranked(fused)
         # spare candidates replace cards that repeat another's passage or key sentence (below)
@@ -334,19 +334,24 @@ class Coach:
         return self.config
 
     def _prepare(self, text: str, mode: str) -> Query:
-        q = prepare(text, self.bridge if mode != "dense" else None)
-        if mode == "dense":   # still searched in simplified form: that is normalisation, not a ranker
-            from .clean import to_simplified
-            q = dataclasses.replace(q, searched=to_simplified(text))
+        q = prepare(text, self.bridge if mode != "dense" else None)   # simplified in every mode
         return dataclasses.replace(q, vector=self._query_vector(q.searched))
 
-    def _evidence(self, q: Query, index: pipeline.LoadedIndex, mode: str) -> Evidence:
+    def _evidence(self, q: Query, index: pipeline.LoadedIndex, mode: str, scores: dict[str, np.ndarray]) -> Evidence:
+        """The out-of-domain evidence, reusing the sentence and description rankers' scores where they ran (every
+        sentence and every description belongs to a passage, so their best per passage has the same maximum)."""
         own = index.keyword.weighted_scores(q.own_terms)[0] if q.own_terms else np.zeros(0)
-        descriptions = index.situation_vectors @ q.vector if len(index.situation_texts) and mode == "full" else None
-        best_sentence = float((index.sentence_vectors @ q.vector).max()) if len(index.sentence_vectors) else 0.0
-        return Evidence(best_sentence, float(own.max()) if len(own) else 0.0, q.glossary_hits, q.themes, q.english,
-                        float(descriptions.max()) if descriptions is not None else None,
-                        self._best_out_of_scope(q.vector) if mode != "dense" else None)
+        sentence = scores.get("sentence")
+        if sentence is None:
+            sentence = index.sentence_vectors @ q.vector if len(index.sentence_vectors) else np.zeros(1)
+        best_description = None
+        if mode == "full" and len(index.situation_texts):
+            described = scores.get("description")
+            best_description = float((described if described is not None else
+                                      index.situation_vectors @ q.vector).max())
+        best_sentence = float(sentence.max()) if np.isfinite(sentence).any() else 0.0
+        return Evidence(best_sentence, float(own.max()) if len(own) else 0.0, q.glossary_hits, q.themes,
+                        q.english, best_description, self._best_out_of_scope(q.vector) if mode != "dense" else None)
 
     def _hits(self, index: pipeline.LoadedIndex, q: Query, picked: list[tuple[int, float]],
               parts: dict[int, dict[str, float]], scores: dict[str, np.ndarray]) -> list[Hit]:
