@@ -2,7 +2,7 @@
 #   make run   - create .venv, install pinned deps, convert the model, build the index, launch the app
 #   make test  - the same set-up, plus headless Chromium, then the whole test suite
 #   make test-fast - no model, no browser, no server (under a minute): the tests to run while editing
-#   make lint  - ruff check . and mypy coach/
+#   make lint  - ruff check ., ruff format --check . and mypy coach/
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -46,6 +46,7 @@ test-fast: setup
 
 lint: setup
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m mypy coach/
 
 eval: index

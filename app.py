@@ -20,7 +20,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 from coach import api  # noqa: E402 - after the environment is set
 from coach.ui import build_demo, launch_kwargs, queue_kwargs  # noqa: E402
 
-if __name__ == "__main__":   # start-up progress (model loaded, warm-up done) on the console
+if __name__ == "__main__":  # start-up progress (model loaded, warm-up done) on the console
     logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", level=logging.WARNING)
     logging.getLogger("coach").setLevel(logging.INFO)
 
@@ -28,5 +28,10 @@ demo = build_demo()
 
 if __name__ == "__main__":
     port = int(os.environ.get("GRADIO_SERVER_PORT", "7860"))
-    demo.queue(**queue_kwargs()).launch(server_name="127.0.0.1", server_port=port, share=False, show_error=False,
-                                        **api.launch_kwargs(demo, launch_kwargs()))   # the chat + the JSON API
+    demo.queue(**queue_kwargs()).launch(
+        server_name="127.0.0.1",
+        server_port=port,
+        share=False,
+        show_error=False,
+        **api.launch_kwargs(demo, launch_kwargs()),
+    )  # the chat + the JSON API

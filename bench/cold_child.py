@@ -1,8 +1,8 @@
 """Run in a fresh interpreter by cold_start.py; prints one JSON line of wall-clock timestamps (time.time()).
 
-    cold_child.py answer "question"   imports -> Coach(build=False) on the existing index -> first answer
-    cold_child.py setup  "question"   model conversion + index build into the (empty) folders named by
-                                      COACH_MODEL_CACHE / COACH_INDEX_DIR, then the first answer
+cold_child.py answer "question"   imports -> Coach(build=False) on the existing index -> first answer
+cold_child.py setup  "question"   model conversion + index build into the (empty) folders named by
+                                  COACH_MODEL_CACHE / COACH_INDEX_DIR, then the first answer
 """
 
 from __future__ import annotations
@@ -22,20 +22,24 @@ def main() -> None:
     out = {"t_main": T_START}
     from coach.config import Settings
     from coach.retrieve import Coach
+
     out["t_imported_coach"] = time.time()
     settings = Settings()
     if mode == "setup":
         from coach import model as bundled
+
         bundled.ensure_converted(settings.model_cache_dir)
         out["t_converted"] = time.time()
         from coach.embed import Embedder
+
         embedder = Embedder(settings.model, cache_dir=settings.model_cache_dir)
         out["t_model_loaded"] = time.time()
         coach = Coach(settings, embedder=embedder, build=True)
         out["t_index_built"] = time.time()
         out["passages"] = len(coach.index.chunks)
     else:
-        from coach.onnx_embed import query_embedder   # what Coach itself picks: ONNX Runtime for queries
+        from coach.onnx_embed import query_embedder  # what Coach itself picks: ONNX Runtime for queries
+
         out["t_imported_embed"] = time.time()
         embedder = query_embedder(settings)
         out["t_model_loaded"] = time.time()

@@ -22,8 +22,9 @@ QUESTION = "客户在电话里一直骂人,我该怎么办"
 def _child(mode: str, env: dict | None = None, timeout: float = 900) -> dict:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **(env or {})}
     t0 = time.time()
-    proc = subprocess.run([sys.executable, str(CHILD), mode, QUESTION], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, str(CHILD), mode, QUESTION], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
     t_exit = time.time()
     if proc.returncode != 0:
         raise RuntimeError(f"cold_child {mode} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
@@ -37,8 +38,12 @@ def answer_runs(n: int = 3) -> dict:
     """Process start -> first answer on the existing index, n times (the first may pay for a cold page cache)."""
     runs = [_child("answer") for _ in range(n)]
     firsts = sorted(r["seconds_since_spawn"]["first_answer"] for r in runs)
-    return {"runs": runs, "first_answer_s": firsts, "median_s": firsts[len(firsts) // 2],
-            "max_rss_bytes": max(r["max_rss_bytes"] for r in runs)}
+    return {
+        "runs": runs,
+        "first_answer_s": firsts,
+        "median_s": firsts[len(firsts) // 2],
+        "max_rss_bytes": max(r["max_rss_bytes"] for r in runs),
+    }
 
 
 def first_setup() -> dict:
@@ -54,8 +59,14 @@ def import_profile(statement: str, top: int = 10) -> dict:
     """`python -X importtime -c statement`: cumulative import time grouped by top-level package."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     t0 = time.time()
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-c", statement], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", statement],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     wall = time.time() - t0
     per_pkg: dict[str, float] = defaultdict(float)
     pattern = re.compile(r"import time:\s+(\d+)\s+\|\s+(\d+)\s+\|(\s*)(\S+)")
@@ -68,8 +79,13 @@ def import_profile(statement: str, top: int = 10) -> dict:
         per_pkg[name.split(".")[0]] += self_us / 1e6
     ranked = sorted(per_pkg.items(), key=lambda kv: -kv[1])
     total = sum(per_pkg.values())
-    return {"statement": statement, "wall_s": wall, "import_total_s": total,
-            "top": [{"package": k, "self_s": v} for k, v in ranked[:top]], "ok": proc.returncode == 0}
+    return {
+        "statement": statement,
+        "wall_s": wall,
+        "import_total_s": total,
+        "top": [{"package": k, "self_s": v} for k, v in ranked[:top]],
+        "ok": proc.returncode == 0,
+    }
 
 
 def run(setup: bool = True, answer_repeats: int = 3) -> dict:

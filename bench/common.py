@@ -27,8 +27,13 @@ def percentiles(samples_s: Iterable[float]) -> dict:
     a = np.asarray(list(samples_s), dtype=np.float64) * 1e3
     if a.size == 0:
         return {"count": 0, "p50": float("nan"), "p95": float("nan"), "p99": float("nan"), "mean": float("nan")}
-    return {"count": int(a.size), "p50": float(np.percentile(a, 50)), "p95": float(np.percentile(a, 95)),
-            "p99": float(np.percentile(a, 99)), "mean": float(a.mean())}
+    return {
+        "count": int(a.size),
+        "p50": float(np.percentile(a, 50)),
+        "p95": float(np.percentile(a, 95)),
+        "p99": float(np.percentile(a, 99)),
+        "mean": float(a.mean()),
+    }
 
 
 def time_each(fn: Callable, items: list, warmup: int = 10) -> list[float]:
@@ -45,6 +50,7 @@ def time_each(fn: Callable, items: list, warmup: int = 10) -> list[float]:
 
 def rss_bytes(pid: int | None = None) -> int:
     import psutil
+
     return psutil.Process(pid or os.getpid()).memory_info().rss
 
 
@@ -64,6 +70,7 @@ def cpu_info() -> str:
         pass
     try:
         import psutil
+
         mem = f", {psutil.virtual_memory().total / 2**30:.0f} GiB RAM"
     except ImportError:
         mem = ""

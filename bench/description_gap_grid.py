@@ -24,8 +24,9 @@ def minmax(s: np.ndarray, floor: float | None, candidates: int = 50) -> np.ndarr
     """The fusion's normalisation (coach/search/fusion.py), as a dense vector."""
     out = np.zeros(len(s))
     finite = np.isfinite(s)
-    order = [i for i in np.argsort(-np.where(finite, s, -1e9))[:candidates]
-             if finite[i] and (floor is None or s[i] > floor)]
+    order = [
+        i for i in np.argsort(-np.where(finite, s, -1e9))[:candidates] if finite[i] and (floor is None or s[i] > floor)
+    ]
     if order:
         hi, lo = s[order[0]], (s[order[-1]] if floor is None else floor)
         for i in order:
@@ -43,20 +44,27 @@ def main(path: str) -> int:
             best = {k: np.where(np.isfinite(scores[k]), scores[k], -1).max() for k in ("description", "sentence")}
             prepared[group].append((lang, rel, norm, best["description"] - best["sentence"]))
     results = []
-    for gap, width, wd, wt, kw in itertools.product([0.0, 0.02, 0.04, 0.06, 0.08, 0.1], [0.02, 0.05, 0.1],
-                                                    [1, 2, 4, 8], [0, 1, 2, 4], [1, 2]):
+    for gap, width, wd, wt, kw in itertools.product(
+        [0.0, 0.02, 0.04, 0.06, 0.08, 0.1], [0.02, 0.05, 0.1], [1, 2, 4, 8], [0, 1, 2, 4], [1, 2]
+    ):
         figures = {}
         for group, rows in prepared.items():
             hits: dict[str, list[bool]] = {lang: [] for lang in LANGS}
             for lang, rel, norm, diff in rows:
                 confidence = min(1.0, max(0.0, (diff - gap) / width))
-                total = (norm["dense"] + norm["sentence"] + kw * norm["keyword"] + norm["bigram"]
-                         + confidence * (wd * norm["description"] + wt * norm["description_terms"]))
+                total = (
+                    norm["dense"]
+                    + norm["sentence"]
+                    + kw * norm["keyword"]
+                    + norm["bigram"]
+                    + confidence * (wd * norm["description"] + wt * norm["description_terms"])
+                )
                 hits[lang].append(bool(rel & {int(i) for i in np.argsort(-total, kind="stable")[:3]}))
             figures[group] = {lang: round(float(np.mean(v)), 3) for lang, v in hits.items() if v}
         mean = float(np.mean([v for g in figures.values() for v in g.values()]))
-        results.append((round(mean, 3), dict(gap=gap, width=width, description=wd, description_terms=wt, keyword=kw),
-                        figures))
+        results.append(
+            (round(mean, 3), dict(gap=gap, width=width, description=wd, description_terms=wt, keyword=kw), figures)
+        )
     results.sort(key=lambda r: -r[0])
     for r in results[:12]:
         print(*r)

@@ -68,7 +68,7 @@ def fit_alpha(vectors: np.ndarray, default: float = 1.0) -> float:
 def hnsw_bytes(index) -> int:
     """Vectors plus graph (neighbour lists, offsets, levels) of an IndexHNSWFlat."""
     h = index.hnsw
-    return (index.ntotal * index.d * 4 + h.neighbors.size() * 4 + h.offsets.size() * 8 + h.levels.size() * 4)
+    return index.ntotal * index.d * 4 + h.neighbors.size() * 4 + h.offsets.size() * 8 + h.levels.size() * 4
 
 
 def _latency(index, queries: np.ndarray, k: int = K, warmup: int = 10) -> tuple[list[float], np.ndarray]:
@@ -87,8 +87,13 @@ def recall_at_k(found: np.ndarray, truth: np.ndarray, k: int = K) -> float:
     return float(np.mean([len(set(f[:k]) & set(t[:k])) / k for f, t in zip(found, truth)]))
 
 
-def run(sizes=(10_000, 100_000, 1_000_000), n_queries: int = 200, alpha: float = 1.0,
-        ef_sweep=(64, 128, 256, 512, 768, 1024), flat_latency_queries: int | None = None) -> dict:
+def run(
+    sizes=(10_000, 100_000, 1_000_000),
+    n_queries: int = 200,
+    alpha: float = 1.0,
+    ef_sweep=(64, 128, 256, 512, 768, 1024),
+    flat_latency_queries: int | None = None,
+) -> dict:
     """One row per (size, index); flat is exact (recall 1 by definition), HNSW is swept over efSearch."""
     faiss.omp_set_num_threads(os.cpu_count() or 1)
     rows, sweeps = [], []
@@ -106,12 +111,21 @@ def run(sizes=(10_000, 100_000, 1_000_000), n_queries: int = 200, alpha: float =
         flat_build = time.perf_counter() - t
         flat_rss = rss_bytes() - before
         assert flat.kind == "flat"
-        _, truth = flat.index.search(queries, K)   # exact ground truth, batched
+        _, truth = flat.index.search(queries, K)  # exact ground truth, batched
         nq_flat = flat_latency_queries or n_queries
         times, found = _latency(flat.index, queries[:nq_flat])
-        rows.append({"n": n, "index": "flat (IndexFlatIP)", "build_s": flat_build, "bytes": n * DIM * 4,
-                     "rss_delta": flat_rss, "recall": recall_at_k(found, truth[:nq_flat]), "efSearch": None,
-                     **percentiles(times)})
+        rows.append(
+            {
+                "n": n,
+                "index": "flat (IndexFlatIP)",
+                "build_s": flat_build,
+                "bytes": n * DIM * 4,
+                "rss_delta": flat_rss,
+                "recall": recall_at_k(found, truth[:nq_flat]),
+                "efSearch": None,
+                **percentiles(times),
+            }
+        )
         del flat
         gc.collect()
 
@@ -127,16 +141,33 @@ def run(sizes=(10_000, 100_000, 1_000_000), n_queries: int = 200, alpha: float =
             times, found = _latency(approx.index, queries)
             sweeps.append({"n": n, "efSearch": ef, "recall": recall_at_k(found, truth), **percentiles(times)})
         shipped = next(s for s in sweeps if s["n"] == n and s["efSearch"] == VectorIndex.HNSW_EF_SEARCH)
-        rows.append({"n": n, "index": f"HNSW (M={VectorIndex.HNSW_M}, efC={VectorIndex.HNSW_EF_CONSTRUCTION}, "
-                                      f"efS={VectorIndex.HNSW_EF_SEARCH})",
-                     "build_s": build_s, "bytes": hnsw_bytes(approx.index), "rss_delta": rss_delta,
-                     **{k: shipped[k] for k in ("recall", "efSearch", "n", "p50", "p95", "p99", "mean")},
-                     "generate_s": gen_s})
+        rows.append(
+            {
+                "n": n,
+                "index": f"HNSW (M={VectorIndex.HNSW_M}, efC={VectorIndex.HNSW_EF_CONSTRUCTION}, "
+                f"efS={VectorIndex.HNSW_EF_SEARCH})",
+                "build_s": build_s,
+                "bytes": hnsw_bytes(approx.index),
+                "rss_delta": rss_delta,
+                **{k: shipped[k] for k in ("recall", "efSearch", "n", "p50", "p95", "p99", "mean")},
+                "generate_s": gen_s,
+            }
+        )
         del approx, data
         gc.collect()
-    return {"alpha": alpha, "n_queries": n_queries, "k": K, "dim": DIM, "rows": rows, "sweep": sweeps,
-            "hnsw": {"M": VectorIndex.HNSW_M, "efConstruction": VectorIndex.HNSW_EF_CONSTRUCTION,
-                     "efSearch": VectorIndex.HNSW_EF_SEARCH}}
+    return {
+        "alpha": alpha,
+        "n_queries": n_queries,
+        "k": K,
+        "dim": DIM,
+        "rows": rows,
+        "sweep": sweeps,
+        "hnsw": {
+            "M": VectorIndex.HNSW_M,
+            "efConstruction": VectorIndex.HNSW_EF_CONSTRUCTION,
+            "efSearch": VectorIndex.HNSW_EF_SEARCH,
+        },
+    }
 
 
 def isotropic_caveat(n: int = 100_000, n_queries: int = 200) -> dict:

@@ -28,15 +28,37 @@ from coach import evaluate as ev  # noqa: E402
 from coach.config import Settings  # noqa: E402
 from coach.search import SearchConfig, fuse, ranked  # noqa: E402
 
-TUNING_SPLITS = {"tune", "heldout2", "heldout4", "heldout5", "heldout6", "heldout7", "heldout8", "heldout9",
-                 "heldout10", "heldout11", "heldout12", "heldout13", "heldout14", "heldout15", "heldout16"}
-GRID = {"dense": [0.5, 1.0], "sentence": [0.5, 1.0], "keyword": [1.0, 2.0], "bigram": [0.0, 0.5, 1.0],
-        "description": [2.0, 4.0, 8.0], "description_terms": [0.0, 1.0, 2.0, 4.0]}
+TUNING_SPLITS = {
+    "tune",
+    "heldout2",
+    "heldout4",
+    "heldout5",
+    "heldout6",
+    "heldout7",
+    "heldout8",
+    "heldout9",
+    "heldout10",
+    "heldout11",
+    "heldout12",
+    "heldout13",
+    "heldout14",
+    "heldout15",
+    "heldout16",
+}
+GRID = {
+    "dense": [0.5, 1.0],
+    "sentence": [0.5, 1.0],
+    "keyword": [1.0, 2.0],
+    "bigram": [0.0, 0.5, 1.0],
+    "description": [2.0, 4.0, 8.0],
+    "description_terms": [0.0, 1.0, 2.0, 4.0],
+}
 
 
 def collect(coach, cases) -> list[tuple]:
     """(case, relevant passage set, {ranker: scores}, floors) per in-domain case."""
     from coach.search.rankers import rankers_for
+
     texts = [ev.normalise(c.text) for c in coach.index.chunks]
     floors = {r.name: r.floor for r in rankers_for(coach.index, SearchConfig())}
     rows = []
@@ -78,15 +100,24 @@ def main() -> int:
         for essay in sorted(full.index.essays):
             mine = ev.answered_only_by(cases, full.index.chunks, essay)
             corpus = ev.corpus_copy(settings.corpus_dir, work / f"corpus-{essay}", drop_descriptions_of=essay)
-            fold = Coach(settings.with_overrides(corpus_dir=corpus, index_dir=work / f"index-{essay}"),
-                         embedder=full.base_embedder())
+            fold = Coach(
+                settings.with_overrides(corpus_dir=corpus, index_dir=work / f"index-{essay}"),
+                embedder=full.base_embedder(),
+            )
             fold_rows += collect(fold, mine)
             print(f"fold {essay}: {len(mine)} questions", file=sys.stderr)
         groups["held-out essay"] = fold_rows
     if args.dump:
         import pickle
-        args.dump.write_bytes(pickle.dumps({g: [(c.lang, c.split, rel, scores, floors) for c, rel, scores, floors in rows]
-                                            for g, rows in groups.items()}))
+
+        args.dump.write_bytes(
+            pickle.dumps(
+                {
+                    g: [(c.lang, c.split, rel, scores, floors) for c, rel, scores, floors in rows]
+                    for g, rows in groups.items()
+                }
+            )
+        )
     names = list(GRID)
     results = []
     for values in itertools.product(*(GRID[n] for n in names)):
@@ -95,13 +126,18 @@ def main() -> int:
         for group, rows in groups.items():
             row[group] = hit3(rows, weights)
         results.append(row)
+
     def worst(r):
         return min(min(v for v in r[g].values()) for g in groups)
+
     results.sort(key=lambda r: -np.mean([np.mean(list(r[g].values())) for g in groups]))
-    args.out.write_text(json.dumps({"groups": {g: len(rows) for g, rows in groups.items()}, "results": results},
-                                   indent=1), "utf-8")
+    args.out.write_text(
+        json.dumps({"groups": {g: len(rows) for g, rows in groups.items()}, "results": results}, indent=1), "utf-8"
+    )
     default = dict(zip(names, [getattr(SearchConfig(), n) for n in names]))
-    print("default", default, {g: {k: round(v, 3) for k, v in hit3(rows, default).items()} for g, rows in groups.items()})
+    print(
+        "default", default, {g: {k: round(v, 3) for k, v in hit3(rows, default).items()} for g, rows in groups.items()}
+    )
     for r in results[:15]:
         print(r["weights"], {g: {k: round(v, 3) for k, v in r[g].items()} for g in groups}, round(worst(r), 3))
     return 0

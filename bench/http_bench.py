@@ -55,6 +55,7 @@ class RssPoller(threading.Thread):
 
     def run(self):
         import psutil
+
         try:
             proc = psutil.Process(self.pid)
         except psutil.NoSuchProcess:
@@ -93,8 +94,9 @@ def pick_endpoint(api: dict, preferred: str | None = None) -> tuple[str, list[di
     def takes_text(params):
         return any((p.get("python_type") or {}).get("type") == "str" for p in params)
 
-    candidates = [(name, info.get("parameters", [])) for name, info in named.items()
-                  if takes_text(info.get("parameters", []))]
+    candidates = [
+        (name, info.get("parameters", [])) for name, info in named.items() if takes_text(info.get("parameters", []))
+    ]
     if not candidates:
         raise RuntimeError(f"no endpoint taking text among {sorted(named)}")
     for hint in ENDPOINT_HINTS:
@@ -171,21 +173,31 @@ def client_floor(n: int = 60) -> dict:
 
 
 def start_app(port: int, log_path: Path, extra_env: dict | None = None) -> subprocess.Popen:
-    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1",
-           "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           # the bench's questions must not land in the trainers' feedback database
-           "COACH_FEEDBACK_DB": str(log_path.with_suffix(".feedback.sqlite3")), **(extra_env or {})}
+    env = {
+        **os.environ,
+        "GRADIO_SERVER_PORT": str(port),
+        "GRADIO_SERVER_NAME": "127.0.0.1",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        # the bench's questions must not land in the trainers' feedback database
+        "COACH_FEEDBACK_DB": str(log_path.with_suffix(".feedback.sqlite3")),
+        **(extra_env or {}),
+    }
     out = open(log_path, "wb")  # noqa: SIM115 - closed with the process
-    return subprocess.Popen(app_command(port), cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    return subprocess.Popen(
+        app_command(port), cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+    )
 
 
 APP_PORT = 7860  # app.py passes server_port=7860 explicitly, which GRADIO_SERVER_PORT cannot override
 
 # Exactly what app.py's __main__ does, on another port (used when 7860 is taken, e.g. by a running app).
-_APP_ON_PORT = ("import sys, app; from coach.ui import launch_kwargs, queue_kwargs; "
-                "app.demo.queue(**queue_kwargs()).launch(server_name='127.0.0.1', server_port=int(sys.argv[1]), "
-                "share=False, show_error=False, **launch_kwargs())")
+_APP_ON_PORT = (
+    "import sys, app; from coach.ui import launch_kwargs, queue_kwargs; "
+    "app.demo.queue(**queue_kwargs()).launch(server_name='127.0.0.1', server_port=int(sys.argv[1]), "
+    "share=False, show_error=False, **launch_kwargs())"
+)
 
 
 def port_is_free(port: int) -> bool:
@@ -215,8 +227,7 @@ def stop_app(proc: subprocess.Popen) -> None:
             proc.wait(timeout=10)
 
 
-def run(qs: list[str], ready_timeout: float = 180.0, api_name: str | None = None,
-        log_path: Path | None = None) -> dict:
+def run(qs: list[str], ready_timeout: float = 180.0, api_name: str | None = None, log_path: Path | None = None) -> dict:
     """Start the app, time process start -> HTTP ready -> first answer, then (d) over every question."""
     from gradio_client import Client
 
@@ -270,11 +281,19 @@ def run(qs: list[str], ready_timeout: float = 180.0, api_name: str | None = None
                 samples_http.append(time.perf_counter() - t2)
         rss_now = _rss_tree(proc.pid)
         hwm = vm_hwm_bytes(proc.pid) or 0
-        return {"endpoint": name, "command": "python app.py" if port == APP_PORT else "app.demo on a free port", "parameters": [p.get("parameter_name") or p.get("label") for p in params],
-                "ready_s": t_ready, "first_answer_s": t_first, "latency": percentiles(samples),
-                "latency_plain_http": percentiles(samples_http), "client_floor": client_floor(),
-                "peak_rss_bytes": max(hwm, poller.hwm), "peak_rss_tree_polled_bytes": poller.peak,
-                "rss_after_bytes": rss_now}
+        return {
+            "endpoint": name,
+            "command": "python app.py" if port == APP_PORT else "app.demo on a free port",
+            "parameters": [p.get("parameter_name") or p.get("label") for p in params],
+            "ready_s": t_ready,
+            "first_answer_s": t_first,
+            "latency": percentiles(samples),
+            "latency_plain_http": percentiles(samples_http),
+            "client_floor": client_floor(),
+            "peak_rss_bytes": max(hwm, poller.hwm),
+            "peak_rss_tree_polled_bytes": poller.peak,
+            "rss_after_bytes": rss_now,
+        }
     finally:
         poller.stop()
         stop_app(proc)
@@ -282,6 +301,7 @@ def run(qs: list[str], ready_timeout: float = 180.0, api_name: str | None = None
 
 def _rss_tree(pid: int) -> int:
     import psutil
+
     try:
         p = psutil.Process(pid)
         return p.memory_info().rss + sum(c.memory_info().rss for c in p.children(recursive=True))

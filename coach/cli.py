@@ -30,19 +30,33 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="coach", description="Veteran contact-centre advice for the situation you describe.",
-                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", help="sentence-transformers model name or path (default: the bundled multilingual-e5-small)")
+    p = argparse.ArgumentParser(
+        prog="coach",
+        description="Veteran contact-centre advice for the situation you describe.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--model", help="sentence-transformers model name or path (default: the bundled multilingual-e5-small)"
+    )
     p.add_argument("--corpus", type=Path, help="corpus folder (default: ./corpus or $COACH_CORPUS_DIR)")
     p.add_argument("--index", type=Path, help="index folder (default: ./index or $COACH_INDEX_DIR)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    b = sub.add_parser("build", help="build the index from the corpus", epilog=EPILOG,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    b = sub.add_parser(
+        "build",
+        help="build the index from the corpus",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     b.add_argument("--if-needed", action="store_true", help="only build when the index is missing, stale or corrupt")
 
-    a = sub.add_parser("ask", help="advice for one or more situations", epilog=EPILOG,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    a = sub.add_parser(
+        "ask",
+        help="advice for one or more situations",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     a.add_argument("queries", nargs="+", metavar="QUERY", help="a situation; '-' reads more from stdin, one per line")
     a.add_argument("--top-k", type=int, default=3, help="pieces of advice per query (default 3)")
     a.add_argument("--json", action="store_true", help="print one JSON array, one object per query")
@@ -58,20 +72,33 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--top-k", type=int, default=10, help=argparse.SUPPRESS)  # metrics always use the top 10
     e.add_argument("--split", metavar="NAME", help="only the questions of this split (e.g. tune, heldout2)")
     e.add_argument("--modes", metavar="M1,M2", help="comma-separated search modes to compare (default: all)")
-    e.add_argument("--no-misses", action="store_true",
-                   help="leave out the per-question miss list (while tuning, so no held-out question is read)")
-    e.add_argument("--leave-one-essay-out", action="store_true",
-                   help="per essay: rebuild and retrain without its descriptions, score the questions only it "
-                        "answers (beside the figures with every description)")
-    e.add_argument("--with-essays", type=Path, metavar="DIR",
-                   help="evaluate on the corpus plus the essays of DIR (e.g. eval/fresh_essays: essays no "
-                        "description covers), built in a temporary folder")
+    e.add_argument(
+        "--no-misses",
+        action="store_true",
+        help="leave out the per-question miss list (while tuning, so no held-out question is read)",
+    )
+    e.add_argument(
+        "--leave-one-essay-out",
+        action="store_true",
+        help="per essay: rebuild and retrain without its descriptions, score the questions only it "
+        "answers (beside the figures with every description)",
+    )
+    e.add_argument(
+        "--with-essays",
+        type=Path,
+        metavar="DIR",
+        help="evaluate on the corpus plus the essays of DIR (e.g. eval/fresh_essays: essays no "
+        "description covers), built in a temporary folder",
+    )
     return p
 
 
 def _settings(args) -> Settings:
-    return Settings().with_overrides(model=args.model, corpus_dir=args.corpus and args.corpus.resolve(),
-                                     index_dir=args.index and args.index.resolve())
+    return Settings().with_overrides(
+        model=args.model,
+        corpus_dir=args.corpus and args.corpus.resolve(),
+        index_dir=args.index and args.index.resolve(),
+    )
 
 
 def _read_queries(raw: list[str]) -> list[str]:
@@ -92,12 +119,12 @@ def _print_answer(answer) -> None:
     print(f"\n» {answer.query}")
     if answer.truncated:
         print("  (your question was shortened)")
-    if answer.out_of_domain:   # small talk ("thanks") gets a short reply, the rest the plain "not written about"
+    if answer.out_of_domain:  # small talk ("thanks") gets a short reply, the rest the plain "not written about"
         kind = advice.small_talk(answer.query)
         print("  " + (advice.SMALL_TALK_REPLIES["en"][kind] if kind else "The veterans have not written about this."))
         return
     for n, hit in enumerate(answer.results, 1):
-        m = hit.essay   # the English attribution where essays.toml gives one
+        m = hit.essay  # the English attribution where essays.toml gives one
         organisation = m.organisation_en or m.organisation
         who = (m.author_en or m.author) + (f", {organisation}" if organisation else "")
         print(f"\n  {n}. {hit.highlight}")
@@ -122,8 +149,10 @@ def cmd_build(args, settings: Settings) -> int:
     m = idx.manifest
     # the query model's ONNX export, once, while torch is loaded anyway (the tuned model's when the build tuned one)
     prepare(settings.with_overrides(model=m.tuning["path"]) if m.tuning else settings)
-    print(f"index ready: {m.counts['essays']} essays, {m.counts['chunks']} passages, "
-          f"{m.counts['sentences']} sentences ({m.index_type}) in {idx.build_dir}")
+    print(
+        f"index ready: {m.counts['essays']} essays, {m.counts['chunks']} passages, "
+        f"{m.counts['sentences']} sentences ({m.index_type}) in {idx.build_dir}"
+    )
     return EXIT_OK
 
 
@@ -140,13 +169,15 @@ def cmd_ask(args, settings: Settings) -> int:
     # checked before anything loads: nothing to search needs no model to be refused. A blank line among real
     # questions (a batch on stdin) still gets its empty answer in place.
     if not any(sanitize_query(q)[0] for q in queries):
-        print("error: the question is empty; describe the situation, e.g. coach ask \"how do I handle an angry "
-              "caller\"", file=sys.stderr)
+        print(
+            'error: the question is empty; describe the situation, e.g. coach ask "how do I handle an angry caller"',
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     # jieba's dictionary (0.5-2 s) loads in the background while the model and index load here
     threading.Thread(target=keyword.tokenize, args=("客户",), name="coach-jieba", daemon=True).start()
     coach = Coach(settings, build=not args.no_build, progress=_progress)
-    for w in coach.index.warnings:   # e.g. broken metadata while the previous index is served (issue 19)
+    for w in coach.index.warnings:  # e.g. broken metadata while the previous index is served (issue 19)
         print(f"warning: {w}", file=sys.stderr)
     answers = [coach.ask(q, top_k=args.top_k, diverse=not args.no_diversity) for q in queries]
     if args.json:
@@ -184,13 +215,20 @@ def _description_report(settings: Settings, essays, chunks) -> str:
 
     records, warnings = situation_records(settings.corpus_dir, essays, chunks)
     described = {i for r in records for i in r["chunks"]}
-    lines = [f"situation descriptions: {len({r['entry'] for r in records})} entries, {len(records)} texts; "
-             f"{len(described)} of {len(chunks)} passages described"]
+    lines = [
+        f"situation descriptions: {len({r['entry'] for r in records})} entries, {len(records)} texts; "
+        f"{len(described)} of {len(chunks)} passages described"
+    ]
     for essay in essays:
         mine = [c.id for c in chunks if c.essay_id == essay.meta.id]
         missing = [i for i in mine if i not in described]
-        listed = "" if not missing else "; none described" if len(missing) == len(mine) else \
-            f"; without a description: {', '.join(missing)}"
+        listed = (
+            ""
+            if not missing
+            else "; none described"
+            if len(missing) == len(mine)
+            else f"; without a description: {', '.join(missing)}"
+        )
         lines.append(f"  {essay.meta.id}: {len(mine) - len(missing)}/{len(mine)} described{listed}")
     lines.extend(f"  warning: {w}" for w in warnings)
     return "\n".join(lines)
@@ -199,8 +237,10 @@ def _description_report(settings: Settings, essays, chunks) -> str:
 def cmd_info(args, settings: Settings) -> int:
     from . import index as ix
 
-    print(f"corpus: {settings.corpus_dir}\nindex:  {settings.index_dir}\nmodel:  {settings.model}\n"
-          f"model cache: {settings.model_cache_dir}")
+    print(
+        f"corpus: {settings.corpus_dir}\nindex:  {settings.index_dir}\nmodel:  {settings.model}\n"
+        f"model cache: {settings.model_cache_dir}"
+    )
     try:
         build = ix.current_build(settings.index_dir)
         manifest = ix.read_manifest(build)
@@ -246,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE if isinstance(exc, ix.IndexStale) or getattr(args, "no_build", False) else EXIT_ERROR
     except (FileNotFoundError, ValueError) as exc:
-        for line in str(exc).splitlines() or [repr(exc)]:   # a MetadataError has one line per problem
+        for line in str(exc).splitlines() or [repr(exc)]:  # a MetadataError has one line per problem
             print(f"error: {line}", file=sys.stderr)
         return EXIT_ERROR
 

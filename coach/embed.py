@@ -92,6 +92,7 @@ def q4_embedding(blocks: np.ndarray, num_embeddings: int, embedding_dim: int, pa
     import torch
 
     if _Q4_CLASS is None:
+
         class Q4Embedding(torch.nn.Module):
             def __init__(self, blocks, num_embeddings, embedding_dim, padding_idx):
                 super().__init__()
@@ -101,7 +102,7 @@ def q4_embedding(blocks: np.ndarray, num_embeddings: int, embedding_dim: int, pa
                 self.num_embeddings, self.embedding_dim, self.padding_idx = num_embeddings, embedding_dim, padding_idx
 
             def forward(self, input_ids):
-                rows = self.blocks[input_ids]                                          # [..., blocks, 18]
+                rows = self.blocks[input_ids]  # [..., blocks, 18]
                 scale = rows[..., :2].contiguous().view(torch.float16).to(torch.float32)  # [..., blocks, 1]
                 nibbles = rows[..., 2:]
                 q = torch.cat((nibbles & 0x0F, nibbles >> 4), dim=-1).to(torch.float32) - 8.0
@@ -186,8 +187,14 @@ class Embedder:
     views of the memory-mapped fp32 safetensors file.
     """
 
-    def __init__(self, model: str | None = None, cache_dir: Path | None = None, *,
-                 query_threads: int | None = 1, vocabulary: str | None = None) -> None:
+    def __init__(
+        self,
+        model: str | None = None,
+        cache_dir: Path | None = None,
+        *,
+        query_threads: int | None = 1,
+        vocabulary: str | None = None,
+    ) -> None:
         from sentence_transformers import SentenceTransformer
 
         from coach import model as bundled
@@ -202,7 +209,8 @@ class Embedder:
             self.path: Path | None = bundled.ensure_converted(cache_dir, vocabulary=self.vocabulary)
             source_sha = bundled.source_fingerprint(bundled.bundle_path(), cache_dir)
             self.fingerprint: str = hashlib.sha256(
-                f"{DEFAULT_MODEL}|{source_sha}|format-{bundled.FORMAT_VERSION}|{self.vocabulary}".encode()).hexdigest()
+                f"{DEFAULT_MODEL}|{source_sha}|format-{bundled.FORMAT_VERSION}|{self.vocabulary}".encode()
+            ).hexdigest()
             # fp32 safetensors load zero-copy: the weights stay views of the memory-mapped file
             # (nothing copied at load; pages become resident as the forward pass reads them).
             self._model = SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
@@ -235,8 +243,14 @@ class Embedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         with intra_op_threads(self.batch_threads):
-            vectors = self._model.encode(texts, prompt=prompt, batch_size=batch_size, convert_to_numpy=True,
-                                         normalize_embeddings=True, show_progress_bar=False)
+            vectors = self._model.encode(
+                texts,
+                prompt=prompt,
+                batch_size=batch_size,
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+                show_progress_bar=False,
+            )
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         release_free_heap()
         return vectors
@@ -304,7 +318,7 @@ class FakeEmbedder:
 
     def _vector(self, text: str) -> np.ndarray:
         v = np.zeros(self.dim, dtype=np.float64)
-        grams = list(text) + [text[i:i + 2] for i in range(len(text) - 1)]
+        grams = list(text) + [text[i : i + 2] for i in range(len(text) - 1)]
         for gram in grams:
             if gram.isspace():
                 continue

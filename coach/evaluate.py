@@ -30,16 +30,18 @@ _PUNCT_OR_SPACE = re.compile(r"[\s\W_]+", re.UNICODE)
 def normalise(text: str) -> str:
     """Simplified Chinese, lower case, without punctuation or whitespace: the form phrases are matched in."""
     from .clean import to_simplified
+
     return _PUNCT_OR_SPACE.sub("", to_simplified(unicodedata.normalize("NFKC", text)).lower())
 
 
 # ---------------------------------------------------------------------------------------------- cases
 
+
 @dataclass(frozen=True)
 class Case:
     query: str
     lang: str
-    relevant: tuple[str, ...]            # normalised phrases
+    relevant: tuple[str, ...]  # normalised phrases
     out_of_domain: bool = False
     split: str = "tune"
 
@@ -51,9 +53,13 @@ def load_cases(path: Path) -> list[Case]:
             continue
         try:
             row = json.loads(line)
-            case = Case(row["query"], row.get("lang", "zh"),
-                        tuple(normalise(p) for p in row.get("relevant", []) if normalise(p)),
-                        bool(row.get("out_of_domain", False)), row.get("split", "tune"))
+            case = Case(
+                row["query"],
+                row.get("lang", "zh"),
+                tuple(normalise(p) for p in row.get("relevant", []) if normalise(p)),
+                bool(row.get("out_of_domain", False)),
+                row.get("split", "tune"),
+            )
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"{path}:{n}: not a query line ({exc})") from exc
         if not case.out_of_domain and not case.relevant:
@@ -63,6 +69,7 @@ def load_cases(path: Path) -> list[Case]:
 
 
 # ---------------------------------------------------------------------------------------------- metrics
+
 
 def is_relevant(passage_norm: str, phrases: tuple[str, ...]) -> bool:
     return any(p in passage_norm for p in phrases)
@@ -95,9 +102,11 @@ def ood_scores(flagged: list[bool], truly_ood: list[bool]) -> dict[str, float | 
     fp = sum(f and not t for f, t in zip(flagged, truly_ood))
     n_ood = sum(truly_ood)
     n_in = len(truly_ood) - n_ood
-    return {"precision": tp / (tp + fp) if tp + fp else None,
-            "recall": tp / n_ood if n_ood else None,
-            "false_flag_rate": fp / n_in if n_in else None}
+    return {
+        "precision": tp / (tp + fp) if tp + fp else None,
+        "recall": tp / n_ood if n_ood else None,
+        "false_flag_rate": fp / n_in if n_in else None,
+    }
 
 
 def summarise(ranks: list[int | None]) -> dict[str, float]:
@@ -112,12 +121,13 @@ def summarise(ranks: list[int | None]) -> dict[str, float]:
 
 # ---------------------------------------------------------------------------------------------- running
 
+
 @dataclass
 class Outcome:
     case: Case
     rank: int | None
     flagged: bool
-    returned: list[str]                  # chunk ids, best first
+    returned: list[str]  # chunk ids, best first
     snippets: list[str]
     ms: float
 
@@ -135,8 +145,7 @@ class ModeReport:
         ood = ood_scores([o.flagged for o in chosen], [o.case.out_of_domain for o in chosen])
         ood["n_ood"] = sum(o.case.out_of_domain for o in chosen)
         times = sorted(o.ms for o in chosen)
-        return {"by_lang": groups, "ood": ood,
-                "latency_ms_p50": times[len(times) // 2] if times else 0.0}
+        return {"by_lang": groups, "ood": ood, "latency_ms_p50": times[len(times) // 2] if times else 0.0}
 
 
 class _MemoEmbedder:
@@ -147,6 +156,7 @@ class _MemoEmbedder:
 
     def encode_queries(self, texts, *a, **kw):
         import numpy as np
+
         missing = [t for t in dict.fromkeys(texts) if t not in self.memo]
         if missing:
             self.memo.update(zip(missing, self.inner.encode_queries(missing, *a, **kw)))
@@ -175,15 +185,22 @@ def _run_modes(coach, cases: list[Case], modes: list[str]) -> list[ModeReport]:
             answer = coach.ask(case.query, top_k=EVAL_TOP_K, diverse=False, mode=mode)
             ms = (time.perf_counter() - t) * 1e3
             texts = [normalise(h.chunk.text) for h in answer.results]
-            report.outcomes.append(Outcome(
-                case, None if case.out_of_domain else first_relevant_rank(texts, case.relevant),
-                answer.out_of_domain, [h.chunk.id for h in answer.results],
-                [h.chunk.text[:40].replace("\n", " ") for h in answer.results], ms))
+            report.outcomes.append(
+                Outcome(
+                    case,
+                    None if case.out_of_domain else first_relevant_rank(texts, case.relevant),
+                    answer.out_of_domain,
+                    [h.chunk.id for h in answer.results],
+                    [h.chunk.text[:40].replace("\n", " ") for h in answer.results],
+                    ms,
+                )
+            )
         reports.append(report)
     return reports
 
 
 # ---------------------------------------------------------------------------------------------- output
+
 
 def _fmt(v) -> str:
     return "  -  " if v is None else f"{v:.3f}"
@@ -194,25 +211,34 @@ def format_table(reports: list[ModeReport], split: str | None) -> str:
     first = metrics[reports[0].mode]
     title = "all questions" if split is None else f"split: {split}"
     width = max([10] + [len(r.mode) + 2 for r in reports])
-    lines = [f"== {title} ({first['by_lang']['all']['n']} in-domain, {first['ood']['n_ood']} out-of-domain)",
-             f"{'':22}" + "".join(f"{r.mode:>{width}}" for r in reports)]
+    lines = [
+        f"== {title} ({first['by_lang']['all']['n']} in-domain, {first['ood']['n_ood']} out-of-domain)",
+        f"{'':22}" + "".join(f"{r.mode:>{width}}" for r in reports),
+    ]
     for group in (*LANGS, "all"):
         n = first["by_lang"][group]["n"]
         if not n:
             continue
         for metric in ("hit@1", "hit@3", "hit@5", "mrr@10"):
             label = f"{group} {metric}" + (f" (n={n})" if metric == "hit@1" else "")
-            lines.append(f"{label:22}" + "".join(f"{_fmt(metrics[r.mode]['by_lang'][group][metric]):>{width}}"
-                                                 for r in reports))
-    for key, label in (("precision", "OOD precision"), ("recall", "OOD recall"),
-                       ("false_flag_rate", "in-domain flagged")):
+            lines.append(
+                f"{label:22}" + "".join(f"{_fmt(metrics[r.mode]['by_lang'][group][metric]):>{width}}" for r in reports)
+            )
+    for key, label in (
+        ("precision", "OOD precision"),
+        ("recall", "OOD recall"),
+        ("false_flag_rate", "in-domain flagged"),
+    ):
         lines.append(f"{label:22}" + "".join(f"{_fmt(metrics[r.mode]['ood'][key]):>{width}}" for r in reports))
     return "\n".join(lines)
 
 
 def format_misses(report: ModeReport, split: str | None, k: int = 3) -> str:
-    lines = [f"== misses of mode '{report.mode}'" + (f" ({split})" if split else "")
-             + f": no relevant passage in the top {k}, or a wrong out-of-domain flag"]
+    lines = [
+        f"== misses of mode '{report.mode}'"
+        + (f" ({split})" if split else "")
+        + f": no relevant passage in the top {k}, or a wrong out-of-domain flag"
+    ]
     for o in report.outcomes:
         if split is not None and o.case.split != split:
             continue
@@ -221,8 +247,11 @@ def format_misses(report: ModeReport, split: str | None, k: int = 3) -> str:
             continue
         if not o.case.out_of_domain and hit_at(o.rank, k) and not wrong_flag:
             continue
-        why = ("not flagged out-of-domain" if o.case.out_of_domain else
-               f"first relevant at {o.rank or '>10'}" + ("; wrongly flagged out-of-domain" if wrong_flag else ""))
+        why = (
+            "not flagged out-of-domain"
+            if o.case.out_of_domain
+            else f"first relevant at {o.rank or '>10'}" + ("; wrongly flagged out-of-domain" if wrong_flag else "")
+        )
         lines.append(f"- [{o.case.lang}/{o.case.split}] {o.case.query}  ({why})")
         if not o.case.out_of_domain:
             lines.append(f"    wanted: {' | '.join(o.case.relevant)}")
@@ -237,11 +266,19 @@ def report_json(reports: list[ModeReport], splits: list[str | None]) -> dict:
     for split in splits:
         results[split or "all"] = {r.mode: r.metrics(split) for r in reports}
     best = reports[-1]
-    out["misses"] = [{"query": o.case.query, "lang": o.case.lang, "split": o.case.split,
-                      "out_of_domain": o.case.out_of_domain, "flagged": o.flagged, "rank": o.rank,
-                      "returned": o.returned[:3]}
-                     for o in best.outcomes
-                     if o.flagged != o.case.out_of_domain or (not o.case.out_of_domain and not hit_at(o.rank, 3))]
+    out["misses"] = [
+        {
+            "query": o.case.query,
+            "lang": o.case.lang,
+            "split": o.case.split,
+            "out_of_domain": o.case.out_of_domain,
+            "flagged": o.flagged,
+            "rank": o.rank,
+            "returned": o.returned[:3],
+        }
+        for o in best.outcomes
+        if o.flagged != o.case.out_of_domain or (not o.case.out_of_domain and not hit_at(o.rank, 3))
+    ]
     return out
 
 
@@ -265,13 +302,16 @@ def run_cli(args, settings) -> int:
         modes = [m.strip() for m in args.modes.split(",") if m.strip()]
         unknown = [m for m in modes if m not in MODES]
         if unknown or not modes:
-            print(f"unknown search mode(s) {', '.join(unknown) or '(none given)'}; choose from "
-                  f"{', '.join(MODES)}", file=sys.stderr)
+            print(
+                f"unknown search mode(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(MODES)}",
+                file=sys.stderr,
+            )
             return 2
     show_misses = not getattr(args, "no_misses", False)
     progress = _stderr_progress
     if getattr(args, "leave_one_essay_out", False):
         import tempfile
+
         with tempfile.TemporaryDirectory(prefix="coach-loeo-") as work:
             result = leave_one_essay_out(settings, cases, Path(work), progress)
         if args.json:
@@ -283,6 +323,7 @@ def run_cli(args, settings) -> int:
     work_dir = None
     if getattr(args, "with_essays", None):
         import tempfile
+
         work_dir = tempfile.TemporaryDirectory(prefix="coach-eval-")
         corpus = corpus_copy(settings.corpus_dir, Path(work_dir.name) / "corpus", extra_essays=args.with_essays)
         settings = settings.with_overrides(corpus_dir=corpus, index_dir=Path(work_dir.name) / "index")
@@ -299,12 +340,16 @@ def run_cli(args, settings) -> int:
         json.dump(out, sys.stdout, ensure_ascii=False, indent=2)
         print()
         return 0
-    print(f"{len(cases)} questions from {args.queries_file}; ranking metrics on the top {EVAL_TOP_K} with "
-          "diversity off; modes: " + ", ".join(modes))
+    print(
+        f"{len(cases)} questions from {args.queries_file}; ranking metrics on the top {EVAL_TOP_K} with "
+        "diversity off; modes: " + ", ".join(modes)
+    )
     lost = unreachable(cases, [normalise(c.text) for c in coach.index.chunks])
     if lost:
-        print(f"  note: {len(lost)} in-domain question(s) have no relevant passage in the index (no phrase occurs in "
-              "a passage's text, e.g. it is a section heading); no mode can find them")
+        print(
+            f"  note: {len(lost)} in-domain question(s) have no relevant passage in the index (no phrase occurs in "
+            "a passage's text, e.g. it is a section heading); no mode can find them"
+        )
     for m in modes:
         print(f"  {m:10} {MODES.get(m, '')}")
     for s in splits:
@@ -318,8 +363,10 @@ def run_cli(args, settings) -> int:
 
 # ---------------------------------------------------------------------------------------------- other corpora
 
-def corpus_copy(corpus_dir: Path, dest: Path, *, drop_descriptions_of: str | None = None,
-                extra_essays: Path | None = None) -> Path:
+
+def corpus_copy(
+    corpus_dir: Path, dest: Path, *, drop_descriptions_of: str | None = None, extra_essays: Path | None = None
+) -> Path:
     """A temporary corpus folder for evaluation (corpus/ itself is never written): a copy of `corpus_dir`, without
     the situation descriptions of essay `drop_descriptions_of`, plus the essays (and essays.toml entries) of the
     folder `extra_essays`."""
@@ -350,8 +397,11 @@ def corpus_copy(corpus_dir: Path, dest: Path, *, drop_descriptions_of: str | Non
 
 def _toml_table(name: str, entry: dict) -> str:
     # JSON string escapes are valid TOML basic-string escapes
-    return f"[[{name}]]\n" + "".join(f"{k} = {json.dumps(v, ensure_ascii=False)}\n" for k, v in entry.items()
-                                     if isinstance(v, str)) + "\n"
+    return (
+        f"[[{name}]]\n"
+        + "".join(f"{k} = {json.dumps(v, ensure_ascii=False)}\n" for k, v in entry.items() if isinstance(v, str))
+        + "\n"
+    )
 
 
 def answered_only_by(cases: list[Case], chunks, essay_id: str) -> list[Case]:
@@ -379,8 +429,12 @@ def hit3_by_lang(coach, cases: list[Case]) -> dict:
             rank = first_relevant_rank([normalise(h.chunk.text) for h in answer.results], c.relevant)
             hits += hit_at(rank, 3) > 0
             flagged += answer.out_of_domain
-        out[lang] = {"n": len(chosen), "hits": hits, "hit@3": hits / len(chosen) if chosen else None,
-                     "flagged": flagged}
+        out[lang] = {
+            "n": len(chosen),
+            "hits": hits,
+            "hit@3": hits / len(chosen) if chosen else None,
+            "flagged": flagged,
+        }
     return out
 
 
@@ -398,13 +452,20 @@ def leave_one_essay_out(settings, cases: list[Case], work: Path, progress=None) 
     for n, essay in enumerate(essays):
         mine = answered_only_by(cases, full.index.chunks, essay)
         corpus = corpus_copy(settings.corpus_dir, work / f"corpus-{essay}", drop_descriptions_of=essay)
+
         def fold_progress(f: float, m: str, n: int = n, essay: str = essay) -> None:
             progress((n + f) / len(essays), f"{essay}: {m}")
 
-        fold = Coach(settings.with_overrides(corpus_dir=corpus, index_dir=work / f"index-{essay}"), embedder=base,
-                     progress=fold_progress)
-        result["essays"][essay] = {"without": hit3_by_lang(fold, mine), "with": hit3_by_lang(full, mine),
-                                   "tuning": fold.index.manifest.tuning}
+        fold = Coach(
+            settings.with_overrides(corpus_dir=corpus, index_dir=work / f"index-{essay}"),
+            embedder=base,
+            progress=fold_progress,
+        )
+        result["essays"][essay] = {
+            "without": hit3_by_lang(fold, mine),
+            "with": hit3_by_lang(full, mine),
+            "tuning": fold.index.manifest.tuning,
+        }
         del fold
     for column in ("without", "with"):
         pooled = {}
@@ -418,9 +479,11 @@ def leave_one_essay_out(settings, cases: list[Case], work: Path, progress=None) 
 
 
 def format_leave_one_out(result: dict) -> str:
-    lines = ["leave one essay out: hit@3 (top 10, diversity off) on the questions only that essay answers, "
-             "rebuilt and retrained without its descriptions | with every description",
-             f"{'essay':26}" + "".join(f"{lang:>22}" for lang in (*LANGS, "all"))]
+    lines = [
+        "leave one essay out: hit@3 (top 10, diversity off) on the questions only that essay answers, "
+        "rebuilt and retrained without its descriptions | with every description",
+        f"{'essay':26}" + "".join(f"{lang:>22}" for lang in (*LANGS, "all")),
+    ]
     rows = [(e, r["without"], r["with"]) for e, r in result["essays"].items()]
     rows.append(("pooled", result["pooled"]["without"], result["pooled"]["with"]))
     for name, without, with_ in rows:

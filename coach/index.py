@@ -43,9 +43,9 @@ from typing import Any
 import faiss
 import numpy as np
 
-FORMAT_VERSION = 4    # 2: situation vectors and texts (situations.npy, situations.jsonl, situation_keyword/)
-                      # 3: character-pair BM25 of the passages and the situation texts (bigram/, situation_bigram/)
-                      # 4: the tuned model and the search config in the manifest; no situation BM25 or classifier
+FORMAT_VERSION = 4  # 2: situation vectors and texts (situations.npy, situations.jsonl, situation_keyword/)
+# 3: character-pair BM25 of the passages and the situation texts (bigram/, situation_bigram/)
+# 4: the tuned model and the search config in the manifest; no situation BM25 or classifier
 MANIFEST = "manifest.json"
 CURRENT = "CURRENT"
 BUILDS = "builds"
@@ -57,7 +57,7 @@ KEYWORD_DIR = "keyword"
 SITUATIONS_FILE = "situations.npy"
 SITUATION_TEXTS_FILE = "situations.jsonl"
 BIGRAM_DIR = "bigram"
-SITUATION_TERMS_DIR = "situation_terms"   # BM25 over the descriptions' words and Chinese character pairs
+SITUATION_TERMS_DIR = "situation_terms"  # BM25 over the descriptions' words and Chinese character pairs
 
 
 class IndexError_(Exception):
@@ -85,24 +85,26 @@ class Manifest:
     model_fingerprint: str
     dim: int
     chunk_settings: dict
-    pipeline_version: str          # bump when cleaning/chunking logic changes the output
-    corpus: dict                   # file name -> sha256 of its raw bytes (essays, metadata, errata)
-    counts: dict                   # essays, chunks, sentences
-    index_type: str                # "flat" or "hnsw"
-    versions: dict                 # faiss, numpy, coach, ...
+    pipeline_version: str  # bump when cleaning/chunking logic changes the output
+    corpus: dict  # file name -> sha256 of its raw bytes (essays, metadata, errata)
+    counts: dict  # essays, chunks, sentences
+    index_type: str  # "flat" or "hnsw"
+    versions: dict  # faiss, numpy, coach, ...
     built_at: str
     build_seconds: float
-    files: dict = field(default_factory=dict)   # relative path -> sha256
-    tuning_settings: dict | None = None          # coach/tune.py TuneSettings when the model was tuned, else None
-    tuning: dict | None = None                   # the tuned model: key, path, fingerprint, pairs, seconds
-    search: dict = field(default_factory=dict)   # coach/search/config.py SearchConfig in force at build
+    files: dict = field(default_factory=dict)  # relative path -> sha256
+    tuning_settings: dict | None = None  # coach/tune.py TuneSettings when the model was tuned, else None
+    tuning: dict | None = None  # the tuned model: key, path, fingerprint, pairs, seconds
+    search: dict = field(default_factory=dict)  # coach/search/config.py SearchConfig in force at build
 
     @classmethod
     def from_json(cls, text: str) -> "Manifest":
         data = json.loads(text)
         if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
-            raise IndexCorrupt(f"manifest format {data.get('format_version') if isinstance(data, dict) else '?'} "
-                               f"is not {FORMAT_VERSION}; run `coach build` to rebuild the index")
+            raise IndexCorrupt(
+                f"manifest format {data.get('format_version') if isinstance(data, dict) else '?'} "
+                f"is not {FORMAT_VERSION}; run `coach build` to rebuild the index"
+            )
         try:
             return cls(**data)
         except TypeError as exc:
@@ -110,6 +112,7 @@ class Manifest:
 
 
 # ---------------------------------------------------------------- vectors
+
 
 @dataclass
 class VectorIndex:
@@ -166,6 +169,7 @@ class VectorIndex:
 
 
 # ---------------------------------------------------------------- files
+
 
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
@@ -246,15 +250,20 @@ def new_build_dir(index_dir: Path) -> Path:
 
 def commit_build(index_dir: Path, tmp_dir: Path, manifest: Manifest) -> Path:
     """Hash every file into the manifest, fsync, rename into place, then switch CURRENT. Returns the build dir."""
-    files = {str(p.relative_to(tmp_dir)): sha256_file(p)
-             for p in sorted(tmp_dir.rglob("*")) if p.is_file() and p.name != MANIFEST}
+    files = {
+        str(p.relative_to(tmp_dir)): sha256_file(p)
+        for p in sorted(tmp_dir.rglob("*"))
+        if p.is_file() and p.name != MANIFEST
+    }
     manifest = Manifest(**{**asdict(manifest), "files": files})
     (tmp_dir / MANIFEST).write_text(json.dumps(asdict(manifest), ensure_ascii=False, indent=2), encoding="utf-8")
     _fsync_tree(tmp_dir)
     # Reliability fix: the temp dir's random suffix makes the name unique. Without it, two builds of the same
     # content by one process within one second (a repair right after a build) collided and os.rename failed.
-    name = (time.strftime("%Y%m%dT%H%M%S") + f"-{files.get(PASSAGES_FILE, '')[:8]}-{os.getpid()}"
-            f"-{tmp_dir.name.removeprefix('.tmp-')}")
+    name = (
+        time.strftime("%Y%m%dT%H%M%S") + f"-{files.get(PASSAGES_FILE, '')[:8]}-{os.getpid()}"
+        f"-{tmp_dir.name.removeprefix('.tmp-')}"
+    )
     final = index_dir / BUILDS / name
     os.rename(tmp_dir, final)
     _atomic_write_text(index_dir / CURRENT, name + "\n")
@@ -267,8 +276,9 @@ def prune_builds(index_dir: Path, keep: set[str], keep_previous: int = 1, tmp_ag
     builds = index_dir / BUILDS
     if not builds.is_dir():
         return
-    done = sorted((p for p in builds.iterdir() if p.is_dir() and not p.name.startswith(".")),
-                  key=lambda p: p.name, reverse=True)
+    done = sorted(
+        (p for p in builds.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.name, reverse=True
+    )
     survivors = {p.name for p in done if p.name in keep}
     for p in done:
         if p.name in survivors:
@@ -322,7 +332,7 @@ def verify_files(build: Path, manifest: Manifest) -> None:
         raise IndexCorrupt(f"manifest in {build.name} lists no {sorted(missing)}; run `coach build`")
     root = build.resolve()
     for rel, digest in manifest.files.items():
-        path = (build / rel)
+        path = build / rel
         # Reliability fix: every file read (FAISS included) must lie inside this build folder: no "../" entries
         # in the manifest, no symlinks leading elsewhere.
         if path.is_symlink() or not path.resolve().is_relative_to(root):
@@ -330,8 +340,10 @@ def verify_files(build: Path, manifest: Manifest) -> None:
         if not path.is_file():
             raise IndexCorrupt(f"index file {rel} is missing; run `coach build` to rebuild the index")
         if sha256_file(path) != digest:
-            raise IndexCorrupt(f"index file {rel} does not match its manifest hash (truncated or changed); "
-                               "run `coach build` to rebuild the index")
+            raise IndexCorrupt(
+                f"index file {rel} does not match its manifest hash (truncated or changed); "
+                "run `coach build` to rebuild the index"
+            )
 
 
 def stale_reasons(manifest: Manifest, expected: dict) -> list[str]:
@@ -359,6 +371,7 @@ def stale_reasons(manifest: Manifest, expected: dict) -> list[str]:
 
 
 # ---------------------------------------------------------------- JSON helpers
+
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:
     with open(path, "w", encoding="utf-8") as f:

@@ -23,7 +23,8 @@ jieba.setLogLevel(logging.WARNING)
 _jieba_lock = threading.Lock()
 
 # Function words that match everywhere and say nothing about the situation.
-STOPWORDS = frozenset("""
+STOPWORDS = frozenset(
+    """
 的 了 是 在 我 你 他 她 它 们 我们 你们 他们 这 那 这个 那个 就 也 都 和 与 及 或 而 但 又 被 把 让 给 对 从 到 向
 为 为了 以 之 其 吗 呢 吧 啊 呀 哦 嗯 么 什么 怎么 怎么办 怎样 如何 为什么 一个 一些 有 没有 不 没 会 能 要 可以 还 很
 自己 时 时候 如果 因为 所以 然后 但是 还是 就是 这样 那样 这些 那些 其实 一 个 上 下 中 里 等 着 过 去 来 说 做 该 应该 得
@@ -31,7 +32,8 @@ a an the and or but if of to in on at for with by from as is are was were be bee
 had i me my we our you your he him his she her it its they them their this that these those what which who whom how
 why when where can could should would will shall may might must not no so than too very just about into over under
 again then once there here all any both each few more most other some such own same only s t don now get got
-""".split())
+""".split()
+)
 
 _TOKEN_OK = re.compile(r"[0-9a-z\u3400-\u9fff]", re.IGNORECASE)
 
@@ -50,7 +52,7 @@ _HAN_RUN = re.compile(r"[\u3400-\u9fff]+")
 def char_bigrams(text: str) -> list[str]:
     """Overlapping pairs of Chinese characters (simplified) within each run of Han characters. They match where
     jieba segments a phrase differently, or a paraphrase shares characters but not words (超过我 / 超过自己)."""
-    return [run[i:i + 2] for run in _HAN_RUN.findall(to_simplified(text)) for i in range(len(run) - 1)]
+    return [run[i : i + 2] for run in _HAN_RUN.findall(to_simplified(text)) for i in range(len(run) - 1)]
 
 
 def words_and_bigrams(text: str) -> list[str]:

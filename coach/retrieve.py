@@ -34,9 +34,9 @@ from .search.query import Query
 MODES = {
     "dense": "the question's vector against the passages' alone",
     "hybrid": "every ranker that sees every passage alike: dense passages and best sentences, BM25 over words "
-              "(English questions with their bridged Chinese terms) and over Chinese character pairs",
+    "(English questions with their bridged Chinese terms) and over Chinese character pairs",
     "full": "hybrid, plus the situation descriptions (corpus/situations.toml) as evidence for the passages they "
-            "describe",
+    "describe",
 }
 DEFAULT_MODE = "full"
 # Questions are capped before tokenising; longer input is shortened and the answer says so.
@@ -52,31 +52,38 @@ CARD_SPARE = 6
 class Hit:
     chunk: Chunk
     essay: EssayMeta
-    score: float                 # fused score
-    dense_score: float           # cosine similarity of query and passage
-    keyword_score: float         # BM25 score (0 when no term matched)
-    dense_rank: int | None       # 1-based, None when not among the candidates
+    score: float  # fused score
+    dense_score: float  # cosine similarity of query and passage
+    keyword_score: float  # BM25 score (0 when no term matched)
+    dense_rank: int | None  # 1-based, None when not among the candidates
     keyword_rank: int | None
-    highlight: str               # the sentence that best answers the query
+    highlight: str  # the sentence that best answers the query
     highlight_span: tuple[int, int]  # its offsets in the cleaned essay
     matched_terms: tuple[str, ...]
-    contributions: dict[str, float] = field(default_factory=dict)   # ranker -> its weighted share of `score`
+    contributions: dict[str, float] = field(default_factory=dict)  # ranker -> its weighted share of `score`
 
     def to_json(self) -> dict:
         """The stable `coach ask --json` result object."""
-        return {"id": self.chunk.id, "text": self.chunk.text, "source": self.chunk.id, "title": self.essay.title,
-                "author": self.essay.author, "section": self.chunk.section, "score": round(self.score, 6),
-                "highlight": self.highlight}
+        return {
+            "id": self.chunk.id,
+            "text": self.chunk.text,
+            "source": self.chunk.id,
+            "title": self.essay.title,
+            "author": self.essay.author,
+            "section": self.chunk.section,
+            "score": round(self.score, 6),
+            "highlight": self.highlight,
+        }
 
 
 @dataclass(frozen=True)
 class Answer:
-    query: str                   # the query as searched (cleaned, possibly shortened)
+    query: str  # the query as searched (cleaned, possibly shortened)
     out_of_domain: bool
     results: list[Hit]
-    truncated: bool = False      # the question was longer than MAX_QUERY_CHARS and was shortened
+    truncated: bool = False  # the question was longer than MAX_QUERY_CHARS and was shortened
     timings_ms: dict = field(default_factory=dict)
-    evidence: "Evidence | None" = None   # what the out-of-domain decision was based on
+    evidence: "Evidence | None" = None  # what the out-of-domain decision was based on
 
     def to_json(self) -> dict:
         """The stable `coach ask --json` object. Out of the domain, `results` is empty and the passages that came
@@ -109,12 +116,12 @@ def sanitize_query(text: str, limit: int = MAX_QUERY_CHARS) -> tuple[str, bool]:
 class Evidence:
     """What decides whether a question is about something the veterans wrote about."""
 
-    best_sentence: float                 # best cosine of the question against any passage sentence
-    best_keyword: float                  # best BM25 score of the question's own words
-    glossary_hits: int = 0               # customer-service phrases the bridge recognised
-    themes: int = 0                      # situation themes the question matched
-    english: bool = False                # the question is mostly English
-    best_description: float | None = None   # best cosine against the situation descriptions (None: there are none)
+    best_sentence: float  # best cosine of the question against any passage sentence
+    best_keyword: float  # best BM25 score of the question's own words
+    glossary_hits: int = 0  # customer-service phrases the bridge recognised
+    themes: int = 0  # situation themes the question matched
+    english: bool = False  # the question is mostly English
+    best_description: float | None = None  # best cosine against the situation descriptions (None: there are none)
     best_out_of_scope: float | None = None  # best cosine against the out-of-scope prototypes (None: there are none)
 
     def evidence_score(self, config: SearchConfig) -> float:
@@ -130,8 +137,9 @@ class Evidence:
         floor = config.ood_floor_english if self.english else config.ood_floor
         # a corpus with no descriptions: the question's own words in BM25, or the bridge's customer-service phrases
         # and themes (one generic glossary word is not enough), count as evidence too
-        words = self.best_description is None and (self.best_keyword >= config.ood_keyword_floor
-                                                   or self.glossary_hits + 2 * self.themes >= 2)
+        words = self.best_description is None and (
+            self.best_keyword >= config.ood_keyword_floor or self.glossary_hits + 2 * self.themes >= 2
+        )
         if score < floor and not words:
             return True
         return self.best_out_of_scope is not None and self.best_out_of_scope > score
@@ -140,8 +148,15 @@ class Evidence:
 class Coach:
     """Loads the model and a verified index once; `ask` answers situations."""
 
-    def __init__(self, settings: Settings | None = None, *, embedder=None, build: bool = True,
-                 progress: pipeline.Progress | None = None, config: SearchConfig | None = None):
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        embedder=None,
+        build: bool = True,
+        progress: pipeline.Progress | None = None,
+        config: SearchConfig | None = None,
+    ):
         """Open the index, building it when missing, stale or corrupt (or raising with the fix if build=False).
 
         `embedder` is the model builds start from (default: Settings.model); when the index was built with a
@@ -171,6 +186,7 @@ class Coach:
         same vectors, no torch import); loaded on first use."""
         if self._base is None:
             from .onnx_embed import query_embedder
+
             self._base = query_embedder(self.settings)
         return self._base
 
@@ -189,6 +205,7 @@ class Coach:
         if current is not None and getattr(current, "fingerprint", None) == tuning["fingerprint"]:
             return current
         from .onnx_embed import query_embedder
+
         return query_embedder(self.settings.with_overrides(model=tuning["path"]))
 
     # ------------------------------------------------------------ warm-up
@@ -209,10 +226,11 @@ class Coach:
 
     def _warm(self) -> None:
         from .keyword import tokenize
-        tokenize("客户")                                   # jieba's dictionary
+
+        tokenize("客户")  # jieba's dictionary
         if self.bridge.use_dictionary:
-            self.bridge.dictionary                         # CC-CEDICT (locked: loaded once)
-        self._out_of_scope_vectors()                       # out-of-scope prototype vectors
+            self.bridge.dictionary  # CC-CEDICT (locked: loaded once)
+        self._out_of_scope_vectors()  # out-of-scope prototype vectors
         index = self.index
         tokens = self._token_sets(index)
         for doc in range(len(index.chunks)):
@@ -233,20 +251,23 @@ class Coach:
             raise problem
         try:
             return pipeline.build(self.settings, self._build_embedder(), progress)
-        except (MetadataError, ErratumMismatch) as exc:   # broken metadata never takes down an intact index
+        except (MetadataError, ErratumMismatch) as exc:  # broken metadata never takes down an intact index
             if not isinstance(problem, ix.IndexStale):
                 raise
-            loaded.warnings = [*loaded.warnings, *str(exc).splitlines(),
-                               "the corpus metadata is broken (above), so the previous index is served; fix it and "
-                               "run `coach build`"]
+            loaded.warnings = [
+                *loaded.warnings,
+                *str(exc).splitlines(),
+                "the corpus metadata is broken (above), so the previous index is served; fix it and run `coach build`",
+            ]
             return loaded
 
     def stale_reasons(self, loaded: pipeline.LoadedIndex | None = None) -> list[str]:
         """Why the index is out of date with the corpus, the model and the settings (empty: it is fresh)."""
         base = self.base_embedder()
         index = loaded or self.index
-        expected = pipeline.expected_manifest(self.settings, base.name, base.fingerprint,
-                                              pipeline.tunes(self.settings, base))
+        expected = pipeline.expected_manifest(
+            self.settings, base.name, base.fingerprint, pipeline.tunes(self.settings, base)
+        )
         reasons = ix.stale_reasons(index.manifest, expected)
         tuning = index.manifest.tuning
         if tuning and not _tuned_folder_ok(tuning):
@@ -302,13 +323,21 @@ class Coach:
         fused, parts = fuse(scores, self.weights(config, evidence), {r.name: r.floor for r in rankers})
         ranking = ranked(fused)
         # spare candidates replace cards that repeat another's passage or key sentence (below)
-        spare = CARD_SPARE if top_k > 1 else 0                 # a single card cannot repeat another
-        picked = (diversify(ranking, lambda d: index.chunks[d].essay_id, top_k + spare, config.diversity_margin)
-                  if diverse else ranking[:top_k])
+        spare = CARD_SPARE if top_k > 1 else 0  # a single card cannot repeat another
+        picked = (
+            diversify(ranking, lambda d: index.chunks[d].essay_id, top_k + spare, config.diversity_margin)
+            if diverse
+            else ranking[:top_k]
+        )
         hits = self._hits(index, q, picked, parts, scores)
         if diverse:
-            keep = advice.distinct_cards([advice.CardText(h.chunk.essay_id, h.chunk.start, h.chunk.end, h.chunk.text,
-                                                          h.highlight) for h in hits], top_k)
+            keep = advice.distinct_cards(
+                [
+                    advice.CardText(h.chunk.essay_id, h.chunk.start, h.chunk.end, h.chunk.text, h.highlight)
+                    for h in hits
+                ],
+                top_k,
+            )
             hits = [hits[i] for i in keep]
         t3 = time.perf_counter()
         timings = {"encode": (t1 - t0) * 1e3, "search": (t2 - t1) * 1e3, "fuse_highlight": (t3 - t2) * 1e3}
@@ -319,22 +348,24 @@ class Coach:
         """The fusion weights for one question: the description rankers count as much as the descriptions explain
         the question beyond the passages themselves (search.description_confidence)."""
         weights = config.weights()
-        confidence = description_confidence(evidence.best_description, evidence.best_sentence,
-                                            config.description_gap, config.description_width)
+        confidence = description_confidence(
+            evidence.best_description, evidence.best_sentence, config.description_gap, config.description_width
+        )
         for name in ("description", "description_terms"):
             weights[name] *= confidence
         return weights
 
     def _mode_config(self, mode: str) -> SearchConfig:
         if mode == "dense":
-            return dataclasses.replace(self.config, sentence=0.0, keyword=0.0, bigram=0.0, description=0.0,
-                                       description_terms=0.0)
+            return dataclasses.replace(
+                self.config, sentence=0.0, keyword=0.0, bigram=0.0, description=0.0, description_terms=0.0
+            )
         if mode == "hybrid":
             return dataclasses.replace(self.config, description=0.0, description_terms=0.0)
         return self.config
 
     def _prepare(self, text: str, mode: str) -> Query:
-        q = prepare(text, self.bridge if mode != "dense" else None)   # simplified in every mode
+        q = prepare(text, self.bridge if mode != "dense" else None)  # simplified in every mode
         return dataclasses.replace(q, vector=self._query_vector(q.searched))
 
     def _evidence(self, q: Query, index: pipeline.LoadedIndex, mode: str, scores: dict[str, np.ndarray]) -> Evidence:
@@ -347,37 +378,60 @@ class Coach:
         best_description = None
         if mode == "full" and len(index.situation_texts):
             described = scores.get("description")
-            best_description = float((described if described is not None else
-                                      index.situation_vectors @ q.vector).max())
+            best_description = float((described if described is not None else index.situation_vectors @ q.vector).max())
         best_sentence = float(sentence.max()) if np.isfinite(sentence).any() else 0.0
-        return Evidence(best_sentence, float(own.max()) if len(own) else 0.0, q.glossary_hits, q.themes,
-                        q.english, best_description, self._best_out_of_scope(q.vector) if mode != "dense" else None)
+        return Evidence(
+            best_sentence,
+            float(own.max()) if len(own) else 0.0,
+            q.glossary_hits,
+            q.themes,
+            q.english,
+            best_description,
+            self._best_out_of_scope(q.vector) if mode != "dense" else None,
+        )
 
-    def _hits(self, index: pipeline.LoadedIndex, q: Query, picked: list[tuple[int, float]],
-              parts: dict[int, dict[str, float]], scores: dict[str, np.ndarray]) -> list[Hit]:
+    def _hits(
+        self,
+        index: pipeline.LoadedIndex,
+        q: Query,
+        picked: list[tuple[int, float]],
+        parts: dict[int, dict[str, float]],
+        scores: dict[str, np.ndarray],
+    ) -> list[Hit]:
         keyword = scores.get("keyword")
         if keyword is None:
             keyword = index.keyword.weighted_scores(q.terms)[0] if q.terms else np.zeros(len(index.chunks))
         dense = scores.get("dense")
-        dense_order = [int(i) for i in np.argsort(-dense, kind="stable") if np.isfinite(dense[i])] \
-            if dense is not None else []
+        dense_order = (
+            [int(i) for i in np.argsort(-dense, kind="stable") if np.isfinite(dense[i])] if dense is not None else []
+        )
         kw_order = [int(i) for i in np.argsort(-keyword, kind="stable") if keyword[i] > 0]
         token_sets = self._token_sets(index)
         hits = []
         for doc, score in picked:
             chunk = index.chunks[doc]
-            cosine = float(dense[doc]) if dense is not None and np.isfinite(dense[doc]) else (
-                float(index.vectors.index.reconstruct(doc) @ q.vector) if index.vectors.kind == "flat" else 0.0)
+            cosine = (
+                float(dense[doc])
+                if dense is not None and np.isfinite(dense[doc])
+                else (float(index.vectors.index.reconstruct(doc) @ q.vector) if index.vectors.kind == "flat" else 0.0)
+            )
             sentence, span = self._key_sentence(index, doc, q.vector)
             passage_tokens = self._chunk_tokens(index, token_sets, doc)
-            hits.append(Hit(
-                chunk=chunk, essay=index.essays[chunk.essay_id].meta, score=score, dense_score=cosine,
-                keyword_score=float(keyword[doc]),
-                dense_rank=dense_order.index(doc) + 1 if doc in dense_order else None,
-                keyword_rank=kw_order.index(doc) + 1 if doc in kw_order else None,
-                highlight=sentence, highlight_span=span,
-                matched_terms=tuple(t for t in q.terms if t in passage_tokens),
-                contributions=dict(parts.get(doc, {}))))
+            hits.append(
+                Hit(
+                    chunk=chunk,
+                    essay=index.essays[chunk.essay_id].meta,
+                    score=score,
+                    dense_score=cosine,
+                    keyword_score=float(keyword[doc]),
+                    dense_rank=dense_order.index(doc) + 1 if doc in dense_order else None,
+                    keyword_rank=kw_order.index(doc) + 1 if doc in kw_order else None,
+                    highlight=sentence,
+                    highlight_span=span,
+                    matched_terms=tuple(t for t in q.terms if t in passage_tokens),
+                    contributions=dict(parts.get(doc, {})),
+                )
+            )
         return hits
 
     def _query_vector(self, text: str) -> np.ndarray:
@@ -391,7 +445,7 @@ class Coach:
                     return hit
         vec = self.embedder.encode_queries([text])[0]
         if self.query_cache_size > 0:
-            vec.setflags(write=False)                      # shared between callers: never modified in place
+            vec.setflags(write=False)  # shared between callers: never modified in place
             with self._query_cache_lock:
                 self._query_cache[key] = vec
                 self._query_cache.move_to_end(key)
@@ -418,7 +472,7 @@ class Coach:
     @staticmethod
     def _chunk_tokens(index: pipeline.LoadedIndex, sets: list, doc: int) -> frozenset[str]:
         tokens = sets[doc]
-        if tokens is None:              # two threads may both compute it: same value, no harm
+        if tokens is None:  # two threads may both compute it: same value, no harm
             tokens = sets[doc] = frozenset(_simplified_tokens(index.chunks[doc].text))
         return tokens
 
@@ -433,10 +487,11 @@ class Coach:
             return self._scope_vectors
         with self._scope_lock:
             if self._scope_vectors is None:
-                texts = [p.text if bridge_mod.is_english(p.text) else self.bridge.searched_form(p.text)
-                         for p in self.bridge.out_of_scope]
-                self._scope_vectors = (self.embedder.encode_queries(texts) if texts
-                                       else np.zeros((0, 0), np.float32))
+                texts = [
+                    p.text if bridge_mod.is_english(p.text) else self.bridge.searched_form(p.text)
+                    for p in self.bridge.out_of_scope
+                ]
+                self._scope_vectors = self.embedder.encode_queries(texts) if texts else np.zeros((0, 0), np.float32)
             return self._scope_vectors
 
     @staticmethod
@@ -445,8 +500,9 @@ class Coach:
         rows = index.sentence_rows[doc]
         if len(rows) == 0:
             return chunk.text, (chunk.start, chunk.end)
-        key = advice.choose_key_sentence([s.text for s in chunk.sentences],
-                                         index.sentence_vectors[rows.start:rows.stop] @ q)
+        key = advice.choose_key_sentence(
+            [s.text for s in chunk.sentences], index.sentence_vectors[rows.start : rows.stop] @ q
+        )
         s = chunk.sentences[key.index]
         return key.text, (s.start, s.end)
 
@@ -454,9 +510,11 @@ class Coach:
 def _tuned_folder_ok(tuning: dict) -> bool:
     from .tune import is_tuned_folder
     from pathlib import Path
+
     return is_tuned_folder(Path(tuning["path"]), tuning.get("key"))
 
 
 def _simplified_tokens(text: str) -> set[str]:
     from .keyword import tokenize
+
     return set(tokenize(text))

@@ -27,7 +27,7 @@ from typing import Callable, Sequence
 
 Progress = Callable[[float, str], None]
 
-TUNING_FILE = "coach-tuning.json"       # written into a tuned model folder: what built it
+TUNING_FILE = "coach-tuning.json"  # written into a tuned model folder: what built it
 
 
 @dataclass(frozen=True)
@@ -37,8 +37,8 @@ class TuneSettings:
     epochs: int = 1
     learning_rate: float = 2e-5
     batch_size: int = 32
-    max_seq_length: int = 64           # descriptions and anchor sentences fit; keeps a step cheap on a CPU
-    scale: float = 20.0                # inverse temperature of the in-batch softmax (sentence-transformers' default)
+    max_seq_length: int = 64  # descriptions and anchor sentences fit; keeps a step cheap on a CPU
+    scale: float = 20.0  # inverse temperature of the in-batch softmax (sentence-transformers' default)
     seed: int = 0
 
     def as_dict(self) -> dict:
@@ -92,8 +92,15 @@ def is_tuned_folder(path: Path, key: str | None = None) -> bool:
     return key is None or data.get("key") == key
 
 
-def ensure_tuned(base_path: Path, base_name: str, base_fingerprint: str, pairs: Sequence[Pair],
-                 settings: TuneSettings, cache_dir: Path, progress: Progress | None = None) -> Path:
+def ensure_tuned(
+    base_path: Path,
+    base_name: str,
+    base_fingerprint: str,
+    pairs: Sequence[Pair],
+    settings: TuneSettings,
+    cache_dir: Path,
+    progress: Progress | None = None,
+) -> Path:
     """The tuned model folder for these pairs, trained now when it is not cached. Written into a temporary folder
     and renamed into place, so an interrupted run leaves nothing that looks complete."""
     key = tuning_key(base_fingerprint, pairs, settings)
@@ -112,10 +119,16 @@ def ensure_tuned(base_path: Path, base_name: str, base_fingerprint: str, pairs: 
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-tuned-", dir=cache_dir))
     try:
         model.save(str(tmp))
-        info = {"key": key, "base_model": base_name, "base_fingerprint": base_fingerprint, "pairs": len(pairs),
-                "settings": settings.as_dict(), "seconds": round(time.time() - started, 1)}
+        info = {
+            "key": key,
+            "base_model": base_name,
+            "base_fingerprint": base_fingerprint,
+            "pairs": len(pairs),
+            "settings": settings.as_dict(),
+            "seconds": round(time.time() - started, 1),
+        }
         (tmp / TUNING_FILE).write_text(json.dumps(info, ensure_ascii=False, indent=1), "utf-8")
-        if final.exists():                                  # a stale or half-written folder of the same key
+        if final.exists():  # a stale or half-written folder of the same key
             shutil.rmtree(final)
         os.replace(tmp, final)
     except BaseException:
@@ -163,7 +176,8 @@ def train(model, pairs: Sequence[Pair], settings: TuneSettings, progress: Progre
     plan = [b for _ in range(settings.epochs) for b in batches(targets, settings.batch_size, rng)]
     warmup = max(1, len(plan) // 10)
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimiser, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (len(plan) - s) / len(plan)))
+        optimiser, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (len(plan) - s) / len(plan))
+    )
 
     def embed(texts: list[str], prompt: str):
         features = model.preprocess(texts, prompt=prompt)
@@ -175,8 +189,9 @@ def train(model, pairs: Sequence[Pair], settings: TuneSettings, progress: Progre
         t = embed([pairs[i].target for i in batch], PASSAGE_PROMPT)
         logits = settings.scale * q @ t.T
         labels = torch.arange(len(batch))
-        loss = (torch.nn.functional.cross_entropy(logits, labels)
-                + torch.nn.functional.cross_entropy(logits.T, labels)) / 2
+        loss = (
+            torch.nn.functional.cross_entropy(logits, labels) + torch.nn.functional.cross_entropy(logits.T, labels)
+        ) / 2
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()

@@ -36,20 +36,22 @@ log = logging.getLogger("coach.websec")
 ALLOWED_HOSTS_ENV = "COACH_ALLOWED_HOSTS"
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
-CSP = "; ".join([
-    "default-src 'self'",
-    "script-src 'self' 'unsafe-inline' 'unsafe-eval'",
-    "style-src 'self' 'unsafe-inline'",
-    "img-src 'self' data: blob:",
-    "font-src 'self' data:",
-    "media-src 'self' data: blob:",
-    "connect-src 'self'",
-    "worker-src 'self' blob:",
-    "object-src 'none'",
-    "base-uri 'self'",
-    "form-action 'self'",
-    "frame-ancestors 'self'",
-])
+CSP = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self' 'unsafe-inline' 'unsafe-eval'",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data: blob:",
+        "font-src 'self' data:",
+        "media-src 'self' data: blob:",
+        "connect-src 'self'",
+        "worker-src 'self' blob:",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'self'",
+    ]
+)
 SECURITY_HEADERS = {
     "x-frame-options": "SAMEORIGIN",
     "x-content-type-options": "nosniff",
@@ -61,6 +63,7 @@ LOGIN_PATHS = ("/login", "/login/")
 
 
 # ---------------------------------------------------------------------------------------------- Host
+
 
 def allowed_hosts(configured: str | None = None) -> frozenset[str]:
     """Loopback names plus the comma-separated names (or name:port) of COACH_ALLOWED_HOSTS (or `configured`)."""
@@ -103,6 +106,7 @@ def same_site_lax(cookie: str) -> str:
 
 # ---------------------------------------------------------------------------------------------- logins
 
+
 class LoginThrottle:
     """Login attempts per client address: FREE_ATTEMPTS free ones, then a wait doubling from BASE_DELAY_S up to
     MAX_DELAY_S between attempts; a success clears the address. Attempts are counted when they start, so a burst of
@@ -115,7 +119,7 @@ class LoginThrottle:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic):
         self.clock = clock
-        self._clients: OrderedDict[str, tuple[int, float]] = OrderedDict()   # address -> (attempts, next allowed)
+        self._clients: OrderedDict[str, tuple[int, float]] = OrderedDict()  # address -> (attempts, next allowed)
         self._lock = threading.Lock()
         self.refused = 0
 
@@ -130,7 +134,7 @@ class LoginThrottle:
         with self._lock:
             now = self.clock()
             attempts, next_at = self._clients.pop(client, (0, now))
-            if attempts and now - next_at > 2 * self.MAX_DELAY_S:   # quiet for long: start afresh
+            if attempts and now - next_at > 2 * self.MAX_DELAY_S:  # quiet for long: start afresh
                 attempts, next_at = 0, now
             if now < next_at:
                 self._clients[client] = (attempts, next_at)
@@ -149,11 +153,14 @@ class LoginThrottle:
 
 # ---------------------------------------------------------------------------------------------- the middleware
 
+
 def _bad_call(exc: BaseException) -> tuple[int, str] | None:
     """(status, message) for an exception a malformed API call makes Gradio raise; None for anything else."""
     if isinstance(exc, (KeyError, IndexError)) or type(exc).__name__ == "FnIndexInferError":
-        return 404, ("this app has no such function (unknown fn_index, api_name or component); "
-                     "GET /gradio_api/info lists its API")
+        return 404, (
+            "this app has no such function (unknown fn_index, api_name or component); "
+            "GET /gradio_api/info lists its API"
+        )
     if isinstance(exc, (TypeError, ValueError, AttributeError)):
         return 400, "the request's data do not fit this function; GET /gradio_api/info lists what it takes"
     return None
@@ -177,8 +184,12 @@ class WebGuard:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008})
                 return
-            await _answer(send, 400, f"this server does not answer to the name {headers.get('host', '')[:100]!r}; "
-                                     f"add it to {ALLOWED_HOSTS_ENV} to allow it")
+            await _answer(
+                send,
+                400,
+                f"this server does not answer to the name {headers.get('host', '')[:100]!r}; "
+                f"add it to {ALLOWED_HOSTS_ENV} to allow it",
+            )
             return
         if scope["type"] == "websocket":
             await self.app(scope, receive, send)
@@ -190,8 +201,12 @@ class WebGuard:
             wait = self.throttle.attempt(client)
             if wait > 0:
                 seconds = max(1, round(wait))
-                await _answer(send, 429, f"too many login attempts from this address; try again in {seconds} s",
-                              [(b"retry-after", str(seconds).encode())])
+                await _answer(
+                    send,
+                    429,
+                    f"too many login attempts from this address; try again in {seconds} s",
+                    [(b"retry-after", str(seconds).encode())],
+                )
                 return
         started = False
 
@@ -228,14 +243,13 @@ def _secure_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, byt
 
 async def _answer(send, status: int, message: str, extra: list[tuple[bytes, bytes]] | None = None) -> None:
     body = json.dumps({"detail": message}, ensure_ascii=False).encode("utf-8")
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-               *(extra or [])]
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *(extra or [])]
     await send({"type": "http.response.start", "status": status, "headers": _secure_headers(headers)})
     await send({"type": "http.response.body", "body": body})
 
 
 def middleware() -> list:
     """What `launch(app_kwargs={"middleware": ...})` installs (Starlette's Middleware wrapper around WebGuard)."""
-    from starlette.middleware import Middleware   # imported here: the guard itself needs nothing but ASGI
+    from starlette.middleware import Middleware  # imported here: the guard itself needs nothing but ASGI
 
     return [Middleware(WebGuard)]

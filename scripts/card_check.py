@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             with _Baseline():
                 answer = coach.ask(row["query"], top_k=args.top_k, diverse=True).to_json()
         else:
-            answer = coach.ask(row["query"], top_k=args.top_k, diverse=True).to_json()   # `coach ask --json`
+            answer = coach.ask(row["query"], top_k=args.top_k, diverse=True).to_json()  # `coach ask --json`
         counts["answers"] += 1
         if answer["out_of_domain"]:
             counts["out_of_domain"] += 1
@@ -108,11 +108,17 @@ def main(argv: list[str] | None = None) -> int:
                 counts[f"cards_{q['kind']}"] += 1
         counts["answers_with_quote"] += any(quotes)
         if dump:
-            record = {"query": row["query"], "lang": row.get("lang"), "split": row.get("split"),
-                      "out_of_domain": answer["out_of_domain"],
-                      "results": [{"source": r["source"], "highlight": r["highlight"], "quote": q}
-                                  for r, q in zip(answer["results"], quotes)]}
-            if not args.baseline:   # the baseline's answer beside it (the query's vectors are cached: cheap)
+            record = {
+                "query": row["query"],
+                "lang": row.get("lang"),
+                "split": row.get("split"),
+                "out_of_domain": answer["out_of_domain"],
+                "results": [
+                    {"source": r["source"], "highlight": r["highlight"], "quote": q}
+                    for r, q in zip(answer["results"], quotes)
+                ],
+            }
+            if not args.baseline:  # the baseline's answer beside it (the query's vectors are cached: cheap)
                 with _Baseline():
                     old = coach.ask(row["query"], top_k=args.top_k, diverse=True).to_json()
                 old_results = old["results"] or old.get("nearest", [])
@@ -124,8 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     for line in bad[:40]:
         print(line)
     print(json.dumps(dict(counts), indent=2))
-    print(f"{counts['repeating']} of {counts['answers']} answers repeat a passage or key sentence; "
-          f"{counts['out_of_domain_with_results']} of {counts['out_of_domain']} out-of-domain answers carry results")
+    print(
+        f"{counts['repeating']} of {counts['answers']} answers repeat a passage or key sentence; "
+        f"{counts['out_of_domain_with_results']} of {counts['out_of_domain']} out-of-domain answers carry results"
+    )
     return 1 if bad else 0
 
 

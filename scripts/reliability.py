@@ -34,8 +34,18 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import psutil  # noqa: E402
 
-from reliability_support import (ESSAYS_A, FakeEmbedder, chunk_signature, damage, hostile_questions,  # noqa: E402
-                                 index_files, kill_build_rounds, make_settings, run_load, start_app)
+from reliability_support import (  # noqa: E402
+    ESSAYS_A,
+    FakeEmbedder,
+    chunk_signature,
+    damage,
+    hostile_questions,
+    index_files,
+    kill_build_rounds,
+    make_settings,
+    run_load,
+    start_app,
+)
 
 FIGURES: dict = {}
 
@@ -50,13 +60,26 @@ def section(name):
             FIGURES[name] = out
             print(f"   {json.dumps(out, ensure_ascii=False)[:400]}", flush=True)
             return out
+
         return run
+
     return wrap
 
 
 def _random_text(rng: random.Random, max_len: int) -> str:
-    pools = [(0x20, 0x7E), (0x00, 0x1F), (0x4E00, 0x9FFF), (0xD800, 0xDFFF), (0x200B, 0x206F), (0x1F300, 0x1FAFF),
-             (0x0600, 0x06FF), (0x0300, 0x036F), (0xE000, 0xF8FF), (0xFFF0, 0xFFFF), (0x10000, 0x10FFFF)]
+    pools = [
+        (0x20, 0x7E),
+        (0x00, 0x1F),
+        (0x4E00, 0x9FFF),
+        (0xD800, 0xDFFF),
+        (0x200B, 0x206F),
+        (0x1F300, 0x1FAFF),
+        (0x0600, 0x06FF),
+        (0x0300, 0x036F),
+        (0xE000, 0xF8FF),
+        (0xFFF0, 0xFFFF),
+        (0x10000, 0x10FFFF),
+    ]
     out = []
     for _ in range(rng.randrange(max_len)):
         lo, hi = rng.choice(pools)
@@ -89,9 +112,15 @@ def hostile_python(tmp: Path, fuzz: int) -> dict:
             failures.append(f"{q[:40]!r}: {exc!r}"[:200])
         worst = max(worst, time.perf_counter() - t0)
     gc.collect()
-    return {"inputs": len(inputs), "named_hostile": len(hostile_questions()), "random_fuzz": fuzz,
-            "failures": len(failures), "failure_samples": failures[:5], "worst_ms": round(worst * 1000, 1),
-            "rss_growth_mib": round((proc.memory_info().rss - rss0) / 2 ** 20, 1)}
+    return {
+        "inputs": len(inputs),
+        "named_hostile": len(hostile_questions()),
+        "random_fuzz": fuzz,
+        "failures": len(failures),
+        "failure_samples": failures[:5],
+        "worst_ms": round(worst * 1000, 1),
+        "rss_growth_mib": round((proc.memory_info().rss - rss0) / 2**20, 1),
+    }
 
 
 @section("hostile questions (CLI)")
@@ -135,9 +164,16 @@ def hostile_corpus(tmp: Path) -> dict:
     skipped = {n for n, (_, e) in files.items() if e == "skipped"}
     unnamed = [n for n in skipped if not any(n in w for w in built.warnings)]
     dropped = sorted(expected_loaded - sources)
-    return {"files": len(files) + len(ESSAYS_A), "hostile_files": len(files), "loaded": len(built.essays),
-            "skipped_with_named_warning": len(skipped) - len(unnamed), "skipped_without_name": len(unnamed),
-            "good_essays_dropped": len(dropped), "dropped": dropped, "warnings": built.warnings}
+    return {
+        "files": len(files) + len(ESSAYS_A),
+        "hostile_files": len(files),
+        "loaded": len(built.essays),
+        "skipped_with_named_warning": len(skipped) - len(unnamed),
+        "skipped_without_name": len(unnamed),
+        "good_essays_dropped": len(dropped),
+        "dropped": dropped,
+        "warnings": built.warnings,
+    }
 
 
 @section("index faults")
@@ -173,30 +209,47 @@ def index_faults(tmp: Path, rounds: int) -> dict:
         injected += 1
         coach = Coach(settings, embedder=emb)
         not_repaired += chunk_signature(coach.index) != good or not coach.ask("客户生气").results
-    return {"faults_injected": injected, "checked_by_loading": injected - rounds, "left_for_coach_to_repair": rounds,
-            "refused_with_fix_message": refused,
-            "loaded_identical_content": identical, "served_a_mix": mixed, "not_repaired": not_repaired}
+    return {
+        "faults_injected": injected,
+        "checked_by_loading": injected - rounds,
+        "left_for_coach_to_repair": rounds,
+        "refused_with_fix_message": refused,
+        "loaded_identical_content": identical,
+        "served_a_mix": mixed,
+        "not_repaired": not_repaired,
+    }
 
 
 @section("SIGKILL during builds")
 def kills(tmp: Path, n: int) -> dict:
     rounds = kill_build_rounds(make_settings(tmp), n=n, seed=8)
     served = [r.served for r in rounds]
-    return {"kills": len(rounds), "served_old": served.count("old"), "served_new": served.count("new"),
-            "served_a_mix_or_error": sum(s.startswith("error") for s in served),
-            "not_repaired": sum(not r.repaired for r in rounds),
-            "killed_before_first_build_done": sum(r.builds_completed == 0 for r in rounds),
-            "max_delay_ms": round(max(r.delay_s for r in rounds) * 1000, 1)}
+    return {
+        "kills": len(rounds),
+        "served_old": served.count("old"),
+        "served_new": served.count("new"),
+        "served_a_mix_or_error": sum(s.startswith("error") for s in served),
+        "not_repaired": sum(not r.repaired for r in rounds),
+        "killed_before_first_build_done": sum(r.builds_completed == 0 for r in rounds),
+        "max_delay_ms": round(max(r.delay_s for r in rounds) * 1000, 1),
+    }
 
 
 @section("queries during rebuilds")
 def concurrency(tmp: Path, rebuilds: int) -> dict:
     from test_reliability_concurrency import run_queries_during_rebuilds
 
-    f = run_queries_during_rebuilds(make_settings(tmp), threads=20, rebuilds=rebuilds,
-                                    embedder=FakeEmbedder(delay_s=0.02), max_seconds=300)
-    return {"threads": f["threads"], "rebuilds": f["rebuilds"], "queries": f["queries"], "errors": len(f["errors"]),
-            "inconsistent_answers": len(f["inconsistent"]), "index_versions_answering": f["snapshots_answering"]}
+    f = run_queries_during_rebuilds(
+        make_settings(tmp), threads=20, rebuilds=rebuilds, embedder=FakeEmbedder(delay_s=0.02), max_seconds=300
+    )
+    return {
+        "threads": f["threads"],
+        "rebuilds": f["rebuilds"],
+        "queries": f["queries"],
+        "errors": len(f["errors"]),
+        "inconsistent_answers": len(f["inconsistent"]),
+        "index_versions_answering": f["snapshots_answering"],
+    }
 
 
 @section("feedback bursts")
@@ -236,14 +289,21 @@ def feedback(tmp: Path) -> dict:
         ts = [threading.Thread(target=click, args=(c,)) for c in clients]
         [t.start() for t in ts]
         [t.join(120) for t in ts]
-        stored = sqlite3.connect(s.feedback_db).execute(
-            "SELECT COUNT(*) FROM events WHERE kind='feedback'").fetchone()[0]
+        stored = (
+            sqlite3.connect(s.feedback_db).execute("SELECT COUNT(*) FROM events WHERE kind='feedback'").fetchone()[0]
+        )
     finally:
         s.close()
     acknowledged = results.count("stored")
-    return {"direct_clicks": 50, "direct_rows": direct, "http_clicks": len(clients), "http_acknowledged": acknowledged,
-            "http_refused_busy": sum(r.startswith("refused") for r in results), "http_rows": stored,
-            "acknowledged_but_lost": max(0, acknowledged - stored)}
+    return {
+        "direct_clicks": 50,
+        "direct_rows": direct,
+        "http_clicks": len(clients),
+        "http_acknowledged": acknowledged,
+        "http_refused_busy": sum(r.startswith("refused") for r in results),
+        "http_rows": stored,
+        "acknowledged_but_lost": max(0, acknowledged - stored),
+    }
 
 
 @section("feedback store faults")
@@ -265,7 +325,7 @@ def hostile_http(tmp: Path) -> dict:
     try:
         client = Client(s.url, verbose=False)
         worst, rss = 0.0, []
-        for _pass in range(2):   # memory is compared between the end of pass 1 and the end of pass 2
+        for _pass in range(2):  # memory is compared between the end of pass 1 and the end of pass 2
             for name, q in hostile_questions().items():
                 try:
                     q.encode("utf-8")
@@ -293,11 +353,16 @@ def hostile_http(tmp: Path) -> dict:
             status, kind = call_raw(s.port, raw)
             if status not in (200, 400, 413, 422) or "Traceback" in kind:
                 failures.append(f"raw body: {status}")
-        growth = (rss[1] - rss[0]) / 2 ** 20
+        growth = (rss[1] - rss[0]) / 2**20
     finally:
         s.close()
-    return {"requests": n, "failures": len(failures), "failure_samples": failures[:5],
-            "worst_ms": round(worst * 1000, 1), "server_rss_growth_mib_pass2": round(growth, 1)}
+    return {
+        "requests": n,
+        "failures": len(failures),
+        "failure_samples": failures[:5],
+        "worst_ms": round(worst * 1000, 1),
+        "server_rss_growth_mib_pass2": round(growth, 1),
+    }
 
 
 @section("load on loopback")
@@ -320,15 +385,28 @@ def load(tmp: Path, seconds: float, clients: int, flood_clients: int, model: str
     finally:
         s.close()
     strip = lambda d: {k: v for k, v in d.items() if not k.endswith("samples")}  # noqa: E731
-    return {"model": model, "queue_max_size": ui.QUEUE_MAX_SIZE, "concurrency": ui.CONCURRENCY,
-            "steady": strip(steady), "flood": strip(flood), "after": strip(after),
-            "server_rss_mib": {"before": round(rss0 / 2 ** 20), "after_steady": round(rss1 / 2 ** 20),
-                               "after_flood_and_recovery": round(rss2 / 2 ** 20)},
-            "busy_message": (flood["busy_samples"] or [""])[0], "error_samples": warm["error_samples"]
-            + steady["error_samples"] + flood["error_samples"] + after["error_samples"]}
+    return {
+        "model": model,
+        "queue_max_size": ui.QUEUE_MAX_SIZE,
+        "concurrency": ui.CONCURRENCY,
+        "steady": strip(steady),
+        "flood": strip(flood),
+        "after": strip(after),
+        "server_rss_mib": {
+            "before": round(rss0 / 2**20),
+            "after_steady": round(rss1 / 2**20),
+            "after_flood_and_recovery": round(rss2 / 2**20),
+        },
+        "busy_message": (flood["busy_samples"] or [""])[0],
+        "error_samples": warm["error_samples"]
+        + steady["error_samples"]
+        + flood["error_samples"]
+        + after["error_samples"],
+    }
 
 
 # ---------------------------------------------------------------- issue 19: web guards, exports, corpus entries, metadata
+
 
 @section("web surface guards")
 def web_guards(tmp: Path, guesses: int) -> dict:
@@ -336,46 +414,82 @@ def web_guards(tmp: Path, guesses: int) -> dict:
     the admin login on and COACH_ALLOWED_HOSTS set)."""
     from test_reliability_websec import BAD_CALLS, PASSWORD, login, request
 
-    env = {"COACH_ENABLE_UPLOAD": "1", "COACH_ADMIN_USER": "admin", "COACH_ADMIN_PASSWORD": PASSWORD,
-           "COACH_ALLOWED_HOSTS": "coach.training.example"}
+    env = {
+        "COACH_ENABLE_UPLOAD": "1",
+        "COACH_ADMIN_USER": "admin",
+        "COACH_ADMIN_PASSWORD": PASSWORD,
+        "COACH_ALLOWED_HOSTS": "coach.training.example",
+    }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     s = start_app(tmp, upload_enabled=None)
     try:
         port = s.port
-        foreign = ["evil.example", f"evil.example:{port}", f"127.0.0.1.evil.example:{port}", "attacker.test",
-                   "0.0.0.0", "10.0.0.5:7860", "localhost.evil.example", "[::2]:7860", ""]
+        foreign = [
+            "evil.example",
+            f"evil.example:{port}",
+            f"127.0.0.1.evil.example:{port}",
+            "attacker.test",
+            "0.0.0.0",
+            "10.0.0.5:7860",
+            "localhost.evil.example",
+            "[::2]:7860",
+            "",
+        ]
         own = [f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}", "coach.training.example"]
         foreign_served = sum(request(port, "GET", "/", headers={"Host": h})[0] != 400 for h in foreign)
         own_refused = sum(request(port, "GET", "/", headers={"Host": h})[0] != 200 for h in own)
-        paths = [("GET", "/"), ("GET", "/config"), ("GET", "/gradio_api/info"), ("GET", "/no-such-page"),
-                 ("GET", "/gradio_api/file=/etc/passwd"), ("POST", "/login"), ("GET", "/theme.css")]
+        paths = [
+            ("GET", "/"),
+            ("GET", "/config"),
+            ("GET", "/gradio_api/info"),
+            ("GET", "/no-such-page"),
+            ("GET", "/gradio_api/file=/etc/passwd"),
+            ("POST", "/login"),
+            ("GET", "/theme.css"),
+        ]
         missing = []
         for method, path in paths:
             h = dict(request(port, method, path)[1])
-            missing += [f"{path}: {k}" for k in ("x-frame-options", "x-content-type-options",
-                                                 "content-security-policy") if k not in h]
+            missing += [
+                f"{path}: {k}"
+                for k in ("x-frame-options", "x-content-type-options", "content-security-policy")
+                if k not in h
+            ]
         status, headers, _ = login(port)
         cookies = [v for k, v in headers if k == "set-cookie"]
         t0 = time.perf_counter()
         statuses = [login(port, f"guess-{n}")[0] for n in range(guesses)]
         guess_s = time.perf_counter() - t0
         right_at_once = login(port)[0]
-        bad = [request(port, m, path, json.dumps(body).encode(), {"Content-Type": "application/json"})[0]
-               for m, path, body in BAD_CALLS]
+        bad = [
+            request(port, m, path, json.dumps(body).encode(), {"Content-Type": "application/json"})[0]
+            for m, path, body in BAD_CALLS
+        ]
     finally:
         s.close()
         for k, v in saved.items():
             os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
-    return {"foreign_hosts": len(foreign), "foreign_hosts_served": foreign_served, "own_hosts": len(own),
-            "own_hosts_refused": own_refused, "responses_checked_for_headers": len(paths),
-            "security_headers_missing": missing, "login_ok": status == 200, "cookies": len(cookies),
-            "cookies_samesite_none": sum("samesite=none" in c.lower() for c in cookies),
-            "cookies_without_lax": sum("samesite=lax" not in c.lower() for c in cookies),
-            "wrong_passwords": guesses, "wrong_passwords_checked": statuses.count(400),
-            "wrong_passwords_refused_429": statuses.count(429), "wrong_passwords_seconds": round(guess_s, 1),
-            "right_password_at_once": right_at_once, "bad_api_calls": len(bad),
-            "bad_api_calls_4xx": sum(400 <= b < 500 for b in bad), "bad_api_calls_500": sum(b >= 500 for b in bad)}
+    return {
+        "foreign_hosts": len(foreign),
+        "foreign_hosts_served": foreign_served,
+        "own_hosts": len(own),
+        "own_hosts_refused": own_refused,
+        "responses_checked_for_headers": len(paths),
+        "security_headers_missing": missing,
+        "login_ok": status == 200,
+        "cookies": len(cookies),
+        "cookies_samesite_none": sum("samesite=none" in c.lower() for c in cookies),
+        "cookies_without_lax": sum("samesite=lax" not in c.lower() for c in cookies),
+        "wrong_passwords": guesses,
+        "wrong_passwords_checked": statuses.count(400),
+        "wrong_passwords_refused_429": statuses.count(429),
+        "wrong_passwords_seconds": round(guess_s, 1),
+        "right_password_at_once": right_at_once,
+        "bad_api_calls": len(bad),
+        "bad_api_calls_4xx": sum(400 <= b < 500 for b in bad),
+        "bad_api_calls_500": sum(b >= 500 for b in bad),
+    }
 
 
 @section("CSV exports")
@@ -391,16 +505,24 @@ def csv_exports(tmp: Path) -> dict:
 
     settings = make_settings(tmp)
     store = FeedbackStore(tmp / "fb.sqlite3")
-    app = ui.CoachApp(ui.CoachHolder(coach=Coach(settings, embedder=FakeEmbedder())), store, settings,
-                      upload_dir=tmp / "uploads", live_dir=tmp / "live")
+    app = ui.CoachApp(
+        ui.CoachHolder(coach=Coach(settings, embedder=FakeEmbedder())),
+        store,
+        settings,
+        upload_dir=tmp / "uploads",
+        live_dir=tmp / "live",
+    )
     questions = HOSTILE + [c + q for c in FORMULA_STARTS for q in ("1+1", "客户", "cmd|' /C calc'!A0")] + HARMLESS
     for q in questions:
         store.record_question(q, lang="zh", out_of_domain=True)
     rows = list(csv.reader(io.StringIO(app.export_gaps(tmp).read_bytes().decode("utf-8"), newline="")))[1:]
     cells = [c for row in rows for c in row]
-    return {"questions_exported": len(rows), "formula_questions": sum(q.startswith(FORMULA_STARTS) for q in questions),
-            "cells_starting_a_formula": sum(c.startswith(FORMULA_STARTS) for c in cells),
-            "harmless_questions_changed": sum(q not in {r[0] for r in rows} for q in HARMLESS if q)}
+    return {
+        "questions_exported": len(rows),
+        "formula_questions": sum(q.startswith(FORMULA_STARTS) for q in questions),
+        "cells_starting_a_formula": sum(c.startswith(FORMULA_STARTS) for c in cells),
+        "harmless_questions_changed": sum(q not in {r[0] for r in rows} for q in HARMLESS if q),
+    }
 
 
 @section("corpus entries and metadata")
@@ -424,10 +546,18 @@ def corpus_entries(tmp: Path) -> dict:
     (c / "link-loop.txt").symlink_to(c / "link-loop.txt")
     os.mkfifo(c / "fifo.txt")
     (c / "folder.md").mkdir()
-    refused = ["link-outside.txt", "link-outside-relative.md", "link-dangling.txt", "link-loop.txt", "fifo.txt",
-               "folder.md"]
-    utf16 = {"zh-le.txt": ("客户生气怎么办\n我先道歉,然后认真听客户说明情况。", "utf-16-le"),
-             "zh-hant-be.txt": ("客戶生氣怎麼辦\n我先道歉,然後認真聽客戶說明情況。", "utf-16-be")}
+    refused = [
+        "link-outside.txt",
+        "link-outside-relative.md",
+        "link-dangling.txt",
+        "link-loop.txt",
+        "fifo.txt",
+        "folder.md",
+    ]
+    utf16 = {
+        "zh-le.txt": ("客户生气怎么办\n我先道歉,然后认真听客户说明情况。", "utf-16-le"),
+        "zh-hant-be.txt": ("客戶生氣怎麼辦\n我先道歉,然後認真聽客戶說明情況。", "utf-16-be"),
+    }
     for name, (text, enc) in utf16.items():
         (c / name).write_bytes(text.encode(enc))
     loaded = load_corpus(c)
@@ -468,17 +598,26 @@ def corpus_entries(tmp: Path) -> dict:
                 not_served.append(file)
     finally:
         coach.embed.Embedder = real
-    return {"entries": len(refused), "refused_with_named_warning": named, "refused_silently": len(refused) - named,
-            "indexed_from_outside": int("SECRET" in " ".join(e.text + e.meta.title for e in loaded.essays)),
-            "utf16_without_bom": len(utf16), "utf16_without_bom_loaded": len(set(utf16) & sources),
-            "good_essays_dropped": len(set(ESSAYS_A) - sources),
-            "malformed_metadata_cases": cases, "named_file_entry_and_field": one_line_named,
-            "error_lines": lines, "tracebacks": tracebacks,
-            "broken_metadata_with_intact_index": len(BROKEN_METADATA), "ask_served_with_warning": served,
-            "ask_failed": not_served}
+    return {
+        "entries": len(refused),
+        "refused_with_named_warning": named,
+        "refused_silently": len(refused) - named,
+        "indexed_from_outside": int("SECRET" in " ".join(e.text + e.meta.title for e in loaded.essays)),
+        "utf16_without_bom": len(utf16),
+        "utf16_without_bom_loaded": len(set(utf16) & sources),
+        "good_essays_dropped": len(set(ESSAYS_A) - sources),
+        "malformed_metadata_cases": cases,
+        "named_file_entry_and_field": one_line_named,
+        "error_lines": lines,
+        "tracebacks": tracebacks,
+        "broken_metadata_with_intact_index": len(BROKEN_METADATA),
+        "ask_served_with_warning": served,
+        "ask_failed": not_served,
+    }
 
 
 # ---------------------------------------------------------------- report
+
 
 def _store_fault_rows(sf: dict | None) -> list[str]:
     """Table rows for the feedback-store faults (absent from figures recorded before the section existed)."""
@@ -491,13 +630,17 @@ def _store_fault_rows(sf: dict | None) -> list[str]:
         if "skipped" in v:
             rows.append(f"| Feedback store: {name} | skipped | {v['skipped']} |")
         elif name == "read-only at start":
-            rows.append(f"| Feedback store: {name} | the app started on a `chattr +i` file | started, marks off: "
-                        f"{'yes' if v['marks_off'] else 'NO'}, {v['answered']} of {v['questions']} questions answered |")
+            rows.append(
+                f"| Feedback store: {name} | the app started on a `chattr +i` file | started, marks off: "
+                f"{'yes' if v['marks_off'] else 'NO'}, {v['answered']} of {v['questions']} questions answered |"
+            )
         else:
-            rows.append(f"| Feedback store: {name} | {v['questions']} questions and {v['marks']} marks during the "
-                        f"fault | {v['answered']} answered, {v['acknowledged']} marks stored, {v['refused']} refused "
-                        f"with the reason, {v['acknowledged_but_lost']} acknowledged but lost; recovered without a "
-                        f"restart: {'yes' if v['recovered_without_restart'] else 'NO'} |")
+            rows.append(
+                f"| Feedback store: {name} | {v['questions']} questions and {v['marks']} marks during the "
+                f"fault | {v['answered']} answered, {v['acknowledged']} marks stored, {v['refused']} refused "
+                f"with the reason, {v['acknowledged_but_lost']} acknowledged but lost; recovered without a "
+                f"restart: {'yes' if v['recovered_without_restart'] else 'NO'} |"
+            )
     return rows
 
 
@@ -509,17 +652,24 @@ def write_report(path: Path, run_line: str) -> None:
     inputs = hp["inputs"] + hc["inputs"] + hh["requests"]
     input_failures = hp["failures"] + hc["failures"] + hh["failures"]
     faults = fa["faults_injected"] + ki["kills"]
-    lost = fb["acknowledged_but_lost"] + (fb["direct_clicks"] - fb["direct_rows"]) + fa["served_a_mix"] \
-        + ki["served_a_mix_or_error"] + co["good_essays_dropped"]
+    lost = (
+        fb["acknowledged_but_lost"]
+        + (fb["direct_clicks"] - fb["direct_rows"])
+        + fa["served_a_mix"]
+        + ki["served_a_mix_or_error"]
+        + co["good_essays_dropped"]
+    )
     st, fl, af = ld["steady"], ld["flood"], ld["after"]
-    summary = (f"{inputs} hostile inputs tried ({input_failures} failures); {faults} faults injected "
-               f"({fa['faults_injected']} index-file faults, {ki['kills']} SIGKILLed builds; "
-               f"{fa['served_a_mix'] + ki['served_a_mix_or_error']} mixed or broken indexes served, "
-               f"{fa['not_repaired'] + ki['not_repaired']} not repaired); load held: {st['clients']} clients for "
-               f"{st['seconds']} s at {st['throughput_per_s']}/s, p50 {st['p50_ms']} ms, p95 {st['p95_ms']} ms, "
-               f"{st['errors']} errors; {fl['clients']} clients: {fl['busy']} clean busy answers, {fl['errors']} "
-               f"errors; data lost: {'none' if lost == 0 else lost} (no acknowledged feedback, essay or index lost; "
-               f"{fb['http_refused_busy']} of {fb['http_clicks']} simultaneous HTTP feedback clicks refused as busy).")
+    summary = (
+        f"{inputs} hostile inputs tried ({input_failures} failures); {faults} faults injected "
+        f"({fa['faults_injected']} index-file faults, {ki['kills']} SIGKILLed builds; "
+        f"{fa['served_a_mix'] + ki['served_a_mix_or_error']} mixed or broken indexes served, "
+        f"{fa['not_repaired'] + ki['not_repaired']} not repaired); load held: {st['clients']} clients for "
+        f"{st['seconds']} s at {st['throughput_per_s']}/s, p50 {st['p50_ms']} ms, p95 {st['p95_ms']} ms, "
+        f"{st['errors']} errors; {fl['clients']} clients: {fl['busy']} clean busy answers, {fl['errors']} "
+        f"errors; data lost: {'none' if lost == 0 else lost} (no acknowledged feedback, essay or index lost; "
+        f"{fb['http_refused_busy']} of {fb['http_clicks']} simultaneous HTTP feedback clicks refused as busy)."
+    )
     summary += issue19_summary(F)
     FIGURES["summary"] = summary
     lines = [
@@ -575,7 +725,7 @@ def write_report(path: Path, run_line: str) -> None:
         f"{ld['server_rss_mib']['after_steady']} MiB |",
         f"| Load, beyond the queue (max {ld['queue_max_size']} waiting, {ld['concurrency']} at once) | "
         f"{fl['clients']} users for {fl['seconds']} s | {fl['answered']} answers, {fl['busy']} clean busy answers "
-        f"(\"{ld['busy_message']}\"), {fl['errors']} errors, p95 {fl['p95_ms']} ms |",
+        f'("{ld["busy_message"]}"), {fl["errors"]} errors, p95 {fl["p95_ms"]} ms |',
         f"| Recovery | 2 users for {af['seconds']} s right after | {af['answered']} answers, {af['busy']} busy, "
         f"{af['errors']} errors, p95 {af['p95_ms']} ms; server RSS {ld['server_rss_mib']['after_flood_and_recovery']} "
         f"MiB |",
@@ -613,7 +763,7 @@ def write_report(path: Path, run_line: str) -> None:
         "  (`chattr +i`, also before start), locked by another program, damaged, or the disk full: questions are",
         "  answered, each mark is refused with the reason and counted, none is acknowledged and lost, and marks work",
         "  again without a restart once the file is back. No WAL, so no memory-mapped file can SIGBUS the process.",
-        "- **Load**: beyond the queue limit clients get Gradio's clean \"Queue is full\" answer, never an error,",
+        '- **Load**: beyond the queue limit clients get Gradio\'s clean "Queue is full" answer, never an error,',
         "  and the app answers normally as soon as the flood stops.",
         "- **Web guards** (`tests/test_websec.py`, `tests/test_reliability_websec.py`, `tests/test_browser_websec.py`;",
         "  coach/websec.py): a `Host` that is not a loopback name or in `COACH_ALLOWED_HOSTS` gets 400 (DNS rebinding);",
@@ -666,14 +816,16 @@ def issue19_rows(F: dict) -> list[str]:
             f"{w['cookies']} cookies, {w['cookies_samesite_none']} SameSite=None; {w['wrong_passwords_checked']} "
             f"passwords checked, {w['wrong_passwords_refused_429']} refused (429) in {w['wrong_passwords_seconds']} s, "
             f"the right one at once: {w['right_password_at_once']}; bad calls: {w['bad_api_calls_4xx']} 4xx, "
-            f"{w['bad_api_calls_500']} 500 |")
+            f"{w['bad_api_calls_500']} 500 |"
+        )
     if "CSV exports" in F:
         x = F["CSV exports"]
         rows.append(
             f"| CSV exports | {x['questions_exported']} stored questions exported as content gaps, "
             f"{x['formula_questions']} of them starting with `=`, `+`, `-`, `@`, tab or CR | "
             f"{x['cells_starting_a_formula']} cells start a formula; {x['harmless_questions_changed']} harmless "
-            f"questions changed |")
+            f"questions changed |"
+        )
     if "corpus entries and metadata" in F:
         e = F["corpus entries and metadata"]
         rows.append(
@@ -685,7 +837,8 @@ def issue19_rows(F: dict) -> list[str]:
             f"silently, {e['indexed_from_outside']} read from outside; {e['utf16_without_bom_loaded']} UTF-16 loaded; "
             f"{e['named_file_entry_and_field']} of {e['malformed_metadata_cases']} answered by a line naming file, "
             f"entry and field, {e['tracebacks']} tracebacks; `coach ask` served {e['ask_served_with_warning']} of "
-            f"{e['broken_metadata_with_intact_index']} with a warning |")
+            f"{e['broken_metadata_with_intact_index']} with a warning |"
+        )
     return rows
 
 
@@ -693,12 +846,14 @@ def issue19_summary(F: dict) -> str:
     if not {"web surface guards", "CSV exports", "corpus entries and metadata"} <= F.keys():
         return ""
     w, x, e = F["web surface guards"], F["CSV exports"], F["corpus entries and metadata"]
-    return (f" Web guards: {w['foreign_hosts_served']} of {w['foreign_hosts']} foreign Host names served, "
-            f"{w['wrong_passwords_checked']} of {w['wrong_passwords']} rapid wrong passwords checked, "
-            f"{w['bad_api_calls_500']} of {w['bad_api_calls']} bad API calls answered 500; CSV: "
-            f"{x['cells_starting_a_formula']} formula cells; corpus: {e['refused_silently']} hostile entries skipped "
-            f"silently, {e['tracebacks']} metadata tracebacks, `coach ask` served "
-            f"{e['ask_served_with_warning']}/{e['broken_metadata_with_intact_index']} with broken metadata.")
+    return (
+        f" Web guards: {w['foreign_hosts_served']} of {w['foreign_hosts']} foreign Host names served, "
+        f"{w['wrong_passwords_checked']} of {w['wrong_passwords']} rapid wrong passwords checked, "
+        f"{w['bad_api_calls_500']} of {w['bad_api_calls']} bad API calls answered 500; CSV: "
+        f"{x['cells_starting_a_formula']} formula cells; corpus: {e['refused_silently']} hostile entries skipped "
+        f"silently, {e['tracebacks']} metadata tracebacks, `coach ask` served "
+        f"{e['ask_served_with_warning']}/{e['broken_metadata_with_intact_index']} with broken metadata."
+    )
 
 
 ISSUE19 = ("web surface guards", "CSV exports", "corpus entries and metadata")
@@ -730,7 +885,8 @@ def run_only(args) -> int:
         run_issue19(Path(d), args, names)
     run_line = run_line.split(" Re-run ")[0].rstrip("_") + (
         f" Re-run {time.strftime('%Y-%m-%d %H:%M %Z')} ({time.perf_counter() - t0:.0f} s): "
-        f"{', '.join(sorted(names))}, with `{' '.join(['scripts/reliability.py'] + sys.argv[1:])}`._")
+        f"{', '.join(sorted(names))}, with `{' '.join(['scripts/reliability.py'] + sys.argv[1:])}`._"
+    )
     write_report(args.out, run_line)
     print(f"\n{FIGURES['summary']}\nwritten: {args.out}")
     return 0
@@ -746,16 +902,27 @@ def main(argv=None) -> int:
     p.add_argument("--load-seconds", type=float, default=60)
     p.add_argument("--load-clients", type=int, default=8)
     p.add_argument("--flood-clients", type=int, default=80)
-    p.add_argument("--load-model", choices=["fake", "real"], default="real",
-                   help="fake: hashing embedder (+50 ms) measures the web stack; real: the bundled e5 model "
-                        "on the project's corpus (the documented run)")
+    p.add_argument(
+        "--load-model",
+        choices=["fake", "real"],
+        default="real",
+        help="fake: hashing embedder (+50 ms) measures the web stack; real: the bundled e5 model "
+        "on the project's corpus (the documented run)",
+    )
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "reliability.md")
     p.add_argument("--guesses", type=int, default=300, help="wrong passwords sent in a row (login throttle)")
-    p.add_argument("--only", metavar="S1,S2", help="run only these sections (names as in the raw figures, or 'issue19' "
-                   "for the web guards, CSV exports and corpus entries, or 'store-faults' alone for the feedback store faults); the "
-                        "other figures are kept from --out")
-    p.add_argument("--rewrite", action="store_true",
-                   help="run nothing: regenerate --out from the raw figures recorded in it (after a template change)")
+    p.add_argument(
+        "--only",
+        metavar="S1,S2",
+        help="run only these sections (names as in the raw figures, or 'issue19' "
+        "for the web guards, CSV exports and corpus entries, or 'store-faults' alone for the feedback store faults); the "
+        "other figures are kept from --out",
+    )
+    p.add_argument(
+        "--rewrite",
+        action="store_true",
+        help="run nothing: regenerate --out from the raw figures recorded in it (after a template change)",
+    )
     args = p.parse_args(argv)
     if args.only and args.only != "store-faults":
         return run_only(args)
@@ -769,7 +936,8 @@ def main(argv=None) -> int:
                 store_faults(Path(d))
             run_line = run_line.split(" The feedback store faults:")[0].rstrip("_") + (
                 f" The feedback store faults: {time.strftime('%Y-%m-%d %H:%M %Z')}, "
-                f"`scripts/reliability.py --only {args.only}`._")
+                f"`scripts/reliability.py --only {args.only}`._"
+            )
         write_report(args.out, run_line)
         print(FIGURES["summary"])
         return 0
@@ -792,9 +960,11 @@ def main(argv=None) -> int:
         run_issue19(tmp, args)
     total = time.perf_counter() - t0
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    run_line = (f"_Run {time.strftime('%Y-%m-%d %H:%M %Z')} on {platform.machine()} / {os.cpu_count()} cores / "
-                f"Python {platform.python_version()}, {total:.0f} s in all. Command: "
-                f"`{' '.join(['scripts/reliability.py'] + sys.argv[1:])}`._")
+    run_line = (
+        f"_Run {time.strftime('%Y-%m-%d %H:%M %Z')} on {platform.machine()} / {os.cpu_count()} cores / "
+        f"Python {platform.python_version()}, {total:.0f} s in all. Command: "
+        f"`{' '.join(['scripts/reliability.py'] + sys.argv[1:])}`._"
+    )
     write_report(args.out, run_line)
     print(f"\n{FIGURES['summary']}\nwritten: {args.out} ({total:.0f} s)")
     return 0

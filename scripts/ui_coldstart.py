@@ -33,7 +33,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-QUESTION = "客户在电话里一直骂人,我该怎么办"       # bench/cold_start.py's question
+QUESTION = "客户在电话里一直骂人,我该怎么办"  # bench/cold_start.py's question
 SECOND = "how do I handle an angry caller"
 
 
@@ -64,9 +64,15 @@ INDEX_DIR: Path | None = None
 
 
 def env_for(app: Path, port: int, tmp: Path) -> dict:
-    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "COACH_FEEDBACK_DB": str(tmp / "feedback.sqlite3"), "COACH_UPLOAD_DIR": str(tmp / "uploads")}
-    if app.resolve().parent != ROOT:   # a copy elsewhere (a baseline): point it at this checkout's model and index
+    env = {
+        **os.environ,
+        "GRADIO_SERVER_PORT": str(port),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "COACH_FEEDBACK_DB": str(tmp / "feedback.sqlite3"),
+        "COACH_UPLOAD_DIR": str(tmp / "uploads"),
+    }
+    if app.resolve().parent != ROOT:  # a copy elsewhere (a baseline): point it at this checkout's model and index
         env.setdefault("COACH_INDEX_DIR", str(ROOT / "index"))
         env.setdefault("COACH_MODEL_CACHE", str(ROOT / ".cache" / "models"))
         env.setdefault("COACH_CORPUS_DIR", str(ROOT / "corpus"))
@@ -78,8 +84,14 @@ def env_for(app: Path, port: int, tmp: Path) -> dict:
 def build_index(app: Path) -> None:
     """`coach build --if-needed` with the code next to `app` (untimed), so that no timed run builds the index."""
     with tempfile.TemporaryDirectory(prefix="coach-coldstart-") as d:
-        out = subprocess.run([sys.executable, "-m", "coach.cli", "build", "--if-needed"], cwd=app.resolve().parent,
-                             env=env_for(app, 0, Path(d)), capture_output=True, text=True, timeout=1800)
+        out = subprocess.run(
+            [sys.executable, "-m", "coach.cli", "build", "--if-needed"],
+            cwd=app.resolve().parent,
+            env=env_for(app, 0, Path(d)),
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
     if out.returncode != 0:
         raise RuntimeError(f"coach build failed:\n{out.stderr[-2000:]}")
 
@@ -88,7 +100,7 @@ def one_run(app: Path, timeout: float = 180.0, question: str = QUESTION, second:
     from gradio_client import Client
 
     port = 7860 if port_is_free(7860) else free_port()
-    if "GRADIO_SERVER_PORT" not in app.read_text(encoding="utf-8"):   # an app.py that always listens on 7860
+    if "GRADIO_SERVER_PORT" not in app.read_text(encoding="utf-8"):  # an app.py that always listens on 7860
         deadline = time.monotonic() + 120
         while not port_is_free(7860):
             if time.monotonic() > deadline:
@@ -99,14 +111,22 @@ def one_run(app: Path, timeout: float = 180.0, question: str = QUESTION, second:
     with tempfile.TemporaryDirectory(prefix="coach-coldstart-") as d:
         log = open(Path(d) / "app.log", "wb")  # noqa: SIM115 - closed below
         t0 = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, str(app)], cwd=app.resolve().parent, env=env_for(app, port, Path(d)),
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, str(app)],
+            cwd=app.resolve().parent,
+            env=env_for(app, port, Path(d)),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         out: dict = {"port": port}
         try:
             while not _served(url):
                 if proc.poll() is not None:
-                    raise RuntimeError(f"app exited with {proc.returncode}:\n"
-                                       f"{(Path(d) / 'app.log').read_text(errors='replace')[-2000:]}")
+                    raise RuntimeError(
+                        f"app exited with {proc.returncode}:\n"
+                        f"{(Path(d) / 'app.log').read_text(errors='replace')[-2000:]}"
+                    )
                 if time.perf_counter() - t0 > timeout:
                     raise RuntimeError(f"{url} not served within {timeout:.0f}s")
                 time.sleep(0.05)
@@ -144,12 +164,15 @@ def one_run(app: Path, timeout: float = 180.0, question: str = QUESTION, second:
 
 def import_profile(app: Path) -> dict:
     """Seconds to `import gradio`, then `import app` (building `demo`), in a fresh interpreter."""
-    code = ("import time, json; t0 = time.perf_counter(); import gradio; t1 = time.perf_counter(); import app; "
-            "t2 = time.perf_counter(); print(json.dumps({'import_gradio_s': t1 - t0, 'import_app_s': t2 - t1}))")
+    code = (
+        "import time, json; t0 = time.perf_counter(); import gradio; t1 = time.perf_counter(); import app; "
+        "t2 = time.perf_counter(); print(json.dumps({'import_gradio_s': t1 - t0, 'import_app_s': t2 - t1}))"
+    )
     with tempfile.TemporaryDirectory(prefix="coach-coldstart-") as d:
         env = env_for(app, free_port(), Path(d))
-        proc = subprocess.run([sys.executable, "-c", code], cwd=app.resolve().parent, env=env, capture_output=True,
-                              text=True, timeout=300)
+        proc = subprocess.run(
+            [sys.executable, "-c", code], cwd=app.resolve().parent, env=env, capture_output=True, text=True, timeout=300
+        )
     if proc.returncode != 0:
         return {"error": proc.stderr[-500:]}
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -170,21 +193,30 @@ def main() -> None:
     build_index(args.app)
     runs = [one_run(args.app, question=args.question, second=args.second) for _ in range(args.runs)]
     firsts = [r["first_answer_s"] for r in runs]
-    summary = {"app": str(args.app), "question": args.question, "second": args.second, "runs": runs,
-               "first_answer_median_s": statistics.median(firsts),
-               "http_median_s": statistics.median(r["http_s"] for r in runs),
-               "imports": import_profile(args.app), "load_average": os.getloadavg()}
+    summary = {
+        "app": str(args.app),
+        "question": args.question,
+        "second": args.second,
+        "runs": runs,
+        "first_answer_median_s": statistics.median(firsts),
+        "http_median_s": statistics.median(r["http_s"] for r in runs),
+        "imports": import_profile(args.app),
+        "load_average": os.getloadavg(),
+    }
     if args.json:
         print(json.dumps(summary, indent=1))
         return
     print(f"app: {args.app}   (load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())})")
     print("run  page served  first answer  (tries)  second answer")
     for i, r in enumerate(runs, 1):
-        print(f"{i:>3}  {r['http_s']:9.1f} s  {r['first_answer_s']:10.1f} s  ({r['tries']:>3})  "
-              f"{r['second_answer_ms']:9.0f} ms")
+        print(
+            f"{i:>3}  {r['http_s']:9.1f} s  {r['first_answer_s']:10.1f} s  ({r['tries']:>3})  "
+            f"{r['second_answer_ms']:9.0f} ms"
+        )
     print(f"median: page {summary['http_median_s']:.1f} s, first answer {summary['first_answer_median_s']:.1f} s")
-    print("imports:", json.dumps({k: round(v, 2) if isinstance(v, float) else v
-                                  for k, v in summary["imports"].items()}))
+    print(
+        "imports:", json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in summary["imports"].items()})
+    )
 
 
 if __name__ == "__main__":

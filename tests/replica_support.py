@@ -56,23 +56,48 @@ class Replica:
                 self.proc.wait(10)
 
 
-def start_replica(work: Path, port: int, *, feedback_db: str, index_dir: Path, corpus_dir: Path, token: str,
-                  model: str = "fake", poll_s: float = 1.0) -> Replica:
+def start_replica(
+    work: Path,
+    port: int,
+    *,
+    feedback_db: str,
+    index_dir: Path,
+    corpus_dir: Path,
+    token: str,
+    model: str = "fake",
+    poll_s: float = 1.0,
+) -> Replica:
     """Start one replica (not waiting for it: see `wait_ready`)."""
     work.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "TOKENIZERS_PARALLELISM": "false", "GRADIO_SERVER_PORT": str(port), "COACH_FEEDBACK_DB": feedback_db,
-           "COACH_INDEX_DIR": str(index_dir), "COACH_CORPUS_DIR": str(corpus_dir), "COACH_API_TOKEN": token,
-           "COACH_INDEX_POLL_S": str(poll_s), "COACH_UPLOAD_DIR": str(work / "up"),
-           "GRADIO_ANALYTICS_ENABLED": "False"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "GRADIO_SERVER_PORT": str(port),
+        "COACH_FEEDBACK_DB": feedback_db,
+        "COACH_INDEX_DIR": str(index_dir),
+        "COACH_CORPUS_DIR": str(corpus_dir),
+        "COACH_API_TOKEN": token,
+        "COACH_INDEX_POLL_S": str(poll_s),
+        "COACH_UPLOAD_DIR": str(work / "up"),
+        "GRADIO_ANALYTICS_ENABLED": "False",
+    }
     if model == "fake":
-        cmd = [sys.executable, "-c", _FAKE_REPLICA.format(tests=str(Path(__file__).parent), corpus=str(corpus_dir),
-                                                          index=str(index_dir), work=str(work))]
+        cmd = [
+            sys.executable,
+            "-c",
+            _FAKE_REPLICA.format(
+                tests=str(Path(__file__).parent), corpus=str(corpus_dir), index=str(index_dir), work=str(work)
+            ),
+        ]
     else:
         cmd = [sys.executable, str(ROOT / "app.py")]
     log = work / "replica.log"
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=open(log, "wb"),
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=open(log, "wb"), stderr=subprocess.STDOUT
+    )
     return Replica(port, proc, log)
 
 
@@ -81,7 +106,9 @@ def wait_ready(replica: Replica, timeout_s: float = 300) -> dict:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if replica.proc.poll() is not None:
-            raise RuntimeError(f"replica on port {replica.port} exited: {replica.log.read_text(errors='replace')[-2000:]}")
+            raise RuntimeError(
+                f"replica on port {replica.port} exited: {replica.log.read_text(errors='replace')[-2000:]}"
+            )
         try:
             status, body = call(replica, "GET", "/health")
             if status == 200:
@@ -92,8 +119,9 @@ def wait_ready(replica: Replica, timeout_s: float = 300) -> dict:
     raise RuntimeError(f"replica on port {replica.port} not ready after {timeout_s} s")
 
 
-def call(replica: Replica, method: str, path: str, body: dict | None = None, token: str | None = None,
-         timeout: float = 120) -> tuple[int, dict]:
+def call(
+    replica: Replica, method: str, path: str, body: dict | None = None, token: str | None = None, timeout: float = 120
+) -> tuple[int, dict]:
     """One JSON request; (status, parsed body), for 4xx/5xx too."""
     headers = {"Content-Type": "application/json"}
     if token:

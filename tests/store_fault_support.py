@@ -19,8 +19,10 @@ def _feedback_rows(db: Path) -> int:
 
 
 def _chattr(path: Path, flag: str) -> bool:
-    return bool(shutil.which("chattr")) and subprocess.run(["chattr", flag, str(path)],
-                                                           capture_output=True).returncode == 0
+    return (
+        bool(shutil.which("chattr"))
+        and subprocess.run(["chattr", flag, str(path)], capture_output=True).returncode == 0
+    )
 
 
 def store_fault_rounds(tmp: Path, rounds: int = 25) -> dict:
@@ -92,10 +94,16 @@ def store_fault_rounds(tmp: Path, rounds: int = 25) -> dict:
         except StoreUnavailable:
             recovered = False
         rows = _feedback_rows(db) if db.exists() else 0
-        out[name] = {"questions": rounds, "answered": answered, "question_errors": failed, "marks": rounds,
-                     "acknowledged": acknowledged, "refused": refused,
-                     "acknowledged_but_lost": max(0, 1 + acknowledged + int(recovered) - rows),
-                     "recovered_without_restart": recovered}
+        out[name] = {
+            "questions": rounds,
+            "answered": answered,
+            "question_errors": failed,
+            "marks": rounds,
+            "acknowledged": acknowledged,
+            "refused": refused,
+            "acknowledged_but_lost": max(0, 1 + acknowledged + int(recovered) - rows),
+            "recovered_without_restart": recovered,
+        }
 
     # read-only before start: the app starts, says marks are off, answers
     work = tmp / "ro-start"
@@ -108,15 +116,22 @@ def store_fault_rounds(tmp: Path, rounds: int = 25) -> dict:
             app = CoachApp(CoachHolder(coach=coach), store, settings, upload_dir=work / "up", live_dir=work / "live")
             session = Session()
             answered = sum(bool(app.ask(q, session).answer.results) or True for q in QUESTIONS)
-            out["read-only at start"] = {"started": True, "marks_off": not store.marks_enabled,
-                                         "answered": answered, "questions": len(QUESTIONS)}
+            out["read-only at start"] = {
+                "started": True,
+                "marks_off": not store.marks_enabled,
+                "answered": answered,
+                "questions": len(QUESTIONS),
+            }
         finally:
             _chattr(db, "-i")
     faults = [v for v in out.values() if "marks" in v]
-    out["totals"] = {"faults": len(faults), "questions": sum(v["questions"] for v in faults),
-                     "answered": sum(v["answered"] for v in faults),
-                     "marks_refused": sum(v["refused"] for v in faults),
-                     "marks_acknowledged": sum(v["acknowledged"] for v in faults),
-                     "acknowledged_but_lost": sum(v["acknowledged_but_lost"] for v in faults),
-                     "recovered": sum(v["recovered_without_restart"] for v in faults)}
+    out["totals"] = {
+        "faults": len(faults),
+        "questions": sum(v["questions"] for v in faults),
+        "answered": sum(v["answered"] for v in faults),
+        "marks_refused": sum(v["refused"] for v in faults),
+        "marks_acknowledged": sum(v["acknowledged"] for v in faults),
+        "acknowledged_but_lost": sum(v["acknowledged_but_lost"] for v in faults),
+        "recovered": sum(v["recovered_without_restart"] for v in faults),
+    }
     return out

@@ -25,8 +25,9 @@ def coach(real_embedder):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("question", ["how do I handle an angry caller", "被客户辱骂时怎么保持冷静",
-                                      "被客戶辱罵時怎麼保持冷靜"])
+@pytest.mark.parametrize(
+    "question", ["how do I handle an angry caller", "被客户辱骂时怎么保持冷静", "被客戶辱罵時怎麼保持冷靜"]
+)
 def test_angry_caller_top_result_is_about_angry_callers(coach, question):
     answer = coach.ask(question, top_k=3)
     assert not answer.out_of_domain
@@ -44,10 +45,22 @@ def test_out_of_domain_questions_are_flagged(coach, question):
 # small-talk prototypes of coach/data/out_of_scope.tsv), while short real situations, and a question that merely
 # contains such a word, are answered.
 @pytest.mark.slow
-@pytest.mark.parametrize("question,flagged", [
-    ("thanks", True), ("ok", True), ("test", True), ("help", True), ("謝謝", True), ("你好", True),
-    ("angry caller", False), ("nervous", False), ("客户骂人", False), ("奧客", False),
-    ("what separates an ok agent from a really good one", False), ("help, the caller is screaming at me", False),
-])
+@pytest.mark.parametrize(
+    "question,flagged",
+    [
+        ("thanks", True),
+        ("ok", True),
+        ("test", True),
+        ("help", True),
+        ("謝謝", True),
+        ("你好", True),
+        ("angry caller", False),
+        ("nervous", False),
+        ("客户骂人", False),
+        ("奧客", False),
+        ("what separates an ok agent from a really good one", False),
+        ("help, the caller is screaming at me", False),
+    ],
+)
 def test_small_talk_is_not_answered_with_advice(coach, question, flagged):
     assert coach.ask(question).out_of_domain is flagged

@@ -10,6 +10,7 @@ from coach.advice import CardText
 
 # ------------------------------------------------------------------ key sentence
 
+
 def test_the_lesson_wins_over_the_story_at_nearly_the_same_similarity():
     story = "这时,老板找我谈心,那天我们聊了很久。"
     lesson = "遇到客户发火,一定要先让他把话说完,再去解决问题。"
@@ -45,6 +46,7 @@ def test_choose_key_sentence_needs_a_sentence():
 
 # ------------------------------------------------------------------ distinct cards
 
+
 def _card(essay, start, end, text, key):
     return CardText(essay, start, end, text, key)
 
@@ -68,9 +70,10 @@ def test_traditional_and_simplified_copies_are_one_passage():
 
 # ------------------------------------------------------------------ quotes
 
+
 def test_quotes_say_remember_and_what_is_left_alone():
     told = "他给我说的两句话:“发脾气,只是代表你的智慧不足以解决你所面临的问题”“当你懂得了面子不是那么重要的东西时,便是真的成长”"
-    assert [q.kind for q in advice.find_quotes(told)] == ["remember", "remember"]    # the second follows the first
+    assert [q.kind for q in advice.find_quotes(told)] == ["remember", "remember"]  # the second follows the first
     assert advice.find_quotes("我安撫客戶說:「您先別著急,我馬上幫您查一下。」")[0].kind == "say"
     # a customer's words, an interviewer's question, a veteran asking herself: not advice
     assert advice.find_quotes("客户说:“你们这个业务怎么这么难办,我不办了!”") == []
@@ -82,11 +85,23 @@ def test_quotes_say_remember_and_what_is_left_alone():
 
 # ------------------------------------------------------------------ small talk, follow-ups, script
 
-@pytest.mark.parametrize("text,kind", [
-    ("thanks", "thanks"), ("Thank you!", "thanks"), ("谢谢", "thanks"), ("謝謝你", "thanks"), ("hi", "hello"),
-    ("你好!", "hello"), ("test", "test"), ("what can you do?", "help"),
-    ("thanks, but the customer still shouts", None), ("how do I handle an angry caller", None), ("", None),
-])
+
+@pytest.mark.parametrize(
+    "text,kind",
+    [
+        ("thanks", "thanks"),
+        ("Thank you!", "thanks"),
+        ("谢谢", "thanks"),
+        ("謝謝你", "thanks"),
+        ("hi", "hello"),
+        ("你好!", "hello"),
+        ("test", "test"),
+        ("what can you do?", "help"),
+        ("thanks, but the customer still shouts", None),
+        ("how do I handle an angry caller", None),
+        ("", None),
+    ],
+)
 def test_small_talk(text, kind):
     assert advice.small_talk(text) == kind
 
@@ -100,4 +115,6 @@ def test_one_traditional_form():
 def test_followups_are_recognised_in_either_script():
     assert advice.is_followup("那如果他還是罵人呢?")
     assert advice.combine_followup("what if they still shout?", "angry caller") == (
-        "angry caller what if they still shout?", True)
+        "angry caller what if they still shout?",
+        True,
+    )

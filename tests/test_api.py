@@ -28,8 +28,13 @@ def app_logic(tmp_path):
 
     settings = make_settings(tmp_path)
     coach = Coach(settings, embedder=FakeEmbedder())
-    return CoachApp(CoachHolder(coach=coach), FeedbackStore(tmp_path / "fb.sqlite3"), settings,
-                    upload_dir=tmp_path / "up", live_dir=tmp_path / "live")
+    return CoachApp(
+        CoachHolder(coach=coach),
+        FeedbackStore(tmp_path / "fb.sqlite3"),
+        settings,
+        upload_dir=tmp_path / "up",
+        live_dir=tmp_path / "live",
+    )
 
 
 def client(app_logic, token: str = "") -> TestClient:
@@ -42,7 +47,7 @@ def test_ask_answers_what_coach_ask_json_gives_for_the_same_query(app_logic):
         r = c.post("/ask", json={"query": q, "top_k": k})
         assert r.status_code == 200, r.text
         assert r.json() == app_logic.holder.get().ask(q, top_k=k, diverse=True).to_json()
-    assert app_logic.store.count("question") == 4     # recorded like the chat's questions
+    assert app_logic.store.count("question") == 4  # recorded like the chat's questions
 
 
 def test_long_questions_are_shortened_like_the_chat_and_said_so(app_logic):
@@ -51,21 +56,37 @@ def test_long_questions_are_shortened_like_the_chat_and_said_so(app_logic):
     assert len(r.json()["query"]) == MAX_QUERY_CHARS
 
 
-@pytest.mark.parametrize("body, field", [
-    ({}, "query"), ({"query": ""}, "query"), ({"query": 3}, "query"), ({"query": "x", "top_k": 0}, "top_k"),
-    ({"query": "x", "top_k": "3"}, "top_k"), ({"query": "x", "top_k": 999}, "top_k"),
-    ({"query": "x", "extra": 1}, "extra"), ({"query": "x" * (MAX_QUERY_CHARS * 4 + 1)}, "query"),
-    ([1, 2], "body"), ("客户", "body"), (None, "body"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({}, "query"),
+        ({"query": ""}, "query"),
+        ({"query": 3}, "query"),
+        ({"query": "x", "top_k": 0}, "top_k"),
+        ({"query": "x", "top_k": "3"}, "top_k"),
+        ({"query": "x", "top_k": 999}, "top_k"),
+        ({"query": "x", "extra": 1}, "extra"),
+        ({"query": "x" * (MAX_QUERY_CHARS * 4 + 1)}, "query"),
+        ([1, 2], "body"),
+        ("客户", "body"),
+        (None, "body"),
+    ],
+)
 def test_bad_ask_bodies_get_422_json_naming_the_field(app_logic, body, field):
     r = client(app_logic).post("/ask", content=json.dumps(body), headers={"content-type": "application/json"})
     assert r.status_code == 422 and r.headers["content-type"].startswith("application/json")
     assert r.json()["error"].startswith("bad request") and field in r.json()["error"]
 
 
-@pytest.mark.parametrize("raw, status", [
-    (b"{not json", 422), (b"\xff\xfe garbage", 422), (b"", 422), (b'{"query": "x"' + b" " * 70_000 + b"}", 413),
-])
+@pytest.mark.parametrize(
+    "raw, status",
+    [
+        (b"{not json", 422),
+        (b"\xff\xfe garbage", 422),
+        (b"", 422),
+        (b'{"query": "x"' + b" " * 70_000 + b"}", 413),
+    ],
+)
 def test_unparseable_and_huge_bodies_get_4xx_json(app_logic, raw, status):
     r = client(app_logic).post("/ask", content=raw, headers={"content-type": "application/json"})
     assert r.status_code == status and "error" in r.json()
@@ -86,12 +107,18 @@ def test_feedback_is_stored_and_answers_201_with_the_row_id(app_logic):
     assert (ev.id, ev.helpful, [p["id"] for p in ev.passages], ev.lang) == (r.json()["id"], False, sources, "zh")
 
 
-@pytest.mark.parametrize("body", [
-    {"query": "x", "passages": ["angry#000"]}, {"query": "x", "passages": "angry#000", "helpful": True},
-    {"query": "x", "passages": ["no-such#999"], "helpful": True}, {"query": "x", "passages": [], "helpful": "yes"},
-    {"query": "\x00\x01", "passages": [], "helpful": True}, {"query": "x", "passages": [1], "helpful": True},
-    {"query": "x", "passages": ["a"] * 21, "helpful": True},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"query": "x", "passages": ["angry#000"]},
+        {"query": "x", "passages": "angry#000", "helpful": True},
+        {"query": "x", "passages": ["no-such#999"], "helpful": True},
+        {"query": "x", "passages": [], "helpful": "yes"},
+        {"query": "\x00\x01", "passages": [], "helpful": True},
+        {"query": "x", "passages": [1], "helpful": True},
+        {"query": "x", "passages": ["a"] * 21, "helpful": True},
+    ],
+)
 def test_bad_feedback_bodies_get_422_json(app_logic, body):
     r = client(app_logic).post("/feedback", json=body)
     assert r.status_code == 422 and r.json()["error"].startswith("bad request"), r.text
@@ -103,7 +130,7 @@ def test_a_mark_the_store_cannot_take_is_refused_with_503_and_counted(app_logic,
     r = client(app_logic).post("/feedback", json={"query": "angry caller", "passages": [], "helpful": True})
     assert r.status_code == 503 and "not stored" in r.json()["error"] and "missing" in r.json()["error"]
     assert app_logic.store.marks_refused == 1
-    assert client(app_logic).post("/ask", json={"query": "angry caller"}).status_code == 200   # still answered
+    assert client(app_logic).post("/ask", json={"query": "angry caller"}).status_code == 200  # still answered
 
 
 def test_token_is_enforced_when_set(app_logic):
@@ -151,11 +178,14 @@ def test_busy_answer_when_the_waiting_line_is_full(app_logic, monkeypatch):
     monkeypatch.setattr(api_mod, "CONCURRENCY", 1)
     c = client(app_logic)
     results = []
-    threads = [threading.Thread(target=lambda: results.append(c.post("/ask", json={"query": "angry"}).status_code))
-               for _ in range(6)]
+    threads = [
+        threading.Thread(target=lambda: results.append(c.post("/ask", json={"query": "angry"}).status_code))
+        for _ in range(6)
+    ]
     for t in threads:
         t.start()
     import time
+
     deadline = time.monotonic() + 20
     while len(results) < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -167,27 +197,43 @@ def test_busy_answer_when_the_waiting_line_is_full(app_logic, monkeypatch):
 
 # ---------------------------------------------------------------- served beside the chat
 
+
 def test_api_is_served_on_the_gradio_server_beside_the_chat(tmp_path, monkeypatch):
     from coach import ui
 
     monkeypatch.setenv("COACH_INDEX_POLL_S", "0")
     settings = make_settings(tmp_path)
     coach = Coach(settings, embedder=FakeEmbedder())
-    demo = ui.build_demo(coach, settings=settings, feedback_db=tmp_path / "fb.sqlite3", upload_enabled=False,
-                         upload_dir=tmp_path / "up", live_dir=tmp_path / "live")
+    demo = ui.build_demo(
+        coach,
+        settings=settings,
+        feedback_db=tmp_path / "fb.sqlite3",
+        upload_enabled=False,
+        upload_dir=tmp_path / "up",
+        live_dir=tmp_path / "live",
+    )
     port = free_port()
-    demo.queue(**ui.queue_kwargs()).launch(server_name="127.0.0.1", server_port=port, share=False, show_error=False,
-                                           prevent_thread_lock=True, quiet=True,
-                                           **api_mod.launch_kwargs(demo, ui.launch_kwargs()))
+    demo.queue(**ui.queue_kwargs()).launch(
+        server_name="127.0.0.1",
+        server_port=port,
+        share=False,
+        show_error=False,
+        prevent_thread_lock=True,
+        quiet=True,
+        **api_mod.launch_kwargs(demo, ui.launch_kwargs()),
+    )
     try:
         base = f"http://127.0.0.1:{port}/api/v1"
-        req = urllib.request.Request(base + "/ask", data=json.dumps({"query": "客户破口大骂怎么办"}).encode(),
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            base + "/ask",
+            data=json.dumps({"query": "客户破口大骂怎么办"}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(req, timeout=30) as r:
             assert r.status == 200 and json.load(r) == coach.ask("客户破口大骂怎么办").to_json()
         with urllib.request.urlopen(base + "/health", timeout=30) as r:
             assert json.load(r)["status"] == "ok"
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as r:   # the chat is still there
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as r:  # the chat is still there
             assert r.status == 200
         bad = urllib.request.Request(base + "/ask", data=b"{", headers={"Content-Type": "application/json"})
         with pytest.raises(urllib.error.HTTPError) as info:
@@ -206,10 +252,31 @@ def test_api_contract_equals_coach_ask_json_with_the_real_model(real_embedder, t
     settings = Settings(corpus_dir=ROOT / "corpus", index_dir=tmp_path / "index")
     coach = Coach(settings, embedder=real_embedder)
     app = CoachApp(CoachHolder(coach=coach), FeedbackStore(tmp_path / "fb.sqlite3"), settings)
-    queries = ["how do I handle an angry caller", "客户听不懂我解释的业务怎么办", "客戶一直罵人怎麼辦", "how to fix a flat bicycle tire"]
-    cli = subprocess.run([sys.executable, "-m", "coach.cli", "--index", str(tmp_path / "index"), "ask", "--json",
-                          "--no-build", "--top-k", "3", *queries], capture_output=True, text=True, cwd=ROOT,
-                         timeout=600)
+    queries = [
+        "how do I handle an angry caller",
+        "客户听不懂我解释的业务怎么办",
+        "客戶一直罵人怎麼辦",
+        "how to fix a flat bicycle tire",
+    ]
+    cli = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "coach.cli",
+            "--index",
+            str(tmp_path / "index"),
+            "ask",
+            "--json",
+            "--no-build",
+            "--top-k",
+            "3",
+            *queries,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
     assert cli.returncode == 0, cli.stderr[-2000:]
     c = client(app)
     assert [c.post("/ask", json={"query": q, "top_k": 3}).json() for q in queries] == json.loads(cli.stdout)

@@ -23,8 +23,15 @@ def served(tmp_path_factory):
     coach = Coach(tiny_settings(tmp), embedder=FakeEmbedder())
     demo = ui.build_demo(coach, feedback_db=tmp / "fb.sqlite3", upload_enabled=False)
     port = free_port()
-    demo.queue(**ui.queue_kwargs()).launch(server_name="127.0.0.1", server_port=port, share=False, show_error=False,
-                                           prevent_thread_lock=True, quiet=True, **ui.launch_kwargs())
+    demo.queue(**ui.queue_kwargs()).launch(
+        server_name="127.0.0.1",
+        server_port=port,
+        share=False,
+        show_error=False,
+        prevent_thread_lock=True,
+        quiet=True,
+        **ui.launch_kwargs(),
+    )
     try:
         yield f"http://127.0.0.1:{port}/", tmp / "fb.sqlite3", demo
     finally:
@@ -57,8 +64,12 @@ def test_payloads_come_back_escaped(served):
     from gradio_client import Client
 
     client = Client(served[0], verbose=False)
-    out = client.predict("<img src=x onerror=alert(1)> xylophone warehouse printer toner runs out: log the toner "
-                         "escalation", "en", "original", api_name="/respond")
+    out = client.predict(
+        "<img src=x onerror=alert(1)> xylophone warehouse printer toner runs out: log the toner escalation",
+        "en",
+        "original",
+        api_name="/respond",
+    )
     user, card = (str(m["content"]) for m in out[1])
     assert "<img" not in user and "&lt;img src=x onerror=alert(1)&gt;" in user
     assert "&lt;script&gt;" in card and "<script" not in card and "<img" not in card
@@ -97,12 +108,20 @@ def test_upload_sits_behind_the_login(tmp_path, monkeypatch):
     monkeypatch.setenv("COACH_ADMIN_USER", "trainer")
     monkeypatch.setenv("COACH_ADMIN_PASSWORD", "s3cret-pass")
     coach = Coach(tiny_settings(tmp_path), embedder=FakeEmbedder())
-    demo = ui.build_demo(coach, feedback_db=tmp_path / "fb.sqlite3", upload_dir=tmp_path / "up",
-                         live_dir=tmp_path / "live")
+    demo = ui.build_demo(
+        coach, feedback_db=tmp_path / "fb.sqlite3", upload_dir=tmp_path / "up", live_dir=tmp_path / "live"
+    )
     assert demo.coach_app.upload_enabled and demo.coach_app.admin_user == "trainer"
     port = free_port()
-    demo.queue(**ui.queue_kwargs()).launch(server_name="127.0.0.1", server_port=port, share=False, show_error=False,
-                                           prevent_thread_lock=True, quiet=True, **ui.launch_kwargs())
+    demo.queue(**ui.queue_kwargs()).launch(
+        server_name="127.0.0.1",
+        server_port=port,
+        share=False,
+        show_error=False,
+        prevent_thread_lock=True,
+        quiet=True,
+        **ui.launch_kwargs(),
+    )
     try:
         url = f"http://127.0.0.1:{port}/"
         with pytest.raises(Exception):
@@ -120,26 +139,39 @@ def test_questions_asked_while_coach_loads_are_answered_when_it_is_ready(tmp_pat
 
     release = threading.Event()
 
-    class Gated(FakeEmbedder):   # the tiny index is built at start-up here, once the test lets it
+    class Gated(FakeEmbedder):  # the tiny index is built at start-up here, once the test lets it
         def encode_passages(self, texts, batch_size=32):
             release.wait(60)
             return super().encode_passages(texts, batch_size)
 
-    demo = ui.build_demo(settings=tiny_settings(tmp_path), embedder=Gated(), feedback_db=tmp_path / "fb.sqlite3",
-                         upload_enabled=False, upload_dir=tmp_path / "up", live_dir=tmp_path / "live")
+    demo = ui.build_demo(
+        settings=tiny_settings(tmp_path),
+        embedder=Gated(),
+        feedback_db=tmp_path / "fb.sqlite3",
+        upload_enabled=False,
+        upload_dir=tmp_path / "up",
+        live_dir=tmp_path / "live",
+    )
     status = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "coach-status")
-    assert status.visible                                   # the warming-up note is on the page from the start
+    assert status.visible  # the warming-up note is on the page from the start
     port = free_port()
-    demo.queue(**ui.queue_kwargs()).launch(server_name="127.0.0.1", server_port=port, share=False, show_error=False,
-                                           prevent_thread_lock=True, quiet=True, **ui.launch_kwargs())
+    demo.queue(**ui.queue_kwargs()).launch(
+        server_name="127.0.0.1",
+        server_port=port,
+        share=False,
+        show_error=False,
+        prevent_thread_lock=True,
+        quiet=True,
+        **ui.launch_kwargs(),
+    )
     try:
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)     # served before Coach is ready
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)  # served before Coach is ready
         job = client.submit("how do I handle an angry caller", "en", "original", api_name="/respond")
         time.sleep(1.5)
-        assert not job.done() and not demo.coach_app.holder.ready       # the question waits for the load
+        assert not job.done() and not demo.coach_app.holder.ready  # the question waits for the load
         release.set()
         out = job.result(timeout=ui.LOAD_WAIT_S)
-        assert out[0] == "" and "coach-card" in str(out[1][-1]["content"])   # answered, not handed back
+        assert out[0] == "" and "coach-card" in str(out[1][-1]["content"])  # answered, not handed back
         assert demo.coach_app.holder.ready
     finally:
         release.set()

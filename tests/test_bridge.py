@@ -6,10 +6,16 @@ import pytest
 
 from coach import bridge as br
 
-GLOSSARY = {br._phrase_key("angry"): ("生气",), br._phrase_key("talk down"): ("优越感",),
-            br._phrase_key("customer"): ("客户",), br._phrase_key("admit mistake"): ("承认错误",)}
-THEMES = [br.Theme("angry", "Angry caller", "客户生气", ("angry", "shout", "骂"), "客户破口大骂。"),
-          br.Theme("nerves", "Nerves", "紧张", ("nervous",), "紧张到颤抖。")]
+GLOSSARY = {
+    br._phrase_key("angry"): ("生气",),
+    br._phrase_key("talk down"): ("优越感",),
+    br._phrase_key("customer"): ("客户",),
+    br._phrase_key("admit mistake"): ("承认错误",),
+}
+THEMES = [
+    br.Theme("angry", "Angry caller", "客户生气", ("angry", "shout", "骂"), "客户破口大骂。"),
+    br.Theme("nerves", "Nerves", "紧张", ("nervous",), "紧张到颤抖。"),
+]
 DICT = br.Dictionary({br._phrase_key("bicycle"): ["自行车"], br._phrase_key("tire"): ["轮胎", "疲倦"]})
 
 
@@ -17,8 +23,17 @@ def make(**kw):
     return br.Bridge(glossary=GLOSSARY, themes=THEMES, dictionary=DICT, **kw)
 
 
-@pytest.mark.parametrize("a,b", [("shout", "shouting"), ("shouted", "shouts"), ("angry", "angrily"),
-                                 ("scared", "scare"), ("policies", "policy"), ("nervous", "nervous")])
+@pytest.mark.parametrize(
+    "a,b",
+    [
+        ("shout", "shouting"),
+        ("shouted", "shouts"),
+        ("angry", "angrily"),
+        ("scared", "scare"),
+        ("policies", "policy"),
+        ("nervous", "nervous"),
+    ],
+)
 def test_stem_is_consistent(a, b):
     assert br.stem(a) == br.stem(b)
 
@@ -45,7 +60,7 @@ def test_dictionary_fills_words_the_glossary_lacks():
     assert b.terms["生气"] == br.GLOSSARY_WEIGHT
     assert b.terms["自行车"] == br.DICTIONARY_WEIGHT
     assert b.terms["轮胎"] == br.DICTIONARY_WEIGHT
-    assert "疲倦" not in b.pivot.split()      # only the best sense joins the pivot
+    assert "疲倦" not in b.pivot.split()  # only the best sense joins the pivot
     assert b.glossary_hits == 2
 
 
@@ -70,8 +85,7 @@ def test_packaged_glossary_and_themes_load():
 
 
 def test_regional_words_become_mainland_words_longest_first():
-    b = make(regional={"笔电": ("笔记本电脑", "电脑"), "记忆体": ("内存",), "训练": ("培训",),
-                       "教育训练": ("培训",)})
+    b = make(regional={"笔电": ("笔记本电脑", "电脑"), "记忆体": ("内存",), "训练": ("培训",), "教育训练": ("培训",)})
     text, words = b.mainland("客人说旧笔电很慢,想去外面加记忆体")
     assert text == "客人说旧笔记本电脑很慢,想去外面加内存"
     assert words == ("笔记本电脑", "电脑", "内存")
@@ -92,25 +106,45 @@ def test_packaged_regional_words_load_in_simplified_form(tmp_path):
         br.load_regional(f)
 
 
-@pytest.mark.parametrize("sentence", [
-    "這份工作讓我很累", "同一份工作做了十年", "完成日期是下週", "加班已經變成日常", "早上頭很痛", "遇上頭痛的客戶",
-    "我這邊個案很多", "周邊度假村", "重點先說", "反而家人不支持", "很熱鬧人很多", "被鬧鐘吵醒", "我在學日語",
-    "房屋企業的員工", "在線上回答問題",
-])
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "這份工作讓我很累",
+        "同一份工作做了十年",
+        "完成日期是下週",
+        "加班已經變成日常",
+        "早上頭很痛",
+        "遇上頭痛的客戶",
+        "我這邊個案很多",
+        "周邊度假村",
+        "重點先說",
+        "反而家人不支持",
+        "很熱鬧人很多",
+        "被鬧鐘吵醒",
+        "我在學日語",
+        "房屋企業的員工",
+        "在線上回答問題",
+    ],
+)
 def test_packaged_regional_words_leave_ordinary_taiwan_sentences_readable(sentence):
     from coach.clean import to_simplified
+
     b = make(regional=br.load_regional())
     text, _ = b.mainland(to_simplified(sentence))
     assert text == to_simplified(sentence)
 
 
-@pytest.mark.parametrize("question,expected", [
-    ("想升做組長,會睇我邊啲能力?", "想升做组长,会看我哪些能力?"),
-    ("佢哋成日唔睇我嘅短信", "他们成日不看我的短信"),          # Cantonese typed in simplified characters too
-    ("客户很生气怎么办", "客户很生气怎么办"),                  # plain simplified: untouched
-])
+@pytest.mark.parametrize(
+    "question,expected",
+    [
+        ("想升做組長,會睇我邊啲能力?", "想升做组长,会看我哪些能力?"),
+        ("佢哋成日唔睇我嘅短信", "他们成日不看我的短信"),  # Cantonese typed in simplified characters too
+        ("客户很生气怎么办", "客户很生气怎么办"),  # plain simplified: untouched
+    ],
+)
 def test_cantonese_questions_are_searched_in_mandarin(question, expected):
     from coach.search import prepare
+
     b = make(regional=br.load_regional())
     assert prepare(question, b).searched == expected
     assert b.searched_form(question) == expected
@@ -123,8 +157,10 @@ def test_out_of_scope_prototypes_load_and_reject_malformed_lines(tmp_path):
     assert any(not br.is_english(p.text) for p in packaged) and any(br.is_english(p.text) for p in packaged)
     f = tmp_path / "o.tsv"
     f.write_text("# prototypes\nprices\t中華電信  月租方案多少錢?\n\npersonal\tbest pizza in town?\n", "utf-8")
-    assert br.load_out_of_scope(f) == [br.OutOfScope("prices", "中華電信 月租方案多少錢?"),
-                                       br.OutOfScope("personal", "best pizza in town?")]
+    assert br.load_out_of_scope(f) == [
+        br.OutOfScope("prices", "中華電信 月租方案多少錢?"),
+        br.OutOfScope("personal", "best pizza in town?"),
+    ]
     assert br.load_out_of_scope(tmp_path / "missing.tsv") == []
     f.write_text("prices\n", "utf-8")
     with pytest.raises(ValueError, match="o.tsv:1: expected 'category<TAB>question'"):
@@ -152,6 +188,7 @@ def _without_bom(path):
 
 def test_traditional_question_is_searched_with_mainland_words():
     from coach.search import prepare
+
     q = prepare("客人說舊筆電很慢，打算去外面加記憶體", make(regional={"笔电": ("笔记本电脑",), "记忆体": ("内存",)}))
     assert "内存" in q.searched and "笔记本电脑" in q.searched
     assert q.terms.get("内存") == br.GLOSSARY_WEIGHT
@@ -200,7 +237,7 @@ def test_concurrent_first_callers_parse_the_dictionary_once(monkeypatch):
         assert len(results) == 6 and all(r is results[0] for r in results)
         assert br.dictionary_loaded() and "客户" in results[0].lookup(br._phrase_key("client"))
     finally:
-        br._load_dictionary.cache_clear()                      # later tests parse the real dictionary
+        br._load_dictionary.cache_clear()  # later tests parse the real dictionary
 
 
 TINY_CEDICT = "客戶 客户 [ke4 hu4] /client/customer/\n生氣 生气 [sheng1 qi4] /to get angry/angry/\n"
@@ -223,7 +260,7 @@ def test_parsed_dictionary_is_cached_and_read_back_identically(monkeypatch, tmp_
         assert len(parses) == 1, "the second start reads the copy instead of parsing"
         assert [second.lookup(k, 5) for k in keys] == [first.lookup(k, 5) for k in keys]
         assert "客户" in second.lookup(br._phrase_key("client")) and second.lookup(br._phrase_key("zebra")) == []
-        cache.write_text('{"format": 1, "senses": [', "utf-8")            # damaged
+        cache.write_text('{"format": 1, "senses": [', "utf-8")  # damaged
         br._load_dictionary.cache_clear()
         third = br.load_dictionary()
         assert len(parses) == 2 and [third.lookup(k, 5) for k in keys] == [first.lookup(k, 5) for k in keys]
@@ -244,7 +281,7 @@ def test_unwritable_cache_folder_still_gives_the_dictionary(monkeypatch, tmp_pat
         br._load_dictionary.cache_clear()
 
 
-@pytest.mark.slow   # seconds of work (processes, rebuilds): the full tier only
+@pytest.mark.slow  # seconds of work (processes, rebuilds): the full tier only
 def test_packaged_dictionary_cache_equals_a_fresh_parse():
     """The packed copy of the real CC-CEDICT answers exactly as parsing it now does, for every key."""
     text = br._cedict_text()

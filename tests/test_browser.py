@@ -22,14 +22,23 @@ from coach.retrieve import Coach
 from ui_support import free_port, tiny_settings
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 SHOTS = PROJECT_ROOT / "docs" / "screenshots"
 
 pytestmark = [
-    pytest.mark.slow, pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                       reason=f"{CHROMIUM} is missing: install Debian's chromium (`make browser`) to run this test"),
+    pytest.mark.slow,
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(),
+        reason=f"{CHROMIUM} is missing: install Debian's chromium (`make browser`) to run this test",
+    ),
 ]
 
 
@@ -39,7 +48,11 @@ def _real_coach() -> Coach | None:
         from coach.embed import Embedder
 
         settings = Settings()
-        return Coach(settings, embedder=Embedder(settings.model, cache_dir=settings.model_cache_dir, vocabulary=settings.vocabulary), build=True)
+        return Coach(
+            settings,
+            embedder=Embedder(settings.model, cache_dir=settings.model_cache_dir, vocabulary=settings.vocabulary),
+            build=True,
+        )
     except Exception as exc:  # no model here: the fake embedder and the tiny corpus stand in
         print(f"real model unavailable ({exc}); using the fake embedder")
         return None
@@ -50,8 +63,14 @@ class Served:
         self.demo = ui.build_demo(coach, feedback_db=db, upload_enabled=False)
         self.port = free_port()
         self.demo.queue(**ui.queue_kwargs()).launch(
-            server_name="127.0.0.1", server_port=self.port, share=False, show_error=False, prevent_thread_lock=True,
-            quiet=True, **ui.launch_kwargs())
+            server_name="127.0.0.1",
+            server_port=self.port,
+            share=False,
+            show_error=False,
+            prevent_thread_lock=True,
+            quiet=True,
+            **ui.launch_kwargs(),
+        )
         self.url = f"http://127.0.0.1:{self.port}/"
 
     def close(self):
@@ -86,15 +105,17 @@ def _page(browser, url, dialogs: list):
 
 def _settled(page) -> None:
     """Wait until the page's load event has answered (its spinner covers the language switch until then)."""
-    page.wait_for_function("""() => ![...document.querySelectorAll('#coach-lang [data-testid=status-tracker]')]
-        .some(e => !e.classList.contains('hide'))""", timeout=120_000)
+    page.wait_for_function(
+        """() => ![...document.querySelectorAll('#coach-lang [data-testid=status-tracker]')]
+        .some(e => !e.classList.contains('hide'))""",
+        timeout=120_000,
+    )
 
 
 def _ask(page, text: str, n_cards: int):
     page.fill("#coach-input textarea", text)
     page.click("#coach-send")
-    page.wait_for_function(f"document.querySelectorAll('#coach-chat .coach-card').length >= {n_cards}",
-                           timeout=120_000)
+    page.wait_for_function(f"document.querySelectorAll('#coach-chat .coach-card').length >= {n_cards}", timeout=120_000)
     page.wait_for_timeout(400)
 
 
@@ -127,18 +148,19 @@ def test_agent_asks_marks_helpful_and_payloads_run_nothing(browser, real_or_tiny
         page = _page(browser, served.url, dialogs)
         _ask(page, "how do I handle an angry caller", 1)
         card = page.locator("#coach-chat .coach-card").last
-        assert card.locator("mark.coach-mark").count() >= 1             # highlighted advice
-        assert card.locator(".coach-who").count() >= 1                   # attribution
+        assert card.locator("mark.coach-mark").count() >= 1  # highlighted advice
+        assert card.locator(".coach-who").count() >= 1  # attribution
         assert "《" in card.locator(".coach-who").first.inner_text()
         assert card.locator(".coach-situation").inner_text().strip()
-        card.locator("summary").first.click()                           # the passage, one click away
+        card.locator("summary").first.click()  # the passage, one click away
         assert card.locator(".coach-passage").first.is_visible()
-        card.locator("summary").first.click()                           # folded again for the screenshot
+        card.locator("summary").first.click()  # folded again for the screenshot
         page.locator("#coach-chat button[aria-label='Like']").last.click()
         page.wait_for_timeout(1500)
         with sqlite3.connect(db) as conn:
-            rows = conn.execute("SELECT query, helpful, passages, created_at FROM events WHERE kind = 'feedback'"
-                                ).fetchall()
+            rows = conn.execute(
+                "SELECT query, helpful, passages, created_at FROM events WHERE kind = 'feedback'"
+            ).fetchall()
         assert len(rows) == 1 and rows[0][0] == "how do I handle an angry caller" and rows[0][1] == 1
         assert '"id"' in rows[0][2] and rows[0][3]
         page.locator("#coach-why").click()
@@ -151,8 +173,11 @@ def test_agent_asks_marks_helpful_and_payloads_run_nothing(browser, real_or_tiny
         page2.wait_for_timeout(500)
         _ask(page2, "客户在电话里破口大骂,我该怎么办?", 1)
         zh_card = page2.locator("#coach-chat .coach-card").last
-        assert "情况" in zh_card.inner_text() or "最接近的话题" in zh_card.inner_text() \
+        assert (
+            "情况" in zh_card.inner_text()
+            or "最接近的话题" in zh_card.inner_text()
             or "资深客服们还没有写过这个问题" in zh_card.inner_text()
+        )
         _shot(page2, "zh.png", full_page=True)
 
         # Trainer: scenario gallery, side by side, with the discussion prompt and the scores
@@ -171,14 +196,18 @@ def test_agent_asks_marks_helpful_and_payloads_run_nothing(browser, real_or_tiny
     try:
         page = _page(browser, probe.url, dialogs)
         page.add_init_script("window.__coach_xss = undefined")
-        _ask(page, "<img src=x onerror=\"window.__coach_xss=9\"> xylophone warehouse printer toner runs out: "
-                   "log the toner escalation", 1)
+        _ask(
+            page,
+            '<img src=x onerror="window.__coach_xss=9"> xylophone warehouse printer toner runs out: '
+            "log the toner escalation",
+            1,
+        )
         card = page.locator("#coach-chat .coach-card").last
         card.locator("summary").first.click()
         text = card.inner_text()
         assert "<script>window.__coach_xss = 1</script>" in text and "onerror=" in text
-        assert "<img src=x onerror=\"window.__coach_xss=9\">" in page.locator("#coach-chat .coach-q").last.inner_text()
-        page.locator(".coach-read").first.click()                         # the essay reader, with the payloads
+        assert '<img src=x onerror="window.__coach_xss=9">' in page.locator("#coach-chat .coach-q").last.inner_text()
+        page.locator(".coach-read").first.click()  # the essay reader, with the payloads
         page.wait_for_selector("#coach-reader-mark", timeout=30_000)
         reader = page.locator("#coach-reader").inner_text()
         assert "<script>" in reader and "onerror=" in reader and "<b>escalation</b>" in reader
@@ -226,7 +255,7 @@ def test_laptop_and_phone_layout_presentation_share_link_and_long_paste(browser,
         page.goto(served.url)
         page.wait_for_selector("#coach-input textarea")
         _settled(page)
-        _in_first_viewport(page, "#coach-input textarea")                # the question box: no scrolling
+        _in_first_viewport(page, "#coach-input textarea")  # the question box: no scrolling
         _no_horizontal_overflow(page)
 
         # a question and a follow-up
@@ -237,7 +266,7 @@ def test_laptop_and_phone_layout_presentation_share_link_and_long_paste(browser,
         if device == "phone":
             page.evaluate("window.scrollTo(0, 0)")
             _shot(page, "phone.png")
-        page.locator("#coach-why").click()                               # the scores table, opened
+        page.locator("#coach-why").click()  # the scores table, opened
         page.wait_for_timeout(300)
         _no_horizontal_overflow(page)
 
@@ -248,8 +277,7 @@ def test_laptop_and_phone_layout_presentation_share_link_and_long_paste(browser,
         fresh = browser.new_context(viewport=viewport)
         replay = fresh.new_page()
         replay.goto(link)
-        replay.wait_for_function("document.querySelectorAll('#coach-chat .coach-card').length >= 2",
-                                 timeout=120_000)
+        replay.wait_for_function("document.querySelectorAll('#coach-chat .coach-card').length >= 2", timeout=120_000)
         replayed = replay.locator("#coach-chat .coach-card").last
         assert replayed.locator(".coach-followup").count() == 1
         assert replayed.locator(".coach-key").all_inner_texts() == keys
@@ -261,14 +289,19 @@ def test_laptop_and_phone_layout_presentation_share_link_and_long_paste(browser,
         page.wait_for_timeout(400)
         assert page.evaluate("document.body.classList.contains('coach-presenting')")
         wrap = page.locator("#coach-present-wrap").bounding_box()
-        assert wrap["x"] <= 0 and wrap["y"] <= 0 and wrap["width"] >= viewport["width"] - 1 \
-            and wrap["height"] >= viewport["height"] - 1, wrap
+        assert (
+            wrap["x"] <= 0
+            and wrap["y"] <= 0
+            and wrap["width"] >= viewport["width"] - 1
+            and wrap["height"] >= viewport["height"] - 1
+        ), wrap
         assert page.locator("#coach-present .coach-advice").count() == 1
         _in_first_viewport(page, "#coach-p-next")
         n_cards = len(keys)
         page.keyboard.press("ArrowRight")
-        page.wait_for_function(f"document.querySelector('#coach-present .coach-present')?.dataset.card == "
-                               f"'{2 if n_cards > 1 else 1}'")
+        page.wait_for_function(
+            f"document.querySelector('#coach-present .coach-present')?.dataset.card == '{2 if n_cards > 1 else 1}'"
+        )
         page.keyboard.press("ArrowLeft")
         page.wait_for_function("document.querySelector('#coach-present .coach-present')?.dataset.card == '1'")
         if device == "laptop":
@@ -281,7 +314,7 @@ def test_laptop_and_phone_layout_presentation_share_link_and_long_paste(browser,
         # a 3,000-character paste reaches the server, which answers the first 1,000 and says so; small talk
         long_text = ("The customer keeps shouting at me about a bill and will not let me speak. " * 45)[:3000]
         page.fill("#coach-input textarea", long_text)
-        assert len(page.locator("#coach-input textarea").input_value()) == 3000   # the browser cuts nothing
+        assert len(page.locator("#coach-input textarea").input_value()) == 3000  # the browser cuts nothing
         page.click("#coach-send")
         page.wait_for_function("document.querySelectorAll('#coach-chat .coach-card').length >= 3", timeout=120_000)
         assert "characters were used" in page.locator("#coach-chat .coach-card").last.inner_text()

@@ -15,13 +15,22 @@ from coach.retrieve import Coach
 from ui_support import free_port, tiny_settings
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 
 pytestmark = [
-    pytest.mark.slow, pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                       reason=f"{CHROMIUM} is missing: install Debian's chromium (`make browser`) to run this test"),
+    pytest.mark.slow,
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(),
+        reason=f"{CHROMIUM} is missing: install Debian's chromium (`make browser`) to run this test",
+    ),
 ]
 
 
@@ -29,11 +38,19 @@ def test_page_works_under_the_security_headers_and_cannot_be_framed(tmp_path):
     from playwright.sync_api import sync_playwright
 
     db = tmp_path / "feedback.sqlite3"
-    demo = ui.build_demo(Coach(tiny_settings(tmp_path / "tiny"), embedder=FakeEmbedder()), feedback_db=db,
-                         upload_enabled=False)
+    demo = ui.build_demo(
+        Coach(tiny_settings(tmp_path / "tiny"), embedder=FakeEmbedder()), feedback_db=db, upload_enabled=False
+    )
     port = free_port()
-    demo.queue(**ui.queue_kwargs()).launch(server_name="127.0.0.1", server_port=port, share=False, show_error=False,
-                                           prevent_thread_lock=True, quiet=True, **ui.launch_kwargs())
+    demo.queue(**ui.queue_kwargs()).launch(
+        server_name="127.0.0.1",
+        server_port=port,
+        share=False,
+        show_error=False,
+        prevent_thread_lock=True,
+        quiet=True,
+        **ui.launch_kwargs(),
+    )
     url = f"http://127.0.0.1:{port}/"
     violations, errors = [], []
     try:
@@ -42,22 +59,23 @@ def test_page_works_under_the_security_headers_and_cannot_be_framed(tmp_path):
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
             page.on("pageerror", lambda e: errors.append(str(e)))
-            page.add_init_script("document.addEventListener('securitypolicyviolation', e => "
-                                 "console.error('Content Security Policy violation: ' + e.violatedDirective + ' ' "
-                                 "+ e.blockedURI))")
+            page.add_init_script(
+                "document.addEventListener('securitypolicyviolation', e => "
+                "console.error('Content Security Policy violation: ' + e.violatedDirective + ' ' "
+                "+ e.blockedURI))"
+            )
             response = page.goto(url)
             assert response.headers["x-frame-options"] == "SAMEORIGIN"
             assert "frame-ancestors 'self'" in response.headers["content-security-policy"]
             page.wait_for_selector("#coach-input textarea")
             page.fill("#coach-input textarea", "客户在电话里破口大骂怎么办")
             page.click("#coach-send")
-            page.wait_for_function("document.querySelectorAll('#coach-chat .coach-card').length >= 1",
-                                   timeout=120_000)
+            page.wait_for_function("document.querySelectorAll('#coach-chat .coach-card').length >= 1", timeout=120_000)
             card = page.locator("#coach-chat .coach-card").last
             card.locator("summary").first.click()
             assert card.locator(".coach-passage").first.is_visible()
             page.locator("#coach-chat button[aria-label='Like']").last.click()
-            page.locator(".coach-read").first.click()                   # the reader: the app's js= snippet runs
+            page.locator(".coach-read").first.click()  # the reader: the app's js= snippet runs
             page.wait_for_selector("#coach-reader-mark", timeout=30_000)
             page.wait_for_timeout(1500)
             with sqlite3.connect(db) as conn:

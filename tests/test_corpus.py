@@ -11,8 +11,16 @@ import pytest
 from coach import clean
 from coach.chunk import chunk_corpus
 from coach.config import PROJECT_ROOT, ChunkSettings
-from coach.corpus import (UNKNOWN_AUTHOR, UndecodableError, corpus_report, decode_bytes, format_report,
-                          load_corpus, load_errata, load_metadata)
+from coach.corpus import (
+    UNKNOWN_AUTHOR,
+    UndecodableError,
+    corpus_report,
+    decode_bytes,
+    format_report,
+    load_corpus,
+    load_errata,
+    load_metadata,
+)
 
 CORPUS = PROJECT_ROOT / "corpus"
 
@@ -25,8 +33,13 @@ RAW_SHA256 = {
     "togo-li-wenjing.txt": "a90869d1ed74ae21202c2c1a8599cc0c3c02b744bd9ad1928bd77a83eaaa6c26",
 }
 # the essays' own question marks, which must survive cleaning
-REAL_QUESTION_MARKS = {"lenovo-13-years": 0, "telecom-four-questions": 17, "ccb-smart-service": 1,
-                       "12580-hotline": 3, "togo-li-wenjing": 6}
+REAL_QUESTION_MARKS = {
+    "lenovo-13-years": 0,
+    "telecom-four-questions": 17,
+    "ccb-smart-service": 1,
+    "12580-hotline": 3,
+    "togo-li-wenjing": 6,
+}
 
 
 @pytest.fixture(scope="module")
@@ -100,8 +113,23 @@ def test_cleaned_text_has_no_encoding_damage(essays):
 
 
 def test_cleaned_text_has_no_boilerplate(essays):
-    forbidden = ["博客首頁", "客服知道", "人物專訪", "受訪者", "2017-11-22", "老炮兒", "投稿", "免費試用",
-                 "ICP", "智齒", "嗨,这里是", "《客户观察》", "点个", "作者 |", "联想智慧服务 李晓阳"]
+    forbidden = [
+        "博客首頁",
+        "客服知道",
+        "人物專訪",
+        "受訪者",
+        "2017-11-22",
+        "老炮兒",
+        "投稿",
+        "免費試用",
+        "ICP",
+        "智齒",
+        "嗨,这里是",
+        "《客户观察》",
+        "点个",
+        "作者 |",
+        "联想智慧服务 李晓阳",
+    ]
     for e in essays.values():
         for s in forbidden:
             assert s not in e.text, (e.meta.id, s)
@@ -157,17 +185,20 @@ SAMPLE_HANS = "客服工作是一个很细碎的事情。所以并不是人人�
 SAMPLE_HANT = "客服工作是一個很細碎的事情。所以並不是人人都能做客服的,即便你是碩士畢業。"
 
 
-@pytest.mark.parametrize("data, text, encoding", [
-    (SAMPLE_HANS.encode("utf-8"), SAMPLE_HANS, "utf-8"),
-    (b"\xef\xbb\xbf" + SAMPLE_HANT.encode("utf-8"), SAMPLE_HANT, "utf-8-sig"),
-    (SAMPLE_HANS.encode("gbk"), SAMPLE_HANS, "gb18030"),
-    (SAMPLE_HANT.encode("big5"), SAMPLE_HANT, "big5"),
-    (SAMPLE_HANT.encode("utf-16"), SAMPLE_HANT, None),
-    (b"\xfe\xff" + SAMPLE_HANS.encode("utf-16-be"), SAMPLE_HANS, "utf-16-be"),
-    ("Plain English advice.".encode("utf-16-le"), "Plain English advice.", "utf-16-le"),
-    ("话题".encode("gbk"), "话题", "gb18030"),
-    ("話題".encode("big5"), "話題", "big5"),
-])
+@pytest.mark.parametrize(
+    "data, text, encoding",
+    [
+        (SAMPLE_HANS.encode("utf-8"), SAMPLE_HANS, "utf-8"),
+        (b"\xef\xbb\xbf" + SAMPLE_HANT.encode("utf-8"), SAMPLE_HANT, "utf-8-sig"),
+        (SAMPLE_HANS.encode("gbk"), SAMPLE_HANS, "gb18030"),
+        (SAMPLE_HANT.encode("big5"), SAMPLE_HANT, "big5"),
+        (SAMPLE_HANT.encode("utf-16"), SAMPLE_HANT, None),
+        (b"\xfe\xff" + SAMPLE_HANS.encode("utf-16-be"), SAMPLE_HANS, "utf-16-be"),
+        ("Plain English advice.".encode("utf-16-le"), "Plain English advice.", "utf-16-le"),
+        ("话题".encode("gbk"), "话题", "gb18030"),
+        ("話題".encode("big5"), "話題", "big5"),
+    ],
+)
 def test_decode_bytes_detects_encodings(data, text, encoding):
     decoded, enc = decode_bytes(data)
     assert decoded == text
@@ -185,9 +216,12 @@ def test_user_files_are_loaded_or_skipped_by_name(tmp_path: Path):
     (tmp_path / "gbk-essay.txt").write_bytes(("接线的心得\n" + SAMPLE_HANS).encode("gbk"))
     (tmp_path / "big5-essay.txt").write_bytes(("接線的心得\n" + SAMPLE_HANT).encode("big5"))
     (tmp_path / "notes.md").write_text("# 我的经验\n\n- **耐心**倾听客户。\n- 参见[手册](http://x)。\n", "utf-8")
-    (tmp_path / "page.html").write_text("<html><head><title>t</title><style>p{}</style></head><body>"
-                                        "<h1>服务心得</h1><p>第一段\n话。</p><p>第二段&amp;话。</p>"
-                                        "<script>alert(1)</script></body></html>", "utf-8")
+    (tmp_path / "page.html").write_text(
+        "<html><head><title>t</title><style>p{}</style></head><body>"
+        "<h1>服务心得</h1><p>第一段\n话。</p><p>第二段&amp;话。</p>"
+        "<script>alert(1)</script></body></html>",
+        "utf-8",
+    )
     (tmp_path / "empty.txt").write_bytes(b"")
     (tmp_path / "binary.txt").write_bytes(b"\x00\x01\x02garbage\x00" * 20)
     (tmp_path / "README.md").write_text("# corpus\nnot an essay\n", "utf-8")
@@ -218,7 +252,8 @@ def test_a_title_that_is_a_sentence_stays_in_the_body(tmp_path: Path):
 
 def test_a_stale_erratum_fails_loudly(tmp_path: Path):
     (tmp_path / "a.txt").write_text("正文。", "utf-8")
-    (tmp_path / "errata.toml").write_text('[[erratum]]\nessay = "a"\ndamaged = "不存在"\ncorrected = "x"\n'
-                                          'reason = "test"\n', "utf-8")
+    (tmp_path / "errata.toml").write_text(
+        '[[erratum]]\nessay = "a"\ndamaged = "不存在"\ncorrected = "x"\nreason = "test"\n', "utf-8"
+    )
     with pytest.raises(clean.ErratumMismatch):
         load_corpus(tmp_path)

@@ -51,8 +51,9 @@ def test_readme_links_point_at_files_in_the_repo(link):
     assert (ROOT / link).exists(), f"README links {link}, which does not exist"
 
 
-@pytest.mark.parametrize("path", sorted(set(re.findall(r"`((?:corpus|docs|bench|scripts|eval|coach|tests)/[\w./-]+)`",
-                                                        README))))
+@pytest.mark.parametrize(
+    "path", sorted(set(re.findall(r"`((?:corpus|docs|bench|scripts|eval|coach|tests)/[\w./-]+)`", README)))
+)
 def test_paths_named_in_the_readme_exist(path):
     assert (ROOT / path).exists(), f"README names {path}, which does not exist"
 

@@ -66,15 +66,23 @@ def test_batching_does_not_change_vectors(real_embedder):
     np.testing.assert_allclose(one_by_one, batched, atol=2e-5)
 
 
-QUERIES = ["退款要多久？", "客戶很生氣怎麼辦", "How do I calm an angry caller?", "a", "。",
-           "Mixed 中英文 query about 订单 A123", "售后" * 300]  # the last one is truncated to 512 tokens
+QUERIES = [
+    "退款要多久？",
+    "客戶很生氣怎麼辦",
+    "How do I calm an angry caller?",
+    "a",
+    "。",
+    "Mixed 中英文 query about 订单 A123",
+    "售后" * 300,
+]  # the last one is truncated to 512 tokens
 
 
 def test_small_query_path_equals_sentence_transformers_encode(real_embedder):
-    reference = real_embedder._model.encode(QUERIES, prompt="query: ", normalize_embeddings=True,
-                                            convert_to_numpy=True, show_progress_bar=False)
+    reference = real_embedder._model.encode(
+        QUERIES, prompt="query: ", normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+    )
     singles = np.concatenate([real_embedder.encode_queries([q]) for q in QUERIES])
-    pairs = np.concatenate([real_embedder.encode_queries(QUERIES[i:i + 2]) for i in range(0, len(QUERIES), 2)])
+    pairs = np.concatenate([real_embedder.encode_queries(QUERIES[i : i + 2]) for i in range(0, len(QUERIES), 2)])
     for ours in (singles, pairs):
         assert ours.dtype == np.float32 and ours.shape == reference.shape and ours.flags.c_contiguous
         np.testing.assert_allclose(ours, reference, atol=1e-6)
@@ -144,8 +152,12 @@ def test_weights_stay_memory_mapped(real_embedder):
         pytest.skip("needs /proc")
     mapped = _mapped_file_ranges("model.safetensors")
     bert = real_embedder._model[0].auto_model
-    for name in ("encoder.layer.0.attention.self.query.weight", "encoder.layer.11.output.dense.weight",
-                 "encoder.layer.5.output.LayerNorm.bias", "embeddings.position_embeddings.weight"):
+    for name in (
+        "encoder.layer.0.attention.self.query.weight",
+        "encoder.layer.11.output.dense.weight",
+        "encoder.layer.5.output.LayerNorm.bias",
+        "embeddings.position_embeddings.weight",
+    ):
         t = bert.get_parameter(name)
         start, end = t.data_ptr(), t.data_ptr() + t.numel() * t.element_size()
         assert any(lo <= start and end <= hi for lo, hi in mapped), f"{name} was copied into memory"
@@ -169,7 +181,7 @@ def test_word_table_is_packed_q4_and_bit_identical(request, which):
         assert q4.blocks.dtype == torch.uint8 and q4.blocks.numel() == rows * 12 * 18
         for start in range(0, rows, 50000):
             ids = torch.arange(start, min(start + 50000, rows))
-            expected = torch.from_numpy(table[start:start + len(ids)])
+            expected = torch.from_numpy(table[start : start + len(ids)])
             with torch.inference_mode():
                 assert torch.equal(q4(ids), expected), f"rows {start}..{start + len(ids)}"
         ids = torch.tensor([[0, 6, rows - 1], [3, 3, 1]])

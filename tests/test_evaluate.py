@@ -24,8 +24,8 @@ def test_first_relevant_rank_and_hits():
 
 def test_unreachable_names_questions_no_passage_can_satisfy():
     passages = ["客户破口大骂了", "在乎所以才会生气"]
-    heading_only = ev.Case("團隊變大了怎麼管", "zh-Hant", ("小团队靠情大团队靠管",))   # a phrase of a section heading
-    fine = ev.Case("客人一直罵", "zh-Hant", ("不存在", "破口大骂"))                   # one phrase is enough
+    heading_only = ev.Case("團隊變大了怎麼管", "zh-Hant", ("小团队靠情大团队靠管",))  # a phrase of a section heading
+    fine = ev.Case("客人一直罵", "zh-Hant", ("不存在", "破口大骂"))  # one phrase is enough
     weather = ev.Case("weather", "en", (), True)
     assert ev.unreachable([heading_only, fine, weather], passages) == [heading_only]
 
@@ -53,8 +53,10 @@ def test_ood_scores():
 
 def test_load_cases(tmp_path):
     f = tmp_path / "q.jsonl"
-    rows = [{"query": "angry caller", "lang": "en", "relevant": ["破口大罵！"], "split": "heldout"},
-            {"query": "天气", "lang": "zh", "relevant": [], "out_of_domain": True}]
+    rows = [
+        {"query": "angry caller", "lang": "en", "relevant": ["破口大罵！"], "split": "heldout"},
+        {"query": "天气", "lang": "zh", "relevant": [], "out_of_domain": True},
+    ]
     f.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", "utf-8")
     a, b = ev.load_cases(f)
     assert a.relevant == ("破口大骂",) and a.split == "heldout" and not a.out_of_domain
@@ -76,6 +78,7 @@ class _FakeCoach:
 
     def ask(self, query, top_k, diverse, mode):
         from coach.retrieve import Answer
+
         order = {"a": ["無關", "破口大罵"], "b": ["破口大罵", "無關"]}[mode]
         hits = [_Hit(f"e#{i}", t) for i, t in enumerate(order)]
         return Answer(query, "weather" in query, hits)
@@ -110,20 +113,29 @@ def test_run_cli_split_modes_and_no_misses(tmp_path, monkeypatch, capsys):
     AnyModeCoach.index = type("I", (), {"chunks": [type("C", (), {"text": "客戶破口大罵"})()]})()
     monkeypatch.setattr(rt, "Coach", AnyModeCoach)
     f = tmp_path / "q.jsonl"
-    rows = [{"query": "angry tune", "lang": "en", "relevant": ["破口大骂"], "split": "tune"},
-            {"query": "team grew", "lang": "en", "relevant": ["大团队靠管"], "split": "tune"},
-            {"query": "angry secret", "lang": "en", "relevant": ["破口大骂"], "split": "heldout2"},
-            {"query": "weather", "lang": "en", "relevant": [], "out_of_domain": True, "split": "heldout2"}]
+    rows = [
+        {"query": "angry tune", "lang": "en", "relevant": ["破口大骂"], "split": "tune"},
+        {"query": "team grew", "lang": "en", "relevant": ["大团队靠管"], "split": "tune"},
+        {"query": "angry secret", "lang": "en", "relevant": ["破口大骂"], "split": "heldout2"},
+        {"query": "weather", "lang": "en", "relevant": [], "out_of_domain": True, "split": "heldout2"},
+    ]
     f.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", "utf-8")
 
     def run(json_out=False, split=None, modes=None, no_misses=False):
-        args = argparse.Namespace(queries_file=f, json=json_out, split=split, modes=modes, no_misses=no_misses,
-                                  leave_one_essay_out=False, with_essays=None)
+        args = argparse.Namespace(
+            queries_file=f,
+            json=json_out,
+            split=split,
+            modes=modes,
+            no_misses=no_misses,
+            leave_one_essay_out=False,
+            with_essays=None,
+        )
         rc = ev.run_cli(args, None)
         out = capsys.readouterr()
         return rc, out.out, out.err
 
-    rc, text, _ = run(modes="dense")              # misses of the last mode listed, every split in the table
+    rc, text, _ = run(modes="dense")  # misses of the last mode listed, every split in the table
     assert rc == 0 and "split: heldout2" in text and "misses" in text
     assert "note: 1 in-domain question(s) have no relevant passage" in text
     rc, text, _ = run(split="tune", modes="dense,full")

@@ -21,6 +21,7 @@ def target(request, tmp_path):
 
 # ---------------------------------------------------------------- the shared suite (both back ends)
 
+
 def test_fifty_concurrent_inserts_give_exactly_fifty_rows(target):
     store = FeedbackStore(target)
     barrier = threading.Barrier(50)
@@ -29,8 +30,14 @@ def test_fifty_concurrent_inserts_give_exactly_fifty_rows(target):
     def worker(n: int):
         try:
             barrier.wait()
-            ids.append(store.record_feedback(f"question {n} 客戶", helpful=n % 2 == 0, lang="en",
-                                             passages=[{"id": f"essay#{n:03d}", "essay": "essay", "highlight": "h"}]))
+            ids.append(
+                store.record_feedback(
+                    f"question {n} 客戶",
+                    helpful=n % 2 == 0,
+                    lang="en",
+                    passages=[{"id": f"essay#{n:03d}", "essay": "essay", "highlight": "h"}],
+                )
+            )
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -41,7 +48,7 @@ def test_fifty_concurrent_inserts_give_exactly_fifty_rows(target):
         t.join()
     assert errors == []
     assert len(set(ids)) == 50
-    other = FeedbackStore(target)   # a second connection (another replica) sees all of them
+    other = FeedbackStore(target)  # a second connection (another replica) sees all of them
     assert other.count("feedback") == 50 and other.count() == 50
     assert len(other.events(helpful=False)) == 25
     assert len({e.query for e in other.events()}) == 50
@@ -63,15 +70,30 @@ def test_text_neither_driver_can_encode_is_stored_readably(target):
 
 def test_rows_round_trip_with_every_field(target):
     store = FeedbackStore(target)
-    qid = store.record_question("顧客對帳單有疑問", lang="zh", situation="billing", out_of_domain=False,
-                                passages=[{"id": "a#001", "essay": "a", "highlight": "先傾聽"}])
-    fid = store.record_feedback("angry caller", helpful=False, lang="en", situation="angry-caller",
-                                passages=[{"id": "b#002", "essay": "b", "highlight": "breathe"}])
+    qid = store.record_question(
+        "顧客對帳單有疑問",
+        lang="zh",
+        situation="billing",
+        out_of_domain=False,
+        passages=[{"id": "a#001", "essay": "a", "highlight": "先傾聽"}],
+    )
+    fid = store.record_feedback(
+        "angry caller",
+        helpful=False,
+        lang="en",
+        situation="angry-caller",
+        passages=[{"id": "b#002", "essay": "b", "highlight": "breathe"}],
+    )
     assert fid > qid
     fb, q = store.events()
     assert (fb.kind, fb.helpful, fb.situation, fb.passages[0]["id"]) == ("feedback", False, "angry-caller", "b#002")
-    assert (q.kind, q.helpful, q.lang, q.out_of_domain, q.passages[0]["highlight"]) == \
-        ("question", None, "zh", False, "先傾聽")
+    assert (q.kind, q.helpful, q.lang, q.out_of_domain, q.passages[0]["highlight"]) == (
+        "question",
+        None,
+        "zh",
+        False,
+        "先傾聽",
+    )
     assert q.created_at.endswith("Z") and isinstance(q.id, int)
     assert store.count("question") == 1 and store.situations() == [("billing", 1)]
 
@@ -96,6 +118,7 @@ def test_status_reports_a_reachable_writable_store(target):
 
 # ---------------------------------------------------------------- PostgreSQL specifics
 
+
 def test_postgres_text_cannot_hold_nul_so_it_becomes_a_replacement_character(pg_server):
     store = FeedbackStore(pg_server.new_database())
     store.record_feedback("a\x00b", helpful=True)
@@ -105,7 +128,7 @@ def test_postgres_text_cannot_hold_nul_so_it_becomes_a_replacement_character(pg_
 def test_postgres_server_down_refuses_marks_answers_questions_and_recovers(pg_server):
     from pg_support import PgServer
 
-    own = PgServer.start()   # a server of its own, so stopping it leaves the session's alone
+    own = PgServer.start()  # a server of its own, so stopping it leaves the session's alone
     try:
         store = FeedbackStore(own.new_database())
         store.record_feedback("before", helpful=True)
@@ -139,10 +162,16 @@ def test_a_role_that_may_only_read_starts_with_marks_off(pg_server):
 
 # ---------------------------------------------------------------- SQLite specifics
 
+
 def test_sqlite_columns_and_no_memory_mapped_journal(tmp_path):
     store = FeedbackStore(tmp_path / "fb.sqlite3")
-    store.record_feedback("angry caller", helpful=True, lang="en", situation="angry-caller",
-                          passages=[{"id": "a#001", "essay": "a", "highlight": "breathe"}])
+    store.record_feedback(
+        "angry caller",
+        helpful=True,
+        lang="en",
+        situation="angry-caller",
+        passages=[{"id": "a#001", "essay": "a", "highlight": "breathe"}],
+    )
     with sqlite3.connect(tmp_path / "fb.sqlite3") as conn:
         cols = [r[1] for r in conn.execute("PRAGMA table_info(events)")]
         # a rollback journal, not WAL: WAL memory-maps its -shm file, and a file made read-only underneath it

@@ -36,7 +36,7 @@ def _fault_round(store: FeedbackStore, n: int = 5) -> tuple[int, list[str]]:
     """n questions and n marks during a fault: (questions answered, refusal messages)."""
     answered, refusals = 0, []
     for i in range(n):
-        store.record_question(f"问题 {i}")   # must not raise
+        store.record_question(f"问题 {i}")  # must not raise
         answered += 1
         with pytest.raises(StoreUnavailable) as info:
             store.record_feedback(f"mark {i}", helpful=True)
@@ -54,8 +54,8 @@ def test_deleted_while_running_refuses_marks_and_recovers_when_restored(tmp_path
     answered, refusals = _fault_round(store)
     assert answered == 5 and store.marks_refused == 5 and store.questions_unrecorded == 5
     assert "missing" in refusals[0] and "restore it" in refusals[0] and str(db) in refusals[0]
-    assert not db.exists()           # nothing was quietly written to a new, empty file
-    shutil.copy(backup, db)          # the file is back
+    assert not db.exists()  # nothing was quietly written to a new, empty file
+    shutil.copy(backup, db)  # the file is back
     store.record_feedback("after", helpful=True)
     assert _rows(db) == 2 and [e.query for e in store.events(kind="feedback")] == ["after", "before"]
 
@@ -66,7 +66,7 @@ def test_replaced_file_is_noticed_and_written_to(tmp_path):
     store.record_feedback("one", helpful=True)
     other = tmp_path / "other.sqlite3"
     FeedbackStore(other).record_feedback("restored", helpful=False)
-    other.replace(db)                # a new inode under the same name
+    other.replace(db)  # a new inode under the same name
     store.record_feedback("two", helpful=True)
     assert [e.query for e in store.events(kind="feedback")] == ["two", "restored"]
 
@@ -115,8 +115,13 @@ def test_read_only_everything_never_kills_the_process(tmp_path):
         finally:
             subprocess.run(["chattr", "-i", *files])
     """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         cwd=Path(__file__).resolve().parent.parent)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
     if out.stdout.strip() == "skip":
         pytest.skip("chattr does not work here")
     assert out.returncode == 0, out.stderr[-2000:]
@@ -128,7 +133,7 @@ def test_read_only_at_start_starts_with_marks_off(tmp_path):
     FeedbackStore(db).record_question("seed")
     _immutable(db, True)
     try:
-        store = FeedbackStore(db)       # must not raise: the app starts
+        store = FeedbackStore(db)  # must not raise: the app starts
         assert not store.marks_enabled and "marks are off" in store.last_error
         assert store.count() == 1 and store.record_question("answered") is None
         with pytest.raises(StoreUnavailable, match="read-only"):
@@ -136,7 +141,7 @@ def test_read_only_at_start_starts_with_marks_off(tmp_path):
         assert store.status()["marks_enabled"] is False and store.status()["reachable"] is True
     finally:
         _immutable(db, False)
-    store.record_feedback("after", helpful=True)   # made writable: marks are on again, no restart
+    store.record_feedback("after", helpful=True)  # made writable: marks are on again, no restart
     assert store.marks_enabled and _rows(db) == 1
 
 
@@ -160,7 +165,7 @@ def test_corrupt_file_refuses_marks_and_recovers_when_a_good_file_is_back(tmp_pa
     store = FeedbackStore(db)
     store.record_feedback("before", helpful=True)
     good = db.read_bytes()
-    db.write_bytes(b"this is not a database \x00\xff" * 400)   # damaged in place (same inode)
+    db.write_bytes(b"this is not a database \x00\xff" * 400)  # damaged in place (same inode)
     answered, refusals = _fault_round(store, 3)
     assert answered == 3 and "damaged" in refusals[0]
     db.write_bytes(good)
@@ -183,7 +188,7 @@ def test_disk_full_refuses_marks_and_recovers_when_there_is_room(tmp_path):
     store = FeedbackStore(db)
     store.record_feedback("seed", helpful=True)
     pages = sqlite3.connect(db).execute("PRAGMA page_count").fetchone()[0]
-    store.backend.max_page_count = pages          # a full disk, simulated: the file may not grow
+    store.backend.max_page_count = pages  # a full disk, simulated: the file may not grow
     store.backend.close()
     big = "满" * 4000
     stored, refusals = 0, []
@@ -195,7 +200,7 @@ def test_disk_full_refuses_marks_and_recovers_when_there_is_room(tmp_path):
         except StoreUnavailable as exc:
             refusals.append(str(exc))
     assert refusals and "full" in refusals[0] and "free some space" in refusals[0]
-    assert _rows(db) == 1 + stored and store.marks_refused == len(refusals)   # every acknowledged mark is there
+    assert _rows(db) == 1 + stored and store.marks_refused == len(refusals)  # every acknowledged mark is there
     store.backend.max_page_count = None
     store.backend.close()
     store.record_feedback("after", helpful=True)
@@ -214,8 +219,13 @@ def test_questions_are_answered_and_marks_refused_through_the_app(tmp_path):
     settings = make_settings(tmp_path)
     db = tmp_path / "fb.sqlite3"
     store = FeedbackStore(db)
-    app = CoachApp(CoachHolder(coach=Coach(settings, embedder=FakeEmbedder())), store, settings,
-                   upload_dir=tmp_path / "up", live_dir=tmp_path / "live")
+    app = CoachApp(
+        CoachHolder(coach=Coach(settings, embedder=FakeEmbedder())),
+        store,
+        settings,
+        upload_dir=tmp_path / "up",
+        live_dir=tmp_path / "live",
+    )
     db.unlink()
     session, refused = Session(), 0
     for n in range(20):

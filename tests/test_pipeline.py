@@ -69,12 +69,15 @@ def test_new_model_or_settings_make_index_stale(settings, fake_embedder):
     with pytest.raises(ix.IndexStale, match="model changed"):
         Coach(settings, embedder=other, build=False)
     from coach.config import ChunkSettings
+
     with pytest.raises(ix.IndexStale, match="chunk settings"):
         Coach(settings.with_overrides(chunk=ChunkSettings(target_chars=50)), embedder=fake_embedder, build=False)
 
 
-@pytest.mark.parametrize("victim", [ix.PASSAGES_FILE, ix.SENTENCES_FILE, ix.CHUNKS_FILE, ix.ESSAYS_FILE,
-                                    ix.MANIFEST, "keyword/params.index.json"])
+@pytest.mark.parametrize(
+    "victim",
+    [ix.PASSAGES_FILE, ix.SENTENCES_FILE, ix.CHUNKS_FILE, ix.ESSAYS_FILE, ix.MANIFEST, "keyword/params.index.json"],
+)
 @pytest.mark.parametrize("damage", ["truncate", "delete"])
 def test_damaged_index_is_refused_and_repaired(settings, fake_embedder, victim, damage):
     old = Coach(settings, embedder=fake_embedder).index.build_dir
@@ -111,10 +114,15 @@ _KILL_SCRIPT = textwrap.dedent("""
 def test_build_killed_midway_leaves_old_index_loadable(settings, fake_embedder):
     old = Coach(settings, embedder=fake_embedder).index.build_dir
     (settings.corpus_dir / "angry.txt").write_text("新内容\n完全不同的一句话。\n", "utf-8")
-    script = _KILL_SCRIPT.format(tests=str(Path(__file__).parent), corpus=str(settings.corpus_dir),
-                                 index=str(settings.index_dir))
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})
+    script = _KILL_SCRIPT.format(
+        tests=str(Path(__file__).parent), corpus=str(settings.corpus_dir), index=str(settings.index_dir)
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
+    )
     assert proc.stdout.readline().strip() == "embedding"
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
@@ -132,8 +140,17 @@ def test_cli_no_build_on_stale_index_exits_nonzero_naming_the_fix(settings, fake
     monkeypatch.setattr(coach.embed, "Embedder", lambda *a, **k: fake_embedder)
     Coach(settings, embedder=fake_embedder)
     (settings.corpus_dir / "rules.txt").write_text("改了\n一句新的话。\n", "utf-8")
-    args = ["--corpus", str(settings.corpus_dir), "--index", str(settings.index_dir), "--model", "fake",
-            "ask", "--no-build", "客户生气"]
+    args = [
+        "--corpus",
+        str(settings.corpus_dir),
+        "--index",
+        str(settings.index_dir),
+        "--model",
+        "fake",
+        "ask",
+        "--no-build",
+        "客户生气",
+    ]
     assert cli.main(args) == 2
     err = capsys.readouterr().err
     assert "rules.txt" in err and "coach build" in err
@@ -146,8 +163,20 @@ def test_cli_ask_json_contract(settings, fake_embedder, capsys, monkeypatch):
 
     monkeypatch.setattr(coach.embed, "Embedder", lambda *a, **k: fake_embedder)
     monkeypatch.setattr(sys, "stdin", __import__("io").StringIO("第一次接电话很紧张\n\n客戶要我破解密碼\n"))
-    args = ["--corpus", str(settings.corpus_dir), "--index", str(settings.index_dir), "--model", "fake",
-            "ask", "--json", "--top-k", "2", "angry caller", "-"]
+    args = [
+        "--corpus",
+        str(settings.corpus_dir),
+        "--index",
+        str(settings.index_dir),
+        "--model",
+        "fake",
+        "ask",
+        "--json",
+        "--top-k",
+        "2",
+        "angry caller",
+        "-",
+    ]
     assert cli.main(args) == 0
     out = json.loads(capsys.readouterr().out)
     assert [o["query"] for o in out] == ["angry caller", "第一次接电话很紧张", "客戶要我破解密碼"]

@@ -14,18 +14,27 @@ from coach.retrieve import Coach
 
 from reliability_support import ESSAYS_A, ESSAYS_B, FakeEmbedder, make_settings, write_corpus
 
-QUERIES = ["客户破口大骂怎么办", "第一次接电话很紧张", "angry caller shouting", "客戶要我破解密碼", "夜班电话",
-           "", "\x00\u202e😡", "a" * 5000]
+QUERIES = [
+    "客户破口大骂怎么办",
+    "第一次接电话很紧张",
+    "angry caller shouting",
+    "客戶要我破解密碼",
+    "夜班电话",
+    "",
+    "\x00\u202e😡",
+    "a" * 5000,
+]
 
 
-def run_queries_during_rebuilds(settings, threads: int = 20, rebuilds: int = 8, embedder=None,
-                                max_seconds: float = 60.0, pause_s: float = 0.01) -> dict:
+def run_queries_during_rebuilds(
+    settings, threads: int = 20, rebuilds: int = 8, embedder=None, max_seconds: float = 60.0, pause_s: float = 0.01
+) -> dict:
     """Query from `threads` threads while one thread rebuilds `rebuilds` times. Returns figures; raises nothing."""
     emb = embedder or FakeEmbedder()
     coach = Coach(settings, embedder=emb)
-    for q in QUERIES:   # warm-up: lazy dictionaries load once here, not 20 times at once (see the herd test)
+    for q in QUERIES:  # warm-up: lazy dictionaries load once here, not 20 times at once (see the herd test)
         coach.ask(q)
-    snapshots = [coach.index]              # every LoadedIndex ever served (kept alive: ids stay unique)
+    snapshots = [coach.index]  # every LoadedIndex ever served (kept alive: ids stay unique)
     records, errors = [], []
     stop = threading.Event()
     lock = threading.Lock()
@@ -95,18 +104,25 @@ def run_queries_during_rebuilds(settings, threads: int = 20, rebuilds: int = 8, 
             expected[key] = [h.chunk.id for h in replay.ask(q, top_k=3).results]
         if [h.chunk.id for h in a.results] != expected[key]:
             inconsistent.append((q, "differs from its snapshot's own answer"))
-    return {"threads": threads, "rebuilds": len(snapshots) - 1, "queries": len(records), "errors": errors,
-            "inconsistent": inconsistent, "snapshots_answering": len(used), "seconds": round(elapsed, 2)}
+    return {
+        "threads": threads,
+        "rebuilds": len(snapshots) - 1,
+        "queries": len(records),
+        "errors": errors,
+        "inconsistent": inconsistent,
+        "snapshots_answering": len(used),
+        "seconds": round(elapsed, 2),
+    }
 
 
-@pytest.mark.slow   # seconds of work (processes, rebuilds): the full tier only
+@pytest.mark.slow  # seconds of work (processes, rebuilds): the full tier only
 def test_20_threads_query_while_index_is_rebuilt_repeatedly(tmp_path):
     settings = make_settings(tmp_path)
     figures = run_queries_during_rebuilds(settings, threads=20, rebuilds=6, embedder=FakeEmbedder(delay_s=0.02))
     assert not figures["errors"], figures["errors"][:5]
     assert not figures["inconsistent"], figures["inconsistent"][:5]
     assert figures["rebuilds"] == 6 and figures["queries"] >= 100
-    assert figures["snapshots_answering"] >= 3, figures   # answers really did come from several index versions
+    assert figures["snapshots_answering"] >= 3, figures  # answers really did come from several index versions
 
 
 def record_concurrent_clicks(db_path, clicks: int = 50) -> int:
@@ -116,8 +132,13 @@ def record_concurrent_clicks(db_path, clicks: int = 50) -> int:
 
     def click(n):
         barrier.wait()
-        return store.record_feedback(f"question {n} 😡\x00'; DROP TABLE events;--", n % 2 == 0, lang="zh",
-                                     situation="angry", passages=[{"id": f"c{n}", "essay": "e", "highlight": "h"}])
+        return store.record_feedback(
+            f"question {n} 😡\x00'; DROP TABLE events;--",
+            n % 2 == 0,
+            lang="zh",
+            situation="angry",
+            passages=[{"id": f"c{n}", "essay": "e", "highlight": "h"}],
+        )
 
     with ThreadPoolExecutor(clicks) as pool:
         ids = list(pool.map(click, range(clicks)))
@@ -128,8 +149,9 @@ def record_concurrent_clicks(db_path, clicks: int = 50) -> int:
 def test_50_concurrent_feedback_clicks_store_exactly_50_rows(tmp_path):
     assert record_concurrent_clicks(tmp_path / "fb.sqlite3", 50) == 50
     events = FeedbackStore(tmp_path / "fb.sqlite3").events(kind="feedback")
-    assert len(events) == 50 and {e.query for e in events} == {f"question {n} 😡\x00'; DROP TABLE events;--"
-                                                               for n in range(50)}
+    assert len(events) == 50 and {e.query for e in events} == {
+        f"question {n} 😡\x00'; DROP TABLE events;--" for n in range(50)
+    }
 
 
 def test_50_concurrent_clicks_through_the_app_logic(tmp_path):
@@ -183,8 +205,13 @@ def test_first_english_questions_at_once_load_the_dictionary_once(tmp_path):
 
     def run(n, sub):
         code = _HERD.format(tests=str(Path(__file__).parent), tmp=str(tmp_path / sub), n=n)
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                             env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**__import__("os").environ, "PYTHONPATH": str(ROOT)},
+        )
         assert out.returncode == 0, out.stderr[-2000:]
         return float(out.stdout.strip().splitlines()[-1])
 

@@ -29,6 +29,7 @@ EVIL_HTML = """<!doctype html><html><head><title>攻击测试</title><script>ale
 <style>body{background:url("javascript:alert(8)")}</style>
 <p>第二段:耐心是最好的工具。</p></body></html>"""
 
+
 # name -> (bytes, expected: "loaded" or "skipped")
 def hostile_files(rng: random.Random) -> dict[str, tuple[bytes, str]]:
     return {
@@ -118,7 +119,7 @@ def test_file_vanishing_during_a_build_is_named_and_nothing_else_dropped(tmp_pat
 
     def vanish_then_read(path: Path):
         if path.name == victim.name:
-            path.unlink()            # deleted between the listing and the read
+            path.unlink()  # deleted between the listing and the read
         return real(path)
 
     monkeypatch.setattr(corpus_mod, "read_essay_file", vanish_then_read)
@@ -134,6 +135,7 @@ def test_file_vanishing_during_a_build_is_named_and_nothing_else_dropped(tmp_pat
 def test_file_vanishing_while_hashing_the_corpus_does_not_abort_the_build(tmp_path, monkeypatch):
     settings = make_settings(tmp_path)
     from coach import index as ix
+
     real = ix.sha256_file
 
     def vanish(path):

@@ -15,8 +15,7 @@ from coach import index as ix
 from coach import pipeline
 from coach.retrieve import Coach
 
-from reliability_support import (FakeEmbedder, chunk_signature, damage, index_files, kill_build_rounds,
-                                 make_settings)
+from reliability_support import FakeEmbedder, chunk_signature, damage, index_files, kill_build_rounds, make_settings
 
 
 @pytest.fixture
@@ -62,8 +61,11 @@ def test_every_index_file_damaged_is_refused_or_identical_then_repaired(built, h
         for attempt in range(3 if how == "corrupt" else 1):
             damage(target, how, rng)
             outcomes[(target.name, attempt)] = _assert_old_or_refused(settings, good_sig)
-            with pytest.raises(ix.IndexError_, match="coach build") if outcomes[(target.name, attempt)] == "refused" \
-                    else nullcontext():
+            with (
+                pytest.raises(ix.IndexError_, match="coach build")
+                if outcomes[(target.name, attempt)] == "refused"
+                else nullcontext()
+            ):
                 Coach(settings, embedder=emb, build=False)
             target.write_bytes(backup)  # restore, so each file is tested on its own
         assert chunk_signature(pipeline.load(settings)) == good_sig
@@ -89,8 +91,21 @@ def test_whole_build_or_index_dir_deleted_is_repaired(built):
     _assert_repairs(settings, emb, good)
 
 
-@pytest.mark.parametrize("pointer", ["../../etc", "/etc", "..", ".", ".tmp-x", "", "a/b", "a\\b", "x\x00y",
-                                     "\udcff".encode("utf-8", "surrogateescape").decode("latin-1")])
+@pytest.mark.parametrize(
+    "pointer",
+    [
+        "../../etc",
+        "/etc",
+        "..",
+        ".",
+        ".tmp-x",
+        "",
+        "a/b",
+        "a\\b",
+        "x\x00y",
+        "\udcff".encode("utf-8", "surrogateescape").decode("latin-1"),
+    ],
+)
 def test_current_pointing_outside_builds_is_refused(built, pointer):
     settings, emb, loaded = built
     (settings.index_dir / ix.CURRENT).write_bytes(pointer.encode("latin-1", "replace") + b"\n")
@@ -154,7 +169,7 @@ def test_leftover_temp_dirs_and_orphan_builds_are_ignored(built):
     junk = builds / ".tmp-crashed"
     junk.mkdir()
     (junk / ix.PASSAGES_FILE).write_bytes(b"half a file")
-    orphan = builds / "20990101T000000-deadbeef-1"   # renamed into place, but CURRENT never switched
+    orphan = builds / "20990101T000000-deadbeef-1"  # renamed into place, but CURRENT never switched
     shutil.copytree(loaded.build_dir, orphan)
     (orphan / ix.CHUNKS_FILE).write_text("{}\n", encoding="utf-8")
     assert pipeline.load(settings).build_dir == loaded.build_dir
@@ -168,7 +183,7 @@ def test_rebuilds_in_the_same_second_do_not_collide(built):
     assert pipeline.load(settings).build_dir in dirs
 
 
-@pytest.mark.slow   # seconds of work (processes, rebuilds): the full tier only
+@pytest.mark.slow  # seconds of work (processes, rebuilds): the full tier only
 def test_sigkill_at_random_points_never_serves_a_mix(tmp_path):
     """Kill a looping build 20 times at random moments (including mid-commit); check what is served each time."""
     settings = make_settings(tmp_path)

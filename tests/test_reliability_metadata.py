@@ -21,6 +21,7 @@ SECRET = "机密标题 SECRET-TITLE\n这一行来自语料库文件夹之外,不
 
 # ---------------------------------------------------------------- item 5: links, FIFOs, BOM-less UTF-16
 
+
 def test_link_outside_the_corpus_is_refused_with_a_warning_naming_it(tmp_path):
     settings = make_settings(tmp_path)
     outside = tmp_path / "elsewhere" / "secret.txt"
@@ -73,19 +74,26 @@ def test_dangling_link_and_fifo_are_warned_and_never_block(tmp_path):
     assert "loaded" in result, "reading the corpus blocked on the FIFO"
     loaded = result["loaded"]
     assert {e.path.name for e in loaded.essays} == set(ESSAYS_A)
-    expected = {"gone.txt": "does not exist", "loop.txt": "does not exist", "pipe.txt": "FIFO",
-                "folder.md": "not a regular file"}
+    expected = {
+        "gone.txt": "does not exist",
+        "loop.txt": "does not exist",
+        "pipe.txt": "FIFO",
+        "folder.md": "not a regular file",
+    }
     for name, words in expected.items():
         named = [w for w in loaded.warnings if name in w]
         assert len(named) == 1 and words in named[0], (name, loaded.warnings)
     assert [p.name for p in essay_files(settings.corpus_dir)] == sorted(ESSAYS_A)
 
 
-@pytest.mark.parametrize("text", [
-    "客户生气怎么办\n我先道歉,然后认真听客户说明情况。耐心是最好的工具。",
-    "客戶生氣怎麼辦\n我先道歉,然後認真聽客戶說明情況。耐心是最好的工具。",
-    "第一次接电话 first call\n紧张的时候,先深呼吸,再慢慢说。",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "客户生气怎么办\n我先道歉,然后认真听客户说明情况。耐心是最好的工具。",
+        "客戶生氣怎麼辦\n我先道歉,然後認真聽客戶說明情況。耐心是最好的工具。",
+        "第一次接电话 first call\n紧张的时候,先深呼吸,再慢慢说。",
+    ],
+)
 @pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
 def test_chinese_utf16_without_a_bom_is_detected(tmp_path, text, encoding):
     assert decode_bytes(text.encode(encoding)) == (text, encoding)
@@ -95,8 +103,14 @@ def test_chinese_utf16_without_a_bom_is_detected(tmp_path, text, encoding):
     assert "utf16.txt" in {e.path.name for e in loaded.essays}, loaded.warnings
 
 
-@pytest.mark.parametrize("text,encoding", [("客户生气怎么办,我先道歉。", "gbk"), ("客戶生氣怎麼辦,我先道歉。", "big5"),
-                                           ("客户生气怎么办,我先道歉。", "utf-8")])
+@pytest.mark.parametrize(
+    "text,encoding",
+    [
+        ("客户生气怎么办,我先道歉。", "gbk"),
+        ("客戶生氣怎麼辦,我先道歉。", "big5"),
+        ("客户生气怎么办,我先道歉。", "utf-8"),
+    ],
+)
 def test_other_chinese_encodings_are_not_mistaken_for_utf16(text, encoding):
     assert decode_bytes(text.encode(encoding))[0] == text
 
@@ -152,17 +166,18 @@ def test_malformed_erratum_is_one_line_naming_file_entry_and_field(tmp_path, tom
 def test_every_malformed_entry_of_every_file_gets_its_own_line(tmp_path):
     settings = make_settings(tmp_path)
     c = settings.corpus_dir
-    (c / "essays.toml").write_text("[[essay]]\nid = \"a\"\n\n[[essay]]\n" + ENTRY + "\n[[essay]]\ntitle = \"t\"\n",
-                                   encoding="utf-8")
+    (c / "essays.toml").write_text(
+        '[[essay]]\nid = "a"\n\n[[essay]]\n' + ENTRY + '\n[[essay]]\ntitle = "t"\n', encoding="utf-8"
+    )
     (c / "errata.toml").write_text('[[erratum]]\nessay = "angry"\n', encoding="utf-8")
     (c / "situations.toml").write_text('[[situation]]\nessay = "angry"\nen = "x"\nzh = "y"\n', encoding="utf-8")
     with pytest.raises(MetadataError) as caught:
         load_corpus(c)
     lines = caught.value.problems
-    assert sum("essay #1" in line for line in lines) == 2           # title and author of the first entry
-    assert sum("essay #3" in line for line in lines) == 2           # id and author of the third
+    assert sum("essay #1" in line for line in lines) == 2  # title and author of the first entry
+    assert sum("essay #3" in line for line in lines) == 2  # id and author of the third
     assert not any("essay #2" in line for line in lines)
-    assert sum("errata.toml" in line for line in lines) == 2        # damaged and corrected
+    assert sum("errata.toml" in line for line in lines) == 2  # damaged and corrected
     assert [line for line in lines if "situations.toml" in line and "`anchor`" in line]
 
 
@@ -185,8 +200,9 @@ def test_metadata_with_a_byte_order_mark_loads(tmp_path):
 
 
 def _cli(settings, *args):
-    return cli.main(["--corpus", str(settings.corpus_dir), "--index", str(settings.index_dir), "--model", "fake",
-                     *args])
+    return cli.main(
+        ["--corpus", str(settings.corpus_dir), "--index", str(settings.index_dir), "--model", "fake", *args]
+    )
 
 
 @pytest.fixture
@@ -200,8 +216,8 @@ def fake_cli(monkeypatch):
 
 BROKEN_METADATA = [
     ("essays.toml", "[[essay]]\nid = 'x'\n"),
-    ("essays.toml", "[[essay]\nid = 'x\n"),                      # not TOML at all
-    ("essays.toml", b"[[essay]]\nid = '\xff'\n"),                   # not UTF-8
+    ("essays.toml", "[[essay]\nid = 'x\n"),  # not TOML at all
+    ("essays.toml", b"[[essay]]\nid = '\xff'\n"),  # not UTF-8
     ("errata.toml", '[[erratum]]\nessay = "angry"\n'),
     ("errata.toml", '[[erratum]]\nessay = "angry"\ndamaged = "no such words"\ncorrected = "x"\n'),  # stale erratum
     ("situations.toml", '[[situation]]\nessay = "angry"\n'),
@@ -219,8 +235,11 @@ def test_ask_keeps_serving_the_intact_index_while_metadata_is_broken(tmp_path, f
     assert _cli(settings, "ask", "--json", "客户破口大骂怎么办") == 0
     out, err = capsys.readouterr()
     assert "破口大骂" in out and "Traceback" not in err
-    assert name in err and "previous index" in err and all(line.startswith("warning: ") for line in err.splitlines()
-                                                           if line and not line.startswith("["))
+    assert (
+        name in err
+        and "previous index" in err
+        and all(line.startswith("warning: ") for line in err.splitlines() if line and not line.startswith("["))
+    )
     # `coach build` refuses, one line per problem, each naming the file
     assert _cli(settings, "build") == 1
     err = capsys.readouterr().err
@@ -232,14 +251,14 @@ def test_ask_keeps_serving_the_intact_index_while_metadata_is_broken(tmp_path, f
 
 def test_coach_corpus_prints_one_error_line_per_problem(tmp_path, capsys):
     settings = make_settings(tmp_path)
-    (settings.corpus_dir / "essays.toml").write_text("[[essay]]\nid = \"a\"\n", encoding="utf-8")
+    (settings.corpus_dir / "essays.toml").write_text('[[essay]]\nid = "a"\n', encoding="utf-8")
     assert _cli(settings, "corpus") == 1
     err = capsys.readouterr().err.splitlines()
-    assert err == ["error: essays.toml: essay #1 (id 'a'): field `title` is missing or empty; add it as text and "
-                   "build again",
-                   "error: essays.toml: essay #1 (id 'a'): field `author` is missing or empty; add it as text and "
-                   "build again"]
+    assert err == [
+        "error: essays.toml: essay #1 (id 'a'): field `title` is missing or empty; add it as text and build again",
+        "error: essays.toml: essay #1 (id 'a'): field `author` is missing or empty; add it as text and build again",
+    ]
 
 
-if sys.platform == "win32":   # links and FIFOs as tested here are POSIX
+if sys.platform == "win32":  # links and FIFOs as tested here are POSIX
     pytestmark = pytest.mark.skip("POSIX only")

@@ -31,8 +31,13 @@ def request(port, method, path, body=None, headers=None, timeout=30):
 
 
 def login(port, password=PASSWORD):
-    return request(port, "POST", "/login", f"username=admin&password={password}".encode(),
-                   {"Content-Type": "application/x-www-form-urlencoded"})
+    return request(
+        port,
+        "POST",
+        "/login",
+        f"username=admin&password={password}".encode(),
+        {"Content-Type": "application/x-www-form-urlencoded"},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +57,7 @@ def admin_served(tmp_path_factory):
 
 # ---------------------------------------------------------------- item 3: Host, headers, cookies, logins
 
+
 def test_host_header_is_checked(admin_served):
     port = admin_served.port
     for host in ("evil.example", f"evil.example:{port}", f"127.0.0.1.evil.example:{port}", "room-7:9090"):
@@ -60,13 +66,19 @@ def test_host_header_is_checked(admin_served):
             assert status == 400 and b"COACH_ALLOWED_HOSTS" in body, (host, path, status)
     for host in (f"127.0.0.1:{port}", f"localhost:{port}", "coach.training.example", "room-7:8080"):
         assert request(port, "GET", "/", headers={"Host": host})[0] == 200, host
-        assert request(port, "GET", "/config", headers={"Host": host})[0] == 401, host   # served: asks for the login
+        assert request(port, "GET", "/config", headers={"Host": host})[0] == 401, host  # served: asks for the login
 
 
 def test_security_headers_on_pages_api_and_errors(admin_served):
     port = admin_served.port
-    for method, path in (("GET", "/"), ("GET", "/config"), ("GET", "/gradio_api/info"), ("GET", "/no-such-page"),
-                         ("GET", "/gradio_api/file=/etc/passwd"), ("POST", "/login")):
+    for method, path in (
+        ("GET", "/"),
+        ("GET", "/config"),
+        ("GET", "/gradio_api/info"),
+        ("GET", "/no-such-page"),
+        ("GET", "/gradio_api/file=/etc/passwd"),
+        ("POST", "/login"),
+    ):
         _, headers, _ = request(port, method, path)
         h = dict(headers)
         assert h.get("x-frame-options") == "SAMEORIGIN", path
@@ -94,8 +106,8 @@ def test_wrong_passwords_are_throttled_then_the_right_one_waits_too(admin_served
     checked = statuses.count(400)
     # the waits double from 1 s: in `elapsed` seconds at most log2(elapsed + 1) + 1 more guesses are checked
     assert checked <= LoginThrottle.FREE_ATTEMPTS + 1 + math.log2(elapsed + 1), (checked, elapsed)
-    assert statuses.count(429) == 300 - checked and statuses[:LoginThrottle.FREE_ATTEMPTS + 1].count(429) == 1
-    status, headers, body = login(port)          # the right password, at once: refused until the wait is over
+    assert statuses.count(429) == 300 - checked and statuses[: LoginThrottle.FREE_ATTEMPTS + 1].count(429) == 1
+    status, headers, body = login(port)  # the right password, at once: refused until the wait is over
     assert status == 429 and int(dict(headers)["retry-after"]) >= 1 and b"try again" in body
 
 
@@ -114,7 +126,10 @@ def test_simultaneous_guesses_are_throttled_too(tmp_path, monkeypatch):
         threads = [threading.Thread(target=guess, args=(n,)) for n in range(40)]
         [t.start() for t in threads]
         [t.join(60) for t in threads]
-        assert statuses.count(400) <= LoginThrottle.FREE_ATTEMPTS and statuses.count(429) >= 40 - LoginThrottle.FREE_ATTEMPTS
+        assert (
+            statuses.count(400) <= LoginThrottle.FREE_ATTEMPTS
+            and statuses.count(429) >= 40 - LoginThrottle.FREE_ATTEMPTS
+        )
     finally:
         s.close()
 
@@ -124,21 +139,21 @@ def test_simultaneous_guesses_are_throttled_too(tmp_path, monkeypatch):
 BAD_CALLS = [
     ("POST", "/gradio_api/queue/join", {"data": [], "fn_index": 99999, "session_hash": "probe"}),
     ("POST", "/gradio_api/queue/join", {"data": [], "fn_index": -1, "session_hash": "probe"}),
-    ("POST", "/gradio_api/queue/join", {"data": [], "fn_index": 10 ** 30, "session_hash": "probe"}),
+    ("POST", "/gradio_api/queue/join", {"data": [], "fn_index": 10**30, "session_hash": "probe"}),
     ("POST", "/gradio_api/queue/join", {"data": [], "fn_index": "x", "session_hash": "probe"}),
     ("POST", "/gradio_api/queue/join", {"data": "x", "fn_index": 0, "session_hash": "probe"}),
     ("POST", "/gradio_api/call/no-such-api", {"data": []}),
     ("POST", "/gradio_api/run/predict", {"data": []}),
     ("POST", "/gradio_api/api/predict", {"data": [], "fn_index": 9999}),
-    ("POST", "/gradio_api/component_server", {"session_hash": "x", "component_id": 99999, "fn_name": "x",
-                                              "data": 1}),
+    ("POST", "/gradio_api/component_server", {"session_hash": "x", "component_id": 99999, "fn_name": "x", "data": 1}),
 ]
 
 
 @pytest.mark.parametrize("method,path,body", BAD_CALLS)
 def test_bad_api_calls_answer_4xx_with_a_message(admin_served, method, path, body):
-    status, headers, raw = request(admin_served.port, method, path, json.dumps(body).encode(),
-                                   {"Content-Type": "application/json"})
+    status, headers, raw = request(
+        admin_served.port, method, path, json.dumps(body).encode(), {"Content-Type": "application/json"}
+    )
     assert 400 <= status < 500, (path, body, status, raw[:200])
     assert json.loads(raw)["detail"] and b"Traceback" not in raw and b'File "' not in raw
     assert dict(headers).get("x-content-type-options") == "nosniff"

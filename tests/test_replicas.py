@@ -24,9 +24,11 @@ TOKEN = "replica-token-0123"
 
 def test_the_build_lock_excludes_another_process(tmp_path):
     """index/.lock is held for the whole build: another process cannot take it meanwhile, and gets it after."""
-    probe = ("import fcntl, sys; f = open(sys.argv[1], 'a+b')\n"
-             "try:\n    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB); print('free')\n"
-             "except BlockingIOError:\n    print('held')")
+    probe = (
+        "import fcntl, sys; f = open(sys.argv[1], 'a+b')\n"
+        "try:\n    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB); print('free')\n"
+        "except BlockingIOError:\n    print('held')"
+    )
     lock = tmp_path / "index" / ix.LOCK_FILE
     with ix.build_lock(tmp_path / "index"):
         out = subprocess.run([sys.executable, "-c", probe, str(lock)], capture_output=True, text=True)
@@ -39,16 +41,19 @@ def test_a_build_waits_for_another_process_holding_the_lock(tmp_path):
     settings = make_settings(tmp_path)
     coach = Coach(settings, embedder=FakeEmbedder())
     first = coach.index.build_dir.name
-    hold = ("import fcntl, sys, time; f = open(sys.argv[1], 'a+b'); "
-            "fcntl.flock(f, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(1.5)")
-    holder = subprocess.Popen([sys.executable, "-c", hold, str(settings.index_dir / ix.LOCK_FILE)],
-                              stdout=subprocess.PIPE, text=True)
+    hold = (
+        "import fcntl, sys, time; f = open(sys.argv[1], 'a+b'); "
+        "fcntl.flock(f, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(1.5)"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", hold, str(settings.index_dir / ix.LOCK_FILE)], stdout=subprocess.PIPE, text=True
+    )
     assert holder.stdout.readline().strip() == "locked"
     done = []
     t = threading.Thread(target=lambda: done.append(coach.rebuild().build_dir.name))
     t.start()
     t.join(0.5)
-    assert not done and ix.current_build(settings.index_dir).name == first   # waiting on the other process
+    assert not done and ix.current_build(settings.index_dir).name == first  # waiting on the other process
     holder.wait(30)
     t.join(60)
     assert done and done[0] != first and ix.current_build(settings.index_dir).name == done[0]
@@ -62,7 +67,7 @@ def test_the_watcher_swaps_in_a_build_made_elsewhere_and_ignores_a_foreign_one(t
     served = Coach(settings, embedder=FakeEmbedder())
     watcher = IndexWatcher(CoachHolder(coach=served), interval_s=0)
     assert watcher.check() is False
-    other = Coach(settings, embedder=FakeEmbedder())   # another process, in effect
+    other = Coach(settings, embedder=FakeEmbedder())  # another process, in effect
     new = other.rebuild().build_dir.name
     assert watcher.check() is True and served.index.build_dir.name == new
     assert served.ask("客户破口大骂怎么办").results
@@ -74,10 +79,20 @@ def test_the_watcher_swaps_in_a_build_made_elsewhere_and_ignores_a_foreign_one(t
 @pytest.mark.slow
 def test_two_replicas_share_postgres_and_the_index(tmp_path, pg_server):
     settings = make_settings(tmp_path / "shared")
-    Coach(settings, embedder=FakeEmbedder())           # the index, built once, before the replicas start
+    Coach(settings, embedder=FakeEmbedder())  # the index, built once, before the replicas start
     db = pg_server.new_database()
-    replicas = [start_replica(tmp_path / f"r{n}", free_port(), feedback_db=db, index_dir=settings.index_dir,
-                              corpus_dir=settings.corpus_dir, token=TOKEN, poll_s=0.5) for n in range(2)]
+    replicas = [
+        start_replica(
+            tmp_path / f"r{n}",
+            free_port(),
+            feedback_db=db,
+            index_dir=settings.index_dir,
+            corpus_dir=settings.corpus_dir,
+            token=TOKEN,
+            poll_s=0.5,
+        )
+        for n in range(2)
+    ]
     try:
         builds = {wait_ready(r, 180)["index"]["build"] for r in replicas}
         assert builds == {ix.current_build(settings.index_dir).name}
@@ -85,8 +100,13 @@ def test_two_replicas_share_postgres_and_the_index(tmp_path, pg_server):
         # 20 marks through each, all at once: 40 rows, none lost or doubled
         def mark(n: int):
             r = replicas[n % 2]
-            return call(r, "POST", "/feedback", {"query": f"第{n}个问题 mark {n}", "passages": [],
-                                                 "helpful": n % 3 != 0}, token=TOKEN)
+            return call(
+                r,
+                "POST",
+                "/feedback",
+                {"query": f"第{n}个问题 mark {n}", "passages": [], "helpful": n % 3 != 0},
+                token=TOKEN,
+            )
 
         with ThreadPoolExecutor(16) as pool:
             answers = list(pool.map(mark, range(40)))
@@ -94,6 +114,7 @@ def test_two_replicas_share_postgres_and_the_index(tmp_path, pg_server):
         ids = [b["id"] for _, b in answers]
         assert len(set(ids)) == 40
         import psycopg
+
         with psycopg.connect(db) as conn:
             rows = conn.execute("SELECT id, query FROM events WHERE kind = 'feedback'").fetchall()
         assert len(rows) == 40 and sorted(i for i, _ in rows) == sorted(ids)

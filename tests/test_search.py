@@ -16,13 +16,17 @@ from coach.search.query import with_variants
 
 
 def _bridge():
-    return br.Bridge(glossary={br._phrase_key("angry"): ("生气",)},
-                     themes=[br.Theme("angry", "Angry", "生气", ("angry",), "客户破口大骂。")],
-                     dictionary=br.Dictionary(), regional={"筆電": ("笔记本电脑",), "笔电": ("笔记本电脑",)},
-                     out_of_scope=[])
+    return br.Bridge(
+        glossary={br._phrase_key("angry"): ("生气",)},
+        themes=[br.Theme("angry", "Angry", "生气", ("angry",), "客户破口大骂。")],
+        dictionary=br.Dictionary(),
+        regional={"筆電": ("笔记本电脑",), "笔电": ("笔记本电脑",)},
+        out_of_scope=[],
+    )
 
 
 # ------------------------------------------------------------------ fusion and diversity
+
 
 def test_fusion_known_values():
     scores = {"a": np.array([0.9, 0.5, 0.1, -np.inf]), "b": np.array([0.0, 2.0, 4.0, 0.0])}
@@ -38,9 +42,10 @@ def test_fusion_known_values():
 
 def test_fusion_degenerate_rankers():
     fused, _ = fuse({"lone": np.array([-np.inf, 0.7, -np.inf])}, {"lone": 3.0}, {"lone": None})
-    assert fused == {1: 3.0}                                     # a single candidate counts fully
-    fused, _ = fuse({"none": np.full(3, -np.inf), "zero": np.zeros(3)}, {"none": 1.0, "zero": 1.0},
-                    {"none": None, "zero": 0.0})
+    assert fused == {1: 3.0}  # a single candidate counts fully
+    fused, _ = fuse(
+        {"none": np.full(3, -np.inf), "zero": np.zeros(3)}, {"none": 1.0, "zero": 1.0}, {"none": None, "zero": 0.0}
+    )
     assert fused == {}
     fused, _ = fuse({"off": np.array([1.0, 2.0])}, {"off": 0.0}, {"off": None})
     assert fused == {}
@@ -56,20 +61,31 @@ def test_diversify_prefers_new_essays_unless_clearly_better():
 def test_search_config_has_at_most_twelve_numbers():
     numbers = [v for v in SearchConfig().as_dict().values() if isinstance(v, (int, float))]
     assert len(numbers) <= 12
-    assert set(SearchConfig().weights()) == {"dense", "sentence", "keyword", "bigram", "description", "description_terms"}
+    assert set(SearchConfig().weights()) == {
+        "dense",
+        "sentence",
+        "keyword",
+        "bigram",
+        "description",
+        "description_terms",
+    }
 
 
 # ------------------------------------------------------------------ questions
 
-@pytest.mark.parametrize("raw,expected", [
-    ("", ""),
-    ("   \t\n ", ""),
-    ("客户\x00生气\x07了", "客户生气了"),
-    ("angry\u202ecaller\u200b", "angrycaller"),
-    ("lone \ud800 surrogate", "lone surrogate"),
-    ("  多個   空格 ", "多個 空格"),
-    ("客戶很兇 😡", "客戶很兇 😡"),
-])
+
+@pytest.mark.parametrize(
+    "raw,expected",
+    [
+        ("", ""),
+        ("   \t\n ", ""),
+        ("客户\x00生气\x07了", "客户生气了"),
+        ("angry\u202ecaller\u200b", "angrycaller"),
+        ("lone \ud800 surrogate", "lone surrogate"),
+        ("  多個   空格 ", "多個 空格"),
+        ("客戶很兇 😡", "客戶很兇 😡"),
+    ],
+)
 def test_sanitize_query(raw, expected):
     assert rt.sanitize_query(raw) == (expected, False)
 
@@ -114,6 +130,7 @@ ESSAYS = {
 class CountingEmbedder:
     def __init__(self):
         from coach.embed import FakeEmbedder
+
         self.inner, self.calls = FakeEmbedder(), []
 
     def encode_queries(self, texts, *a, **kw):
@@ -137,8 +154,7 @@ def _corpus(tmp_path, situations: str = ""):
 @pytest.fixture
 def small_coach(tmp_path):
     emb = CountingEmbedder()
-    coach = rt.Coach(Settings(corpus_dir=_corpus(tmp_path), index_dir=tmp_path / "index", model="fake"),
-                     embedder=emb)
+    coach = rt.Coach(Settings(corpus_dir=_corpus(tmp_path), index_dir=tmp_path / "index", model="fake"), embedder=emb)
     coach.bridge = _bridge()
     return coach, emb
 
@@ -153,26 +169,34 @@ def test_each_ranker_matches_a_brute_force_oracle(small_coach, question):
     q, scores = coach.scores(question)
     passage_vectors = np.stack([index.vectors.index.reconstruct(i) for i in range(len(index.chunks))])
     np.testing.assert_allclose(scores["dense"], passage_vectors @ q.vector, rtol=1e-5, atol=1e-6)
-    sentences = [max(float(index.sentence_vectors[r] @ q.vector) for r in rows) if len(rows) else -np.inf
-                 for rows in index.sentence_rows]
+    sentences = [
+        max(float(index.sentence_vectors[r] @ q.vector) for r in rows) if len(rows) else -np.inf
+        for rows in index.sentence_rows
+    ]
     np.testing.assert_allclose(scores["sentence"], sentences, rtol=1e-5, atol=1e-6)
     # BM25 with every weight 1 is plain BM25 over the same tokens
     plain = {t: 1.0 for t in q.terms}
-    np.testing.assert_allclose(index.keyword.weighted_scores(plain)[0],
-                               np.array([sum(index.keyword.weighted_scores({t: 1.0})[0][d] for t in plain)
-                                         for d in range(len(index.chunks))]), rtol=1e-5)
+    np.testing.assert_allclose(
+        index.keyword.weighted_scores(plain)[0],
+        np.array([sum(index.keyword.weighted_scores({t: 1.0})[0][d] for t in plain) for d in range(len(index.chunks))]),
+        rtol=1e-5,
+    )
     assert scores["keyword"].shape == (len(index.chunks),)
     if q.bigrams:
         assert scores["bigram"].max() > 0
-    assert np.all(np.isneginf(scores["description"]))          # this corpus has no descriptions
+    assert np.all(np.isneginf(scores["description"]))  # this corpus has no descriptions
 
 
 def test_description_ranker_matches_a_brute_force_oracle(tmp_path):
-    situations = ('[[situation]]\nessay = "rules"\nanchor = "破解密碼"\nen = "a customer wants me to crack a '
-                  'password"\nzh = "客户要我破解密码"\n\n[[situation]]\nessay = "angry"\nanchor = "破口大骂"\n'
-                  'zh_hant = "客戶罵人"\n')
-    coach = rt.Coach(Settings(corpus_dir=_corpus(tmp_path, situations), index_dir=tmp_path / "index",
-                              model="fake"), embedder=CountingEmbedder())
+    situations = (
+        '[[situation]]\nessay = "rules"\nanchor = "破解密碼"\nen = "a customer wants me to crack a '
+        'password"\nzh = "客户要我破解密码"\n\n[[situation]]\nessay = "angry"\nanchor = "破口大骂"\n'
+        'zh_hant = "客戶罵人"\n'
+    )
+    coach = rt.Coach(
+        Settings(corpus_dir=_corpus(tmp_path, situations), index_dir=tmp_path / "index", model="fake"),
+        embedder=CountingEmbedder(),
+    )
     index = coach.index
     q, scores = coach.scores("客户要我破解密码怎么办")
     expected = np.full(len(index.chunks), -np.inf)
@@ -181,18 +205,23 @@ def test_description_ranker_matches_a_brute_force_oracle(tmp_path):
             expected[d] = max(expected[d], float(row @ q.vector))
     np.testing.assert_allclose(scores["description"], expected, rtol=1e-5)
     assert np.isneginf(scores["description"]).sum() == len(index.chunks) - len(
-        {d for c in index.situation_chunks for d in c})
+        {d for c in index.situation_chunks for d in c}
+    )
 
 
 def test_an_undescribed_passage_that_clearly_matches_ranks_first(tmp_path):
     # only the angry-caller and password passages are described; the elderly-caller essay is not
-    situations = ('[[situation]]\nessay = "rules"\nanchor = "破解密碼"\nzh_hant = "客戶要我破解密碼"\n\n'
-                  '[[situation]]\nessay = "angry"\nanchor = "破口大骂"\nzh_hant = "客戶在電話裡罵人"\n')
-    coach = rt.Coach(Settings(corpus_dir=_corpus(tmp_path, situations), index_dir=tmp_path / "index",
-                              model="fake"), embedder=CountingEmbedder())
+    situations = (
+        '[[situation]]\nessay = "rules"\nanchor = "破解密碼"\nzh_hant = "客戶要我破解密碼"\n\n'
+        '[[situation]]\nessay = "angry"\nanchor = "破口大骂"\nzh_hant = "客戶在電話裡罵人"\n'
+    )
+    coach = rt.Coach(
+        Settings(corpus_dir=_corpus(tmp_path, situations), index_dir=tmp_path / "index", model="fake"),
+        embedder=CountingEmbedder(),
+    )
     answer = coach.ask("老人家听不清楚,我要放慢语速确认地址", top_k=3, diverse=False)
     assert answer.results[0].chunk.essay_id == "elder"
-    assert answer.evidence.best_sentence > answer.evidence.best_description   # passage evidence counts too
+    assert answer.evidence.best_sentence > answer.evidence.best_description  # passage evidence counts too
     top = answer.results[0]
     assert "description" not in top.contributions and top.contributions["dense"] > 0
     assert sum(top.contributions.values()) == pytest.approx(top.score)
@@ -209,10 +238,11 @@ def test_modes_choose_their_rankers(small_coach):
 
 # ------------------------------------------------------------------ out of domain
 
+
 def test_out_of_domain_weighs_passages_and_descriptions():
     c = SearchConfig()
     gap = c.description_gap
-    assert not rt.Evidence(c.ood_floor - gap + 0.01, 0.0).out_of_domain(c)           # passage evidence alone
+    assert not rt.Evidence(c.ood_floor - gap + 0.01, 0.0).out_of_domain(c)  # passage evidence alone
     assert rt.Evidence(c.ood_floor - gap - 0.01, 0.0).out_of_domain(c)
     assert not rt.Evidence(c.ood_floor_english - gap + 0.01, 0.0, english=True).out_of_domain(c)
     # far from every passage, close to a description: in the domain
@@ -226,20 +256,23 @@ def test_out_of_domain_weighs_passages_and_descriptions():
 
 def test_descriptions_count_as_much_as_they_explain_the_question():
     from coach.search import description_confidence
+
     c = SearchConfig()
     assert description_confidence(None, 0.8, c.description_gap, c.description_width) == 0.0
-    assert description_confidence(0.8 + c.description_gap - 0.001, 0.8, c.description_gap,
-                                  c.description_width) == 0.0
-    assert description_confidence(0.8 + c.description_gap + c.description_width, 0.8, c.description_gap,
-                                  c.description_width) == pytest.approx(1.0)
-    half = description_confidence(0.8 + c.description_gap + c.description_width / 2, 0.8, c.description_gap,
-                                  c.description_width)
+    assert description_confidence(0.8 + c.description_gap - 0.001, 0.8, c.description_gap, c.description_width) == 0.0
+    assert description_confidence(
+        0.8 + c.description_gap + c.description_width, 0.8, c.description_gap, c.description_width
+    ) == pytest.approx(1.0)
+    half = description_confidence(
+        0.8 + c.description_gap + c.description_width / 2, 0.8, c.description_gap, c.description_width
+    )
     assert half == pytest.approx(0.5)
     weights = rt.Coach.weights(c, rt.Evidence(0.8, 0.0, best_description=0.8))
     assert weights["description"] == weights["description_terms"] == 0.0 and weights["dense"] == c.dense
 
 
 # ------------------------------------------------------------------ caches and warm-up
+
 
 def test_repeated_question_skips_encoding(small_coach):
     coach, emb = small_coach
@@ -248,7 +281,7 @@ def test_repeated_question_skips_encoding(small_coach):
     again = coach.ask("客户破口大骂", top_k=2)
     assert len(emb.calls) == n
     assert [h.chunk.id for h in again.results] == [h.chunk.id for h in first.results]
-    coach.ask(" 客户破口大骂 ", top_k=2)                        # sanitised to the same text: cached
+    coach.ask(" 客户破口大骂 ", top_k=2)  # sanitised to the same text: cached
     assert len(emb.calls) == n
     coach.clear_query_cache()
     coach.ask("客户破口大骂", top_k=2)
@@ -258,7 +291,7 @@ def test_repeated_question_skips_encoding(small_coach):
 def test_query_cache_is_bounded_lru(small_coach):
     coach, emb = small_coach
     coach.query_cache_size = 2
-    for q in ("甲", "乙", "甲", "丙"):                           # 乙 is the least recently used when 丙 arrives
+    for q in ("甲", "乙", "甲", "丙"):  # 乙 is the least recently used when 丙 arrives
         coach.ask(q, mode="dense")
     assert len(coach._query_cache) == 2
     n = len(emb.calls)
@@ -303,17 +336,22 @@ def test_warm_up_preloads_in_the_background(small_coach, monkeypatch):
 
 def test_out_of_scope_prototypes_are_encoded_once_in_the_form_questions_are_searched(small_coach, monkeypatch):
     coach, emb = small_coach
-    protos = [br.OutOfScope("prices", "中華電信的月租方案多少錢?"), br.OutOfScope("it", "how do I reset my VPN password")]
+    protos = [
+        br.OutOfScope("prices", "中華電信的月租方案多少錢?"),
+        br.OutOfScope("it", "how do I reset my VPN password"),
+    ]
     coach.bridge = br.Bridge(glossary={}, themes=[], dictionary=br.Dictionary(), out_of_scope=protos, regional={})
     coach._scope_vectors = None
     seen = []
     real = emb.inner.encode_queries
-    monkeypatch.setattr(emb, "encode_queries", lambda texts, **kw: seen.append(list(texts)) or real(texts),
-                        raising=False)
+    monkeypatch.setattr(
+        emb, "encode_queries", lambda texts, **kw: seen.append(list(texts)) or real(texts), raising=False
+    )
     for _ in range(3):
         answer = coach.ask("中華電信的月租方案多少錢?")
     assert [t for t in seen if "how do I reset my VPN password" in t] == [
-        ["中华电信的月租方案多少钱?", "how do I reset my VPN password"]]
+        ["中华电信的月租方案多少钱?", "how do I reset my VPN password"]
+    ]
     assert answer.evidence.best_out_of_scope == pytest.approx(1.0, abs=1e-5)
 
 

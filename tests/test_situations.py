@@ -23,7 +23,7 @@ ESSAYS = {
     "nerves.txt": "第一次接电话\n刚入职时我紧张到声音颤抖。主管让我多听老同事的录音。慢慢地我就不怕了。\n",
     "rules.txt": "紅線不能碰\n客戶要求我幫他破解密碼,我拒絕了。有些規定看似死板,其實是保護。\n",
 }
-SITUATIONS = '''
+SITUATIONS = """
 [[situation]]
 essay = "rules"
 anchor = "破解密碼"
@@ -35,13 +35,14 @@ essay = "nerves"
 anchor = "紧张到声音颤抖"
 en = "New agent, nervous on the first day, voice shaking"
 zh = "新人第一天接电话很紧张"
-'''
+"""
 
 
 def _entry(essay: str, anchor: str, **texts: str) -> str:
     """One [[situation]] table of situations.toml."""
-    return (f'\n[[situation]]\nessay = "{essay}"\nanchor = "{anchor}"\n'
-            + "".join(f'{field} = "{text}"\n' for field, text in texts.items()))
+    return f'\n[[situation]]\nessay = "{essay}"\nanchor = "{anchor}"\n' + "".join(
+        f'{field} = "{text}"\n' for field, text in texts.items()
+    )
 
 
 def _write(corpus: Path, situations: str = SITUATIONS) -> None:
@@ -59,6 +60,7 @@ def settings(tmp_path) -> Settings:
 
 # ------------------------------------------------------------------ the real file
 
+
 @pytest.fixture(scope="module")
 def real():
     loaded = load_corpus(CORPUS)
@@ -68,8 +70,11 @@ def real():
 def test_every_anchor_occurs_in_its_essay_exactly_once(real):
     _, texts, situations = real
     assert situations
-    problems = [f"{s.essay}: {s.anchor!r} occurs {texts.get(s.essay, '').count(s.anchor)} times"
-                for s in situations if texts.get(s.essay, "").count(s.anchor) != 1]
+    problems = [
+        f"{s.essay}: {s.anchor!r} occurs {texts.get(s.essay, '').count(s.anchor)} times"
+        for s in situations
+        if texts.get(s.essay, "").count(s.anchor) != 1
+    ]
     assert not problems, "situations.toml anchors must occur exactly once in the cleaned essay:\n" + "\n".join(problems)
 
 
@@ -83,8 +88,9 @@ def test_every_passage_has_a_situation_and_descriptions_are_plain(real):
     for s in situations:
         assert to_simplified(s.zh) == s.zh, f"zh of {s.anchor!r} should be simplified Chinese"
         assert s.en.isascii(), f"en of {s.anchor!r} should be plain English"
-        assert not s.zh_hant or to_simplified(s.zh_hant) != s.zh_hant, \
+        assert not s.zh_hant or to_simplified(s.zh_hant) != s.zh_hant, (
             f"zh_hant of {s.anchor!r} should be written in traditional characters"
+        )
     assert sum(bool(s.zh_hant) for s in situations) >= len(chunks) * 2, "Taiwan / Hong Kong questions per passage"
 
 
@@ -94,9 +100,14 @@ def test_situations_file_is_not_an_essay():
 
 # ------------------------------------------------------------------ loading
 
+
 def test_missing_anchor_and_unknown_essay_warn_by_name(tmp_path):
-    _write(tmp_path, SITUATIONS + _entry("angry", "这句话不在文中", en="x", zh="x")
-           + _entry("no-such-essay", "客户", en="x", zh="x"))
+    _write(
+        tmp_path,
+        SITUATIONS
+        + _entry("angry", "这句话不在文中", en="x", zh="x")
+        + _entry("no-such-essay", "客户", en="x", zh="x"),
+    )
     texts = {e.meta.id: e.text for e in load_corpus(tmp_path).essays}
     found, warnings = locate_situations(load_situations(tmp_path), texts)
     assert [s.anchor for s, _, _ in found] == ["破解密碼", "紧张到声音颤抖"]
@@ -106,22 +117,25 @@ def test_missing_anchor_and_unknown_essay_warn_by_name(tmp_path):
 
 
 def test_malformed_file_is_named(tmp_path):
-    _write(tmp_path, "[[situation]]\nessay = \"rules\"\nanchor = \n")
+    _write(tmp_path, '[[situation]]\nessay = "rules"\nanchor = \n')
     with pytest.raises(ValueError, match=SITUATIONS_FILE):
         load_situations(tmp_path)
-    _write(tmp_path, "[[situation]]\nessay = \"rules\"\nanchor = \"破解密碼\"\nen = \"x\"\n")   # no zh
+    _write(tmp_path, '[[situation]]\nessay = "rules"\nanchor = "破解密碼"\nen = "x"\n')  # no zh
     with pytest.raises(ValueError, match=rf"{SITUATIONS_FILE}.*#1"):
         load_situations(tmp_path)
 
 
-@pytest.mark.parametrize("fields", [
-    'en = "x"',                                  # English without its simplified-Chinese pair
-    'zh = "客户要我破解密码"',                     # and the other way round
-    'zh_hant = "  "',                            # blank
-    '',                                          # no description at all
-])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        'en = "x"',  # English without its simplified-Chinese pair
+        'zh = "客户要我破解密码"',  # and the other way round
+        'zh_hant = "  "',  # blank
+        "",  # no description at all
+    ],
+)
 def test_entry_without_a_usable_description_is_named(tmp_path, fields):
-    _write(tmp_path, f"[[situation]]\nessay = \"rules\"\nanchor = \"破解密碼\"\n{fields}\n")
+    _write(tmp_path, f'[[situation]]\nessay = "rules"\nanchor = "破解密碼"\n{fields}\n')
     with pytest.raises(ValueError, match=rf"{SITUATIONS_FILE}: situation #1 .*zh_hant"):
         load_situations(tmp_path)
 
@@ -146,8 +160,10 @@ def test_no_file_means_no_situations(tmp_path):
 
 # ------------------------------------------------------------------ ranking
 
+
 def test_situation_ranking_takes_the_best_description_per_passage():
     from coach.search.rankers import best_per_passage
+
     scores = np.array([0.2, 0.9, 0.5, -0.1])
     attached = [(0,), (2,), (0, 1), (3,)]
     # passage 2: 0.9, passage 0: max(0.2, 0.5), passage 1: 0.5, passage 3: -0.1, passage 4: none
@@ -156,19 +172,25 @@ def test_situation_ranking_takes_the_best_description_per_passage():
 
 # ------------------------------------------------------------------ index
 
+
 def test_build_stores_situations_as_plain_files(settings, fake_embedder):
     _write(settings.corpus_dir, SITUATIONS + _entry("rules", "破解密碼", zh_hant="客人要我幫他破解密碼"))
     index = Coach(settings, embedder=fake_embedder).index
     rows = ix.read_jsonl(index.build_dir / ix.SITUATION_TEXTS_FILE)
-    assert [(r["lang"], r["chunks"]) for r in rows] == [("en", ["rules#000"]), ("zh", ["rules#000"]),
-                                                        ("en", ["nerves#000"]), ("zh", ["nerves#000"]),
-                                                        ("zh-Hant", ["rules#000"])]
-    assert rows[-1]["text"] == "客人要我幫他破解密碼"          # stored as written ...
+    assert [(r["lang"], r["chunks"]) for r in rows] == [
+        ("en", ["rules#000"]),
+        ("zh", ["rules#000"]),
+        ("en", ["nerves#000"]),
+        ("zh", ["nerves#000"]),
+        ("zh-Hant", ["rules#000"]),
+    ]
+    assert rows[-1]["text"] == "客人要我幫他破解密碼"  # stored as written ...
     vectors = np.load(index.build_dir / ix.SITUATIONS_FILE, allow_pickle=False)
     assert vectors.shape == (5, fake_embedder.dim) and vectors.dtype == np.float32
     np.testing.assert_allclose(vectors[0], fake_embedder.encode_queries([rows[0]["text"]])[0], atol=1e-6)
-    np.testing.assert_allclose(vectors[-1], fake_embedder.encode_queries(["客人要我帮他破解密码"])[0],
-                               atol=1e-6)                     # ... embedded in simplified characters
+    np.testing.assert_allclose(
+        vectors[-1], fake_embedder.encode_queries(["客人要我帮他破解密码"])[0], atol=1e-6
+    )  # ... embedded in simplified characters
     m = index.manifest
     assert m.counts["situations"] == 3 and m.counts["situation_texts"] == 5
     assert {ix.SITUATIONS_FILE, ix.SITUATION_TEXTS_FILE} <= set(m.files)
@@ -177,6 +199,7 @@ def test_build_stores_situations_as_plain_files(settings, fake_embedder):
 
 def test_english_question_finds_passage_through_its_situation(settings, fake_embedder):
     from coach.search import SearchConfig
+
     # the description ranker alone (the fake embedder's vectors share no meaning across languages)
     only = SearchConfig(dense=0.0, sentence=0.0, keyword=0.0, bigram=0.0, description=1.0)
     coach = Coach(settings, embedder=fake_embedder, config=only)

@@ -24,9 +24,11 @@ def test_batches_never_repeat_a_target_and_cover_every_pair():
 
 
 def test_training_pairs_search_traditional_descriptions_in_simplified_form():
-    records = [{"text": "客戶一直罵人", "lang": "zh-Hant", "anchor": "x"}, {"text": "angry caller", "lang": "en",
-                                                                        "anchor": "y"},
-               {"text": "无处可去", "lang": "zh", "anchor": "z"}]
+    records = [
+        {"text": "客戶一直罵人", "lang": "zh-Hant", "anchor": "x"},
+        {"text": "angry caller", "lang": "en", "anchor": "y"},
+        {"text": "无处可去", "lang": "zh", "anchor": "z"},
+    ]
     pairs = tune.training_pairs(records, lambda r: None if r["anchor"] == "z" else f"句子{r['anchor']}")
     assert pairs == [tune.Pair("客户一直骂人", "句子x"), tune.Pair("angry caller", "句子y")]
 
@@ -78,8 +80,12 @@ def test_training_changes_vectors_is_cached_and_goes_stale(tmp_path, real_embedd
     for name, text in ESSAYS.items():
         (corpus / name).write_text(text, "utf-8")
     (corpus / "situations.toml").write_text(SITUATIONS, "utf-8")
-    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index", tuned_cache_dir=tmp_path / "tuned",
-                        tuning=tune.TuneSettings(batch_size=4, learning_rate=1e-4))
+    settings = Settings(
+        corpus_dir=corpus,
+        index_dir=tmp_path / "index",
+        tuned_cache_dir=tmp_path / "tuned",
+        tuning=tune.TuneSettings(batch_size=4, learning_rate=1e-4),
+    )
     coach = Coach(settings, embedder=real_embedder)
     tuning = coach.index.manifest.tuning
     assert tuning and tuning["pairs"] == 5 and tune.is_tuned_folder(tmp_path / "tuned" / f"tuned-{tuning['key']}")

@@ -24,8 +24,13 @@ def coach(tmp_path_factory):
 
 @pytest.fixture
 def app(coach, tmp_path):
-    return ui.CoachApp(ui.CoachHolder(coach=coach), FeedbackStore(tmp_path / "fb.sqlite3"), coach.settings,
-                       upload_dir=tmp_path / "uploads", live_dir=tmp_path / "live")
+    return ui.CoachApp(
+        ui.CoachHolder(coach=coach),
+        FeedbackStore(tmp_path / "fb.sqlite3"),
+        coach.settings,
+        upload_dir=tmp_path / "uploads",
+        live_dir=tmp_path / "live",
+    )
 
 
 def _text(html_: str) -> str:
@@ -34,6 +39,7 @@ def _text(html_: str) -> str:
 
 
 # ------------------------------------------------------------------ the response function
+
 
 def test_angry_caller_gets_a_coaching_card(app):
     session = ui.Session()
@@ -46,12 +52,12 @@ def test_angry_caller_gets_a_coaching_card(app):
     card = ui.render_card(turn, "en", "original")
     assert 'class="coach-situation"' in card and "An angry or abusive caller" in card
     assert card.count('class="coach-advice"') == len(turn.answer.results) <= 3
-    assert '<mark class="coach-mark">' in card                        # the key sentence, highlighted
-    assert "<details" in card and "Show the passage" in card           # the passage one click away
+    assert '<mark class="coach-mark">' in card  # the key sentence, highlighted
+    assert "<details" in card and "Show the passage" in card  # the passage one click away
     assert "Ann Example" in card and "Example Telecom" in card and "9 years on the job" in card
     assert "《Handling an angry caller》" in card
-    assert "Try saying" in card or "Remember" in card                  # quoted speech surfaced
-    assert "\n\n" not in card                                          # one HTML block: never re-read as Markdown
+    assert "Try saying" in card or "Remember" in card  # quoted speech surfaced
+    assert "\n\n" not in card  # one HTML block: never re-read as Markdown
 
 
 def test_advice_comes_from_different_veterans(app):
@@ -67,7 +73,7 @@ def test_chinese_question_and_chinese_ui(app):
     assert turn.lang == "zh"
     card = ui.render_card(turn, "zh", "original")
     assert "规则与红线" in card and "王老师" in card and "从业 12 年" in card
-    assert "记住这句话" in card and "面子不是那么重要" in card             # a line the veteran was told
+    assert "记住这句话" in card and "面子不是那么重要" in card  # a line the veteran was told
 
 
 def test_traditional_script_switch(app):
@@ -118,7 +124,7 @@ def test_related_situations_and_why_table(app):
     why = ui.render_why(turn.answer, "en")
     for h in turn.answer.results:
         assert h.chunk.id in why and f"{h.score:.4f}" in why and f"{h.dense_score:.3f}" in why
-    assert "angry" in why                                                # matched terms shown
+    assert "angry" in why  # matched terms shown
 
 
 def test_share_link_and_markdown_export(app):
@@ -126,10 +132,12 @@ def test_share_link_and_markdown_export(app):
     link = ui.share_link(turn.message, "zh", "hant", "http://127.0.0.1:7860")
     assert link == "http://127.0.0.1:7860/?q=how+do+I+handle+an+angry+caller&lang=zh&script=hant"
     # a conversation: each turn in order, follow-ups as `f`, read back by the page's load handler
-    link = ui.share_link([("angry caller", False), ("what if they still shout?", True)], "en", "original",
-                         "http://127.0.0.1:7860/")
+    link = ui.share_link(
+        [("angry caller", False), ("what if they still shout?", True)], "en", "original", "http://127.0.0.1:7860/"
+    )
     assert link == ("http://127.0.0.1:7860/?q=angry+caller&f=what+if+they+still+shout%3F&lang=en&script=original")
     import urllib.parse
+
     items = urllib.parse.parse_qsl(urllib.parse.urlsplit(link).query)
     assert ui.conversation_params(items) == [("angry caller", False), ("what if they still shout?", True)]
     md = ui.answer_markdown(turn, "en", "original")
@@ -138,20 +146,24 @@ def test_share_link_and_markdown_export(app):
 
 # ------------------------------------------------------------------ text, never HTML
 
+
 def test_passages_with_payloads_render_as_text(app):
     turn = app.ask("xylophone warehouse printer toner runs out: log the toner escalation", ui.Session())
     hit = turn.answer.results[0]
     assert hit.essay.id == "xss-probe" and "<script>" in hit.chunk.text and "onerror=" in hit.chunk.text
     for lang in ("en", "zh"):
-        for html_ in (ui.render_card(turn, lang, "original"), ui.render_present(turn, 0, lang, "original"),
-                      ui.render_why(turn.answer, lang),
-                      ui.render_essay(app.essay("xss-probe"), lang, "hant", hit.highlight_span,
-                                      (hit.chunk.start, hit.chunk.end))):
+        for html_ in (
+            ui.render_card(turn, lang, "original"),
+            ui.render_present(turn, 0, lang, "original"),
+            ui.render_why(turn.answer, lang),
+            ui.render_essay(app.essay("xss-probe"), lang, "hant", hit.highlight_span, (hit.chunk.start, hit.chunk.end)),
+        ):
             assert "<script" not in html_ and "<img" not in html_ and "<svg" not in html_ and "<b>" not in html_
             assert "&lt;script&gt;" in html_ or "&lt;img" in html_ or "&lt;b&gt;" in html_
             assert not re.search(r"<[^>]*\sonerror\s*=", html_) and not re.search(r"<[^>]*\sonload\s*=", html_)
     # the characters are shown: the visible text holds them once the entities are decoded
     import html as html_mod
+
     assert all(m in html_mod.unescape(ui.render_card(turn, "en", "original")) for m in XSS_MARKERS)
 
 
@@ -162,25 +174,31 @@ def test_user_text_is_rendered_as_text():
 
 # ------------------------------------------------------------------ pure helpers
 
-@pytest.mark.parametrize("text,expected", [
-    ("what if they still won't calm down?", True),
-    ("And if he hangs up?", True),
-    ("What about an email instead?", True),
-    ("那如果他还是骂人呢?", True),
-    ("还是不行怎么办", True),
-    ("客户还在骂", True),
-    ("how do I handle an angry caller", False),
-    ("客户在电话里破口大骂,我该怎么办?", False),
-    ("My voice shakes when the phone rings and I lose track of the caller's question", False),
-    ("", False),
-])
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("what if they still won't calm down?", True),
+        ("And if he hangs up?", True),
+        ("What about an email instead?", True),
+        ("那如果他还是骂人呢?", True),
+        ("还是不行怎么办", True),
+        ("客户还在骂", True),
+        ("how do I handle an angry caller", False),
+        ("客户在电话里破口大骂,我该怎么办?", False),
+        ("My voice shakes when the phone rings and I lose track of the caller's question", False),
+        ("", False),
+    ],
+)
 def test_is_followup(text, expected):
     assert ui.is_followup(text) is expected
 
 
 def test_combine_followup():
-    assert ui.combine_followup("what if they still shout?", "angry caller") == ("angry caller what if they still shout?",
-                                                                             True)
+    assert ui.combine_followup("what if they still shout?", "angry caller") == (
+        "angry caller what if they still shout?",
+        True,
+    )
     assert ui.combine_followup("what if they still shout?", None) == ("what if they still shout?", False)
     assert ui.combine_followup("新人很紧张怎么办", "angry caller") == ("新人很紧张怎么办", False)
 
@@ -214,12 +232,14 @@ def test_recognise_falls_back_to_the_top_passage(app):
     neutral = dataclasses.replace(hit, chunk=dataclasses.replace(hit.chunk, text="The toner ran out at night."))
     theme, label = ui.recognise(turn.message, [neutral])
     assert theme is None and label  # no theme: the essay's section or title names the situation
-    theme, _ = ui.recognise("toner", [dataclasses.replace(neutral, chunk=dataclasses.replace(
-        hit.chunk, text="客户一直在电话里骂我。"))])
-    assert theme.id == "angry-caller"   # the question names none: the top passage's situation
+    theme, _ = ui.recognise(
+        "toner", [dataclasses.replace(neutral, chunk=dataclasses.replace(hit.chunk, text="客户一直在电话里骂我。"))]
+    )
+    assert theme.id == "angry-caller"  # the question names none: the top passage's situation
 
 
 # ------------------------------------------------------------------ feedback
+
 
 def test_mark_stores_question_passages_and_time(app):
     session = ui.Session()
@@ -243,8 +263,7 @@ def test_feedback_view_and_exports(app, tmp_path):
     assert "how do I handle an angry caller" in unhelpful and "flat bicycle tire" in gaps
     lines = [json.loads(x) for x in app.export_eval(tmp_path).read_text("utf-8").splitlines()]
     assert {"query": "how to fix a flat bicycle tire", "lang": "en", "relevant": [], "out_of_domain": True} in lines
-    assert {"query": "how do I handle an angry caller", "lang": "en", "relevant": [],
-            "out_of_domain": False} in lines
+    assert {"query": "how do I handle an angry caller", "lang": "en", "relevant": [], "out_of_domain": False} in lines
     assert all(set(x) == {"query", "lang", "relevant", "out_of_domain"} for x in lines)
     assert "flat bicycle tire" in app.export_gaps(tmp_path).read_text("utf-8")
 
@@ -258,6 +277,7 @@ def test_feedback_html_escapes_stored_questions(app):
 
 
 # ------------------------------------------------------------------ adding an essay
+
 
 def test_upload_checks(tmp_path):
     big = tmp_path / "big.txt"
@@ -289,17 +309,27 @@ def test_upload_is_off_without_credentials(monkeypatch):
 def test_add_essay_and_rebuild_while_answering(tmp_path):
     settings = tiny_settings(tmp_path)
     coach = Coach(settings, embedder=FakeEmbedder())
-    app = ui.CoachApp(ui.CoachHolder(coach=coach), FeedbackStore(tmp_path / "fb.sqlite3"), settings,
-                      upload_dir=tmp_path / "uploads", live_dir=tmp_path / "live", upload_enabled=True)
+    app = ui.CoachApp(
+        ui.CoachHolder(coach=coach),
+        FeedbackStore(tmp_path / "fb.sqlite3"),
+        settings,
+        upload_dir=tmp_path / "uploads",
+        live_dir=tmp_path / "live",
+        upload_enabled=True,
+    )
     essay = tmp_path / "Night shift.md"
-    essay.write_text("# Night shift survival\nOn the night shift the zebra hotline gets zebra questions about "
-                     "zebra crossings; keep a zebra checklist.\n", encoding="utf-8")
+    essay.write_text(
+        "# Night shift survival\nOn the night shift the zebra hotline gets zebra questions about "
+        "zebra crossings; keep a zebra checklist.\n",
+        encoding="utf-8",
+    )
     ok, report = app.add_essay(essay)
     assert ok, report
     assert "Night shift survival" in report and "chunks" in report
     assert (tmp_path / "uploads" / "upload-Night-shift.md").exists()
     assert sorted(p.name for p in settings.corpus_dir.iterdir()) == sorted(
-        ["angry-caller.txt", "first-calls.txt", "red-lines.txt", "xss-probe.txt", "essays.toml"])
+        ["angry-caller.txt", "first-calls.txt", "red-lines.txt", "xss-probe.txt", "essays.toml"]
+    )
 
     answers, stop = [], threading.Event()
 
@@ -342,14 +372,19 @@ def test_coach_holder_loads_in_the_background(coach):
 
 # ------------------------------------------------------------------ situations: one source (data/themes.json)
 
+
 def test_situations_come_from_the_bridges_themes_file():
     from coach import bridge, themes
 
     source = json.loads(bridge.THEMES_FILE.read_text("utf-8"))
     assert [t.id for t in themes.THEMES] == [r["id"] for r in source]
     for t, r in zip(themes.THEMES, source):
-        assert (t.en, t.zh, t.keywords, t.description_zh) == (r["en"], r["zh"], tuple(r["triggers"]),
-                                                              r["description_zh"])
+        assert (t.en, t.zh, t.keywords, t.description_zh) == (
+            r["en"],
+            r["zh"],
+            tuple(r["triggers"]),
+            r["description_zh"],
+        )
     # the UI's own text only adds to situations of the file, and points at situations of the file
     assert set(themes.UI_EXTRAS) <= set(themes.BY_ID)
     assert all(r in themes.BY_ID and r != t.id for t in themes.THEMES for r in t.related)
@@ -369,38 +404,50 @@ def test_situation_matching_follows_the_bridge():
     from coach import bridge, themes
 
     b = bridge.Bridge(dictionary=bridge.Dictionary())
-    for q in ("he keeps shouting at me", "客戶一直罵我", "my voice is shaking, I'm so nervous", "怎么招聘新人",
-              "hello there"):
-        top = [t.id for t, _ in themes.score_themes(q)][:bridge.MAX_THEMES]
+    for q in (
+        "he keeps shouting at me",
+        "客戶一直罵我",
+        "my voice is shaking, I'm so nervous",
+        "怎么招聘新人",
+        "hello there",
+    ):
+        top = [t.id for t, _ in themes.score_themes(q)][: bridge.MAX_THEMES]
         assert top == [t.id for t in b.match_themes(q)], q
     assert ui.related_themes(themes.BY_ID["angry-caller"], [])[0].id == "own-temper"
 
 
 # ------------------------------------------------------------------ admin actions refuse other sites
 
+
 class _Req:
     def __init__(self, **headers):
         self.headers = {k.replace("_", "-"): v for k, v in headers.items()}
 
 
-@pytest.mark.parametrize("headers,foreign", [
-    ({"host": "127.0.0.1:7860", "origin": "http://127.0.0.1:7860"}, False),
-    ({"host": "127.0.0.1:7860", "referer": "http://127.0.0.1:7860/?lang=zh"}, False),
-    ({"host": "127.0.0.1:7860"}, False),                                     # gradio_client, curl: no page at all
-    ({"host": "coach.internal", "x_forwarded_host": "coach.example.org", "origin": "https://coach.example.org"},
-     False),
-    ({"host": "127.0.0.1:7860", "origin": "http://evil.example"}, True),
-    ({"host": "127.0.0.1:7860", "origin": "http://127.0.0.1:7861"}, True),   # another local app is another site
-    ({"host": "127.0.0.1:7860", "origin": "null"}, True),
-    ({"host": "127.0.0.1:7860", "referer": "http://evil.example/page"}, True),
-    ({"host": "127.0.0.1:7860", "origin": "http://evil.example", "referer": "http://127.0.0.1:7860/"}, True),
-])
+@pytest.mark.parametrize(
+    "headers,foreign",
+    [
+        ({"host": "127.0.0.1:7860", "origin": "http://127.0.0.1:7860"}, False),
+        ({"host": "127.0.0.1:7860", "referer": "http://127.0.0.1:7860/?lang=zh"}, False),
+        ({"host": "127.0.0.1:7860"}, False),  # gradio_client, curl: no page at all
+        (
+            {"host": "coach.internal", "x_forwarded_host": "coach.example.org", "origin": "https://coach.example.org"},
+            False,
+        ),
+        ({"host": "127.0.0.1:7860", "origin": "http://evil.example"}, True),
+        ({"host": "127.0.0.1:7860", "origin": "http://127.0.0.1:7861"}, True),  # another local app is another site
+        ({"host": "127.0.0.1:7860", "origin": "null"}, True),
+        ({"host": "127.0.0.1:7860", "referer": "http://evil.example/page"}, True),
+        ({"host": "127.0.0.1:7860", "origin": "http://evil.example", "referer": "http://127.0.0.1:7860/"}, True),
+    ],
+)
 def test_foreign_origin(headers, foreign):
     assert (ui.foreign_origin(_Req(**headers)) is not None) is foreign
     assert ui.foreign_origin(None) is None
 
 
 # ------------------------------------------------------------------ start-up: load in the background, warm up
+
 
 def test_questions_wait_for_the_load_then_get_a_loading_note(coach, tmp_path, monkeypatch):
     release = threading.Event()
@@ -414,11 +461,11 @@ def test_questions_wait_for_the_load_then_get_a_loading_note(coach, tmp_path, mo
     app = ui.CoachApp(holder, FeedbackStore(tmp_path / "fb.sqlite3"), coach.settings)
     assert not holder.ready and holder.get(wait=False) is None and holder.get(timeout=0.1) is None
     monkeypatch.setattr(ui.state, "LOAD_WAIT_S", 0.1)
-    with pytest.raises(RuntimeError):            # the UI turns this into the "still loading" note
+    with pytest.raises(RuntimeError):  # the UI turns this into the "still loading" note
         app.ask("how do I handle an angry caller", ui.Session())
     release.set()
     monkeypatch.setattr(ui.state, "LOAD_WAIT_S", 10)
-    assert app.ask("how do I handle an angry caller", ui.Session()).answer.results   # waits, then answers
+    assert app.ask("how do I handle an angry caller", ui.Session()).answer.results  # waits, then answers
     assert holder.ready and holder.get(wait=False) is coach
 
 
@@ -438,7 +485,7 @@ def test_warm_up_uses_coach_warm_up_when_there_is_one():
 
     done = []
 
-    class InBackground:   # Coach.warm_up(background=True) returns its thread: warm_up waits for it
+    class InBackground:  # Coach.warm_up(background=True) returns its thread: warm_up waits for it
         def warm_up(self):
             t = threading.Thread(target=lambda: (time.sleep(0.2), done.append(1)))
             t.start()
@@ -460,7 +507,7 @@ def test_warm_up_uses_coach_warm_up_when_there_is_one():
         def warm_up(self):
             raise ValueError("boom")
 
-    ui.warm_up(Broken())    # logged, never raised
+    ui.warm_up(Broken())  # logged, never raised
 
 
 def test_load_coach_serves_a_warm_coach(tmp_path):
@@ -489,6 +536,7 @@ def test_export_folders_are_pruned(tmp_path, monkeypatch):
 
 # ------------------------------------------------------------------ issue 18: small talk, out of domain, attributions
 
+
 def test_small_talk_gets_a_short_reply_without_a_search_or_a_content_gap(app):
     session = ui.Session()
     app.ask("how do I handle an angry caller", session)
@@ -515,11 +563,19 @@ def test_out_of_domain_shows_nothing_from_the_essays(app):
 def test_attribution_in_the_ui_language_and_the_in_short_line(app):
     from coach.corpus import EssayMeta
 
-    meta = EssayMeta(id="x", title="在中移动12580查询热线做客服的心得",
-                     author="12580 hotline veteran (China Mobile, unnamed)", organisation="中国移动 (12580)",
-                     years="10余 (over 10)", author_en="A 12580 hotline veteran", author_zh="12580热线资深客服",
-                     organisation_en="China Mobile", organisation_zh="中国移动", years_en="over 10 years on the job",
-                     years_zh="从业十余年")
+    meta = EssayMeta(
+        id="x",
+        title="在中移动12580查询热线做客服的心得",
+        author="12580 hotline veteran (China Mobile, unnamed)",
+        organisation="中国移动 (12580)",
+        years="10余 (over 10)",
+        author_en="A 12580 hotline veteran",
+        author_zh="12580热线资深客服",
+        organisation_en="China Mobile",
+        organisation_zh="中国移动",
+        years_en="over 10 years on the job",
+        years_zh="从业十余年",
+    )
     zh = ui.attribution(meta, "zh", "hant")
     assert "12580熱線資深客服" in zh and "中國移動" in zh and "從業十餘年" in zh and "hotline" not in zh
     en = ui.attribution(meta, "en", "original")
@@ -533,8 +589,10 @@ def test_attribution_in_the_ui_language_and_the_in_short_line(app):
 
 def test_english_summaries_come_from_the_english_situation_texts():
     class Index:
-        situation_texts = [{"text": "中文描述", "lang": "zh", "chunks": ["a#000"]},
-                           {"text": "First English.", "lang": "en", "chunks": ["a#000", "a#001"]},
-                           {"text": "Second English.", "lang": "en", "chunks": ["a#000"]}]
+        situation_texts = [
+            {"text": "中文描述", "lang": "zh", "chunks": ["a#000"]},
+            {"text": "First English.", "lang": "en", "chunks": ["a#000", "a#001"]},
+            {"text": "Second English.", "lang": "en", "chunks": ["a#000"]},
+        ]
 
     assert ui.english_summaries(Index()) == {"a#000": "First English.", "a#001": "First English."}

@@ -16,7 +16,7 @@ XSS_MARKERS = ("<script>", "onerror=")
 # What the payload essay says, once cleaned; every one of these would set window.__coach_xss if it ever ran.
 XSS_TEXT = (
     "&lt;script&gt;window.__coach_xss = 1&lt;/script&gt; "
-    "&lt;img src=x onerror=\"window.__coach_xss = 2\"&gt; "
+    '&lt;img src=x onerror="window.__coach_xss = 2"&gt; '
     "&lt;svg onload=window.__coach_xss=3&gt; "
     "${window.__coach_xss = 4} {{constructor.constructor('window.__coach_xss = 5')()}} "
     "[click](javascript:window.__coach_xss=6) "
@@ -29,17 +29,20 @@ ESSAYS = {
         "An angry caller is not angry at you. When an angry caller shouts, let the caller finish and breathe.\n"
         "My team lead told me: “Let the customer finish every sentence before you say a word.” "
         "Then I say: “I understand why you are upset, let me fix this with you now.”\n"
-        "Most angry callers calm down once they feel heard; the angry caller wants the problem handled.\n"),
+        "Most angry callers calm down once they feel heard; the angry caller wants the problem handled.\n"
+    ),
     "first-calls.txt": (
         "My first calls\n"
         "On my first calls my voice was shaking and I was nervous every time the phone rang.\n"
         "A colleague said nervous new agents should write a short script and keep it beside the phone.\n"
-        "After a month the nervous feeling faded and the calls became routine.\n"),
+        "After a month the nervous feeling faded and the calls became routine.\n"
+    ),
     "red-lines.txt": (
         "规则与红线\n"
         "客户要求我帮他破解安全设置,我告诉他红线是不可以触碰的。\n"
         "老主管跟我说过:“当你懂得了面子不是那么重要的东西时,便是真的成长。”\n"
-        "守住原则,也要把能做的事情讲清楚,客户才会信任你。\n"),
+        "守住原则,也要把能做的事情讲清楚,客户才会信任你。\n"
+    ),
     "xss-probe.txt": "Toner escalation\n" + XSS_TEXT + "\n",
 }
 

@@ -6,4 +6,15 @@ from .fusion import description_confidence, diversify, fuse, ranked
 from .query import Query, prepare
 from .rankers import Ranker, rankers_for
 
-__all__ = ["CANDIDATES", "Query", "description_confidence", "Ranker", "SearchConfig", "diversify", "fuse", "prepare", "ranked", "rankers_for"]
+__all__ = [
+    "CANDIDATES",
+    "Query",
+    "description_confidence",
+    "Ranker",
+    "SearchConfig",
+    "diversify",
+    "fuse",
+    "prepare",
+    "ranked",
+    "rankers_for",
+]

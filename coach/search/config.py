@@ -11,11 +11,11 @@ from dataclasses import asdict, dataclass
 @dataclass(frozen=True)
 class SearchConfig:
     # fusion weights of the rankers (coach/search/rankers.py); a weight of 0 leaves the ranker out
-    dense: float = 1.0             # question vs passage
-    sentence: float = 1.0          # question vs the passage's best sentence
-    keyword: float = 2.0           # BM25 over words (English questions: their bridged Chinese terms too)
-    bigram: float = 1.0            # BM25 over Chinese character pairs (Chinese questions)
-    description: float = 2.0       # question vs the passage's best situation description (described passages only)
+    dense: float = 1.0  # question vs passage
+    sentence: float = 1.0  # question vs the passage's best sentence
+    keyword: float = 2.0  # BM25 over words (English questions: their bridged Chinese terms too)
+    bigram: float = 1.0  # BM25 over Chinese character pairs (Chinese questions)
+    description: float = 2.0  # question vs the passage's best situation description (described passages only)
     description_terms: float = 2.0  # BM25 words + character pairs vs the best description (described passages only)
     # How much the descriptions count for a question: fully when its best description is closer than its best
     # passage sentence by description_gap + description_width or more, not at all below description_gap. A
@@ -37,8 +37,14 @@ class SearchConfig:
         return asdict(self)
 
     def weights(self) -> dict[str, float]:
-        return {"dense": self.dense, "sentence": self.sentence, "keyword": self.keyword, "bigram": self.bigram,
-                "description": self.description, "description_terms": self.description_terms}
+        return {
+            "dense": self.dense,
+            "sentence": self.sentence,
+            "keyword": self.keyword,
+            "bigram": self.bigram,
+            "description": self.description,
+            "description_terms": self.description_terms,
+        }
 
 
 # How many candidates each ranker contributes to the fusion (not tuned: the corpus is small, any value >= 10 gives

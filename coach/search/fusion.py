@@ -9,8 +9,12 @@ import numpy as np
 from .config import CANDIDATES
 
 
-def fuse(scores: dict[str, np.ndarray], weights: dict[str, float], floors: dict[str, float | None],
-         candidates: int = CANDIDATES) -> tuple[dict[int, float], dict[int, dict[str, float]]]:
+def fuse(
+    scores: dict[str, np.ndarray],
+    weights: dict[str, float],
+    floors: dict[str, float | None],
+    candidates: int = CANDIDATES,
+) -> tuple[dict[int, float], dict[int, dict[str, float]]]:
     """Convex combination of normalised scores.
 
     Args:
@@ -49,8 +53,11 @@ def description_confidence(best_description: float | None, best_sentence: float,
     best passage sentence (see SearchConfig.description_gap)."""
     if best_description is None:
         return 0.0
-    return min(1.0, max(0.0, (best_description - best_sentence - gap) / width)) if width > 0 else \
-        float(best_description - best_sentence >= gap)
+    return (
+        min(1.0, max(0.0, (best_description - best_sentence - gap) / width))
+        if width > 0
+        else float(best_description - best_sentence >= gap)
+    )
 
 
 def ranked(fused: dict[int, float]) -> list[tuple[int, float]]:
@@ -58,8 +65,9 @@ def ranked(fused: dict[int, float]) -> list[tuple[int, float]]:
     return sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
-def diversify(ranking: list[tuple[int, float]], essay_of: Callable[[int], str], top_k: int,
-              margin: float) -> list[tuple[int, float]]:
+def diversify(
+    ranking: list[tuple[int, float]], essay_of: Callable[[int], str], top_k: int, margin: float
+) -> list[tuple[int, float]]:
     """Pick top_k from (doc, score) best-first, preferring essays not yet shown unless a repeat is clearly better
     (its score at least `margin` times the best new essay's)."""
     chosen: list[tuple[int, float]] = []

@@ -16,15 +16,15 @@ SCRIPT_VARIANTS = {"著": "着", "着": "著"}
 
 @dataclass(frozen=True)
 class Query:
-    text: str                               # the sanitised question, as typed
-    searched: str                           # simplified, Taiwan / Hong Kong words in mainland form: what is embedded
-    english: bool                           # mostly English
-    traditional: bool                       # typed in traditional characters (or Cantonese)
-    terms: dict[str, float]                 # BM25 word terms: the question's own, mainland and bridged words
-    own_terms: dict[str, float]             # the question's own words only (out-of-domain evidence)
-    bigrams: dict[str, float]               # Chinese character pairs of `searched` (Chinese questions)
-    glossary_hits: int = 0                  # customer-service phrases the bridge recognised
-    themes: int = 0                         # situation themes matched
+    text: str  # the sanitised question, as typed
+    searched: str  # simplified, Taiwan / Hong Kong words in mainland form: what is embedded
+    english: bool  # mostly English
+    traditional: bool  # typed in traditional characters (or Cantonese)
+    terms: dict[str, float]  # BM25 word terms: the question's own, mainland and bridged words
+    own_terms: dict[str, float]  # the question's own words only (out-of-domain evidence)
+    bigrams: dict[str, float]  # Chinese character pairs of `searched` (Chinese questions)
+    glossary_hits: int = 0  # customer-service phrases the bridge recognised
+    themes: int = 0  # situation themes matched
     vector: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32), compare=False)
 
 
@@ -40,7 +40,7 @@ def prepare(text: str, bridge: bridge_mod.Bridge | None) -> Query:
     terms = dict(own)
     glossary_hits = themes = 0
     if bridge is not None:
-        if traditional:   # Taiwan / Hong Kong words are searched as mainland ones, densely and in BM25
+        if traditional:  # Taiwan / Hong Kong words are searched as mainland ones, densely and in BM25
             searched, mainland = bridge.mainland(searched)
             for zh in mainland:
                 for tok in tokenize(zh):
@@ -61,6 +61,7 @@ def with_variants(terms: dict[str, float]) -> dict[str, float]:
     """`terms` plus, for each token containing a SCRIPT_VARIANTS character, its other spelling; a token whose other
     spelling is a stopword (著, the traditional spelling of the particle 着) is dropped."""
     from ..keyword import STOPWORDS
+
     out = {}
     for t, w in terms.items():
         if not any(ch in t for ch in SCRIPT_VARIANTS):

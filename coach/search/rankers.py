@@ -98,8 +98,9 @@ class Descriptions:
     def score(self, query: Query) -> np.ndarray:
         if not len(self.index.situation_texts):
             return _none(self.index)
-        return best_per_passage(self.index.situation_vectors @ query.vector, self.index.situation_chunks,
-                                len(self.index.chunks))
+        return best_per_passage(
+            self.index.situation_vectors @ query.vector, self.index.situation_chunks, len(self.index.chunks)
+        )
 
 
 @dataclass(frozen=True)
@@ -116,21 +117,28 @@ class DescriptionTerms:
         terms = {**query.terms, **query.bigrams}
         if self.index.situation_terms is None or not terms:
             return _none(self.index)
-        return best_per_passage(self.index.situation_terms.weighted_scores(terms)[0], self.index.situation_chunks,
-                                len(self.index.chunks))
+        return best_per_passage(
+            self.index.situation_terms.weighted_scores(terms)[0], self.index.situation_chunks, len(self.index.chunks)
+        )
 
 
 def rankers_for(index: "LoadedIndex", config: SearchConfig) -> list[Ranker]:
     """The rankers with a non-zero weight in `config`, over `index`."""
-    all_rankers: list[Ranker] = [DensePassages(index), BestSentence(index), Keyword(index), Bigram(index),
-                                 Descriptions(index), DescriptionTerms(index)]
+    all_rankers: list[Ranker] = [
+        DensePassages(index),
+        BestSentence(index),
+        Keyword(index),
+        Bigram(index),
+        Descriptions(index),
+        DescriptionTerms(index),
+    ]
     weights = config.weights()
     return [r for r in all_rankers if weights[r.name] > 0]
 
 
 def best_per_group(scores: np.ndarray, rows: list[range]) -> np.ndarray:
     """Each passage's best row score (`rows[i]`: passage i's rows); -inf for a passage with no rows."""
-    return np.array([scores[r.start:r.stop].max() if len(r) else -np.inf for r in rows])
+    return np.array([scores[r.start : r.stop].max() if len(r) else -np.inf for r in rows])
 
 
 def best_per_passage(scores: np.ndarray, labels: list[tuple[int, ...]], n_passages: int) -> np.ndarray:

@@ -83,7 +83,9 @@ PAGE_CSS = """<style>
 .gradio-container > .main, .gradio-container .wrap, .gradio-container main.contain { min-width: 0 !important; }
 @media (max-width: 640px) { .gradio-container > .main.app { padding-left: 8px !important; padding-right: 8px !important; } }
 </style>"""
-HEAD = PAGE_CSS + """<script>
+HEAD = (
+    PAGE_CSS
+    + """<script>
 document.addEventListener("keydown", (e) => {
   if (!document.body.classList.contains("coach-presenting")) return;
   const t = e.target;
@@ -94,5 +96,6 @@ document.addEventListener("keydown", (e) => {
   else if (e.key === "Escape") { document.body.classList.remove("coach-presenting"); e.preventDefault(); }
 });
 </script>"""
+)
 ENTER_PRESENTATION = "() => { document.body.classList.add('coach-presenting'); }"
 LEAVE_PRESENTATION = "() => { document.body.classList.remove('coach-presenting'); }"

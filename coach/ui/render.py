@@ -66,12 +66,11 @@ def split_highlight(hit: Hit) -> tuple[str, str, str]:
         return text[:a], text[a:b], text[b:]
     i = text.find(hit.highlight) if hit.highlight else -1
     if i >= 0:
-        return text[:i], hit.highlight, text[i + len(hit.highlight):]
+        return text[:i], hit.highlight, text[i + len(hit.highlight) :]
     return text, "", ""
 
 
-def render_advice(hit: Hit, n: int, lang: str, script: str, *, summary: str = "",
-                  open_passage: bool = False) -> str:
+def render_advice(hit: Hit, n: int, lang: str, script: str, *, summary: str = "", open_passage: bool = False) -> str:
     """One piece of advice: the key sentence, a line to say or remember, the English "in short" line (English UI,
     when the editors described the passage), the passage one click away, and who said it."""
     before, key, after = split_highlight(hit)
@@ -80,19 +79,25 @@ def render_advice(hit: Hit, n: int, lang: str, script: str, *, summary: str = ""
     passage = f'{esc_lines(conv(before))}<mark class="coach-mark">{esc_lines(conv(key))}</mark>{esc_lines(conv(after))}'
     extra = ""
     if summary and lang == "en":
-        extra += (f'<div class="coach-short"><span class="coach-say-label">{esc(ui_text(lang, "in_short"))}</span> '
-                  f'{esc(summary)} <span class="coach-muted">({esc(ui_text(lang, "in_short_note"))})</span></div>')
+        extra += (
+            f'<div class="coach-short"><span class="coach-say-label">{esc(ui_text(lang, "in_short"))}</span> '
+            f'{esc(summary)} <span class="coach-muted">({esc(ui_text(lang, "in_short_note"))})</span></div>'
+        )
     for q in [q for q in find_quotes(hit.chunk.text) if q.text not in key_line][:1]:  # not a repeat of the key
         label = ui_text(lang, "try_saying" if q.kind == "say" else "remember", script)
-        extra += (f'<div class="coach-say coach-say-{q.kind}"><span class="coach-say-label">{esc(label)}</span> '
-                  f'“{esc(conv(q.text))}”</div>')
+        extra += (
+            f'<div class="coach-say coach-say-{q.kind}"><span class="coach-say-label">{esc(label)}</span> '
+            f"“{esc(conv(q.text))}”</div>"
+        )
     section = f' <span class="coach-section">· {esc(conv(hit.chunk.section))}</span>' if hit.chunk.section else ""
-    return (f'<li class="coach-advice" data-chunk="{esc(hit.chunk.id)}">'
-            f'<div class="coach-key"><span class="coach-n">{n}</span><mark class="coach-mark">{esc(conv(key_line))}'
-            f'</mark></div>{extra}'
-            f'<details class="coach-details"{" open" if open_passage else ""}><summary>'
-            f'{esc(ui_text(lang, "show_passage", script))}</summary><p class="coach-passage">{passage}</p></details>'
-            f'<div class="coach-who">{attribution(hit.essay, lang, script)}{section}</div></li>')
+    return (
+        f'<li class="coach-advice" data-chunk="{esc(hit.chunk.id)}">'
+        f'<div class="coach-key"><span class="coach-n">{n}</span><mark class="coach-mark">{esc(conv(key_line))}'
+        f"</mark></div>{extra}"
+        f'<details class="coach-details"{" open" if open_passage else ""}><summary>'
+        f'{esc(ui_text(lang, "show_passage", script))}</summary><p class="coach-passage">{passage}</p></details>'
+        f'<div class="coach-who">{attribution(hit.essay, lang, script)}{section}</div></li>'
+    )
 
 
 def theme_label(theme: Theme | None, fallback: str, lang: str, script: str) -> str:
@@ -103,9 +108,11 @@ def theme_label(theme: Theme | None, fallback: str, lang: str, script: str) -> s
 
 def _ood_card(head: str, lang: str, script: str) -> str:
     topics = " · ".join(esc(theme_label(t, "", lang, script)) for t in FEATURED_THEMES[:6])
-    return (f'<div class="coach-card coach-ood">{head}<div class="coach-ood-title">'
-            f'{esc(ui_text(lang, "ood_title", script))}</div><p>{esc(ui_text(lang, "ood_body", script))}</p>'
-            f'<p class="coach-topics">{topics}</p></div>')
+    return (
+        f'<div class="coach-card coach-ood">{head}<div class="coach-ood-title">'
+        f"{esc(ui_text(lang, 'ood_title', script))}</div><p>{esc(ui_text(lang, 'ood_body', script))}</p>"
+        f'<p class="coach-topics">{topics}</p></div>'
+    )
 
 
 def render_card(turn: Turn, lang: str, script: str) -> str:
@@ -124,12 +131,18 @@ def render_card(turn: Turn, lang: str, script: str) -> str:
     follow = ""
     if turn.followup and turn.root:
         root = turn.root if len(turn.root) <= 80 else turn.root[:79] + "…"
-        follow = (f' <span class="coach-followup">({esc(ui_text(lang, "followup", script))}: '
-                  f'{esc(convert_script(root, script))})</span>')
-    head += (f'<div class="coach-situation"><span class="coach-tag">{esc(tag)}</span> '
-             f'<span class="coach-situation-label">{esc(label)}</span>{follow}</div>')
-    items = "".join(render_advice(h, i, lang, script, summary=turn.summaries.get(h.chunk.id, ""))
-                    for i, h in enumerate(turn.shown, 1))
+        follow = (
+            f' <span class="coach-followup">({esc(ui_text(lang, "followup", script))}: '
+            f"{esc(convert_script(root, script))})</span>"
+        )
+    head += (
+        f'<div class="coach-situation"><span class="coach-tag">{esc(tag)}</span> '
+        f'<span class="coach-situation-label">{esc(label)}</span>{follow}</div>'
+    )
+    items = "".join(
+        render_advice(h, i, lang, script, summary=turn.summaries.get(h.chunk.id, ""))
+        for i, h in enumerate(turn.shown, 1)
+    )
     return f'<div class="coach-card">{head}<ol class="coach-list">{items}</ol></div>'
 
 
@@ -150,15 +163,19 @@ def render_why(answer: Answer | None, lang: str, script: str = "original") -> st
             f"</small></td><td>{h.score:.4f}</td><td>{h.dense_score:.3f}{rank(h.dense_rank)}</td>"
             f"<td>{h.keyword_score:.2f}{rank(h.keyword_rank)}</td>"
             f"<td>{esc(' · '.join(f'{k} {v:.2f}' for k, v in h.contributions.items())) or '—'}</td>"
-            f"<td>{esc(' · '.join(h.matched_terms)) or '—'}</td></tr>")
-    return (f'<div class="coach-why"><p class="coach-muted">{u("why_hint")}</p><div class="coach-scroll"><table>'
-            f'<thead><tr><th>{u("col_passage")}</th><th>{u("col_fused")}</th><th>{u("col_dense")}</th>'
-            f'<th>{u("col_kw")}</th><th>{u("col_rankers")}</th><th>{u("col_terms")}</th></tr></thead><tbody>{"".join(rows)}</tbody></table>'
-            f'</div></div>')
+            f"<td>{esc(' · '.join(h.matched_terms)) or '—'}</td></tr>"
+        )
+    return (
+        f'<div class="coach-why"><p class="coach-muted">{u("why_hint")}</p><div class="coach-scroll"><table>'
+        f"<thead><tr><th>{u('col_passage')}</th><th>{u('col_fused')}</th><th>{u('col_dense')}</th>"
+        f"<th>{u('col_kw')}</th><th>{u('col_rankers')}</th><th>{u('col_terms')}</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        f"</div></div>"
+    )
 
 
-def render_essay(record, lang: str, script: str, span: tuple[int, int] | None = None,
-                 passage: tuple[int, int] | None = None) -> str:
+def render_essay(
+    record, lang: str, script: str, span: tuple[int, int] | None = None, passage: tuple[int, int] | None = None
+) -> str:
     """The full cleaned essay with the key sentence (and its passage) highlighted, and its metadata."""
     if record is None:
         return f'<p class="coach-muted">{esc(ui_text(lang, "reader_empty", script))}</p>'
@@ -166,9 +183,18 @@ def render_essay(record, lang: str, script: str, span: tuple[int, int] | None = 
     labels = ui_text(lang, "meta", script)
     meta_rows = "".join(
         f"<tr><th>{esc(labels[k])}</th><td>{esc(convert_script(str(v), script))}</td></tr>"
-        for k, v in (("author", _meta_field(m, "author", lang)), ("organisation", _meta_field(m, "organisation", lang)),
-                     ("industry", m.industry), ("role", m.role), ("years", years_text(m, lang, "original")),
-                     ("script", m.script), ("source", m.source), ("repairs", ", ".join(record.repairs))) if v)
+        for k, v in (
+            ("author", _meta_field(m, "author", lang)),
+            ("organisation", _meta_field(m, "organisation", lang)),
+            ("industry", m.industry),
+            ("role", m.role),
+            ("years", years_text(m, lang, "original")),
+            ("script", m.script),
+            ("source", m.source),
+            ("repairs", ", ".join(record.repairs)),
+        )
+        if v
+    )
     cuts = sorted({0, len(text), *[x for s in (span, passage) if s for x in s if 0 <= x <= len(text)]})
     body = []
     for a, b in zip(cuts, cuts[1:]):
@@ -178,9 +204,11 @@ def render_essay(record, lang: str, script: str, span: tuple[int, int] | None = 
         elif passage and passage[0] <= a and b <= passage[1]:
             piece = f'<span class="coach-passage-mark">{piece}</span>'
         body.append(piece)
-    return (f'<article class="coach-essay"><h2>{esc(convert_script(m.title, script))}</h2>'
-            f'<table class="coach-meta">{meta_rows}</table><div class="coach-essay-text">{"".join(body)}</div>'
-            f'</article>')
+    return (
+        f'<article class="coach-essay"><h2>{esc(convert_script(m.title, script))}</h2>'
+        f'<table class="coach-meta">{meta_rows}</table><div class="coach-essay-text">{"".join(body)}</div>'
+        f"</article>"
+    )
 
 
 def render_present(turn: Turn | None, idx: int, lang: str, script: str) -> str:
@@ -190,13 +218,16 @@ def render_present(turn: Turn | None, idx: int, lang: str, script: str) -> str:
     hits = turn.shown
     idx = idx % len(hits)
     label = theme_label(turn.theme, turn.section, lang, script)
-    inner = render_advice(hits[idx], idx + 1, lang, script, summary=turn.summaries.get(hits[idx].chunk.id, ""),
-                          open_passage=True)
-    return (f'<div class="coach-present" data-card="{idx + 1}"><div class="coach-present-q">{esc(turn.message)}</div>'
-            f'<div class="coach-situation"><span class="coach-tag">{esc(ui_text(lang, "situation", script))}</span> '
-            f'{esc(label)} <span class="coach-muted coach-present-count">({idx + 1}/{len(hits)})</span></div>'
-            f'<ol class="coach-list">{inner}</ol>'
-            f'<p class="coach-muted coach-present-keys">{esc(ui_text(lang, "present_keys", script))}</p></div>')
+    inner = render_advice(
+        hits[idx], idx + 1, lang, script, summary=turn.summaries.get(hits[idx].chunk.id, ""), open_passage=True
+    )
+    return (
+        f'<div class="coach-present" data-card="{idx + 1}"><div class="coach-present-q">{esc(turn.message)}</div>'
+        f'<div class="coach-situation"><span class="coach-tag">{esc(ui_text(lang, "situation", script))}</span> '
+        f'{esc(label)} <span class="coach-muted coach-present-count">({idx + 1}/{len(hits)})</span></div>'
+        f'<ol class="coach-list">{inner}</ol>'
+        f'<p class="coach-muted coach-present-keys">{esc(ui_text(lang, "present_keys", script))}</p></div>'
+    )
 
 
 def render_gallery(theme: Theme, turn: Turn, lang: str, script: str) -> str:
@@ -206,14 +237,18 @@ def render_gallery(theme: Theme, turn: Turn, lang: str, script: str) -> str:
     if not turn.shown:
         cols = render_card(turn, lang, script)
     else:
-        cols = "".join(f'<div class="coach-card coach-col"><ol class="coach-list">'
-                       f'{render_advice(h, i, lang, script, summary=turn.summaries.get(h.chunk.id, ""))}</ol></div>'
-                       for i, h in enumerate(turn.shown, 1))
-    return (f'<div class="coach-gallery"><div class="coach-situation"><span class="coach-tag">'
-            f'{esc(ui_text(lang, "situation", script))}</span> {esc(theme_label(theme, "", lang, script))}</div>'
-            f'<div class="coach-present-q">{esc(turn.message)}</div><div class="coach-cols">{cols}</div>'
-            f'<div class="coach-discuss"><span class="coach-tag">{esc(ui_text(lang, "discuss", script))}</span> '
-            f'{esc(prompt)}</div></div>')
+        cols = "".join(
+            f'<div class="coach-card coach-col"><ol class="coach-list">'
+            f"{render_advice(h, i, lang, script, summary=turn.summaries.get(h.chunk.id, ''))}</ol></div>"
+            for i, h in enumerate(turn.shown, 1)
+        )
+    return (
+        f'<div class="coach-gallery"><div class="coach-situation"><span class="coach-tag">'
+        f"{esc(ui_text(lang, 'situation', script))}</span> {esc(theme_label(theme, '', lang, script))}</div>"
+        f'<div class="coach-present-q">{esc(turn.message)}</div><div class="coach-cols">{cols}</div>'
+        f'<div class="coach-discuss"><span class="coach-tag">{esc(ui_text(lang, "discuss", script))}</span> '
+        f"{esc(prompt)}</div></div>"
+    )
 
 
 def answer_markdown(turn: Turn, lang: str, script: str) -> str:
@@ -224,11 +259,19 @@ def answer_markdown(turn: Turn, lang: str, script: str) -> str:
     elif not turn.shown:
         lines.append(ui_text(lang, "ood_title", script))
     else:
-        lines += [f"**{ui_text(lang, 'situation', script)}:** {theme_label(turn.theme, turn.section, lang, script)}",
-                  ""]
+        lines += [
+            f"**{ui_text(lang, 'situation', script)}:** {theme_label(turn.theme, turn.section, lang, script)}",
+            "",
+        ]
         for i, h in enumerate(turn.shown, 1):
-            lines += [f"## {i}. {convert_script(h.highlight, script)}", "", convert_script(h.chunk.text, script), "",
-                      f"{attribution_text(h.essay, lang, script)} ({h.chunk.id})", ""]
+            lines += [
+                f"## {i}. {convert_script(h.highlight, script)}",
+                "",
+                convert_script(h.chunk.text, script),
+                "",
+                f"{attribution_text(h.essay, lang, script)} ({h.chunk.id})",
+                "",
+            ]
     return "\n".join(lines)
 
 

@@ -30,20 +30,38 @@ from ..retrieve import sanitize_query  # noqa: E402
 from ..themes import BY_ID, FEATURED_THEMES, THEMES  # noqa: E402
 from . import state  # noqa: E402
 from .assets import CSS, ENTER_PRESENTATION, HEAD, LEAVE_PRESENTATION  # noqa: E402
-from .render import (answer_markdown, conversation_params, esc, render_card, render_essay,  # noqa: E402
-                     render_gallery, render_present, render_user, render_why, share_link, theme_label)
-from .state import (SESSION_TTL_S, TOP_K, CoachApp, CoachHolder, Session, load_coach,  # noqa: E402
-                    warm_up)
+from .render import (
+    answer_markdown,
+    conversation_params,
+    esc,
+    render_card,
+    render_essay,  # noqa: E402
+    render_gallery,
+    render_present,
+    render_user,
+    render_why,
+    share_link,
+    theme_label,
+)
+from .state import (
+    SESSION_TTL_S,
+    TOP_K,
+    CoachApp,
+    CoachHolder,
+    Session,
+    load_coach,  # noqa: E402
+    warm_up,
+)
 from .strings import LANG_CHOICES, SCRIPT_CHOICES, T, ui_text  # noqa: E402
 from .uploads import UPLOAD_EXTENSIONS, UPLOAD_MAX_BYTES, foreign_origin, upload_config, upload_dir_default  # noqa: E402
 
 log = logging.getLogger("coach.ui")
 
-QUEUE_MAX_SIZE = 32              # waiting events beyond this get Gradio's "currently busy, please try again"
-FEEDBACK_GROUP = "feedback"      # concurrency group of the feedback events: never refused by the queue bound
-CONCURRENCY = 4                  # questions answered at once
-MAX_SESSIONS = 2000              # sessions kept in memory at once; the least recently used beyond this are dropped
-EXPORT_TTL_S = 3600              # downloads (answer, content gaps, eval cases) are deleted after this long
+QUEUE_MAX_SIZE = 32  # waiting events beyond this get Gradio's "currently busy, please try again"
+FEEDBACK_GROUP = "feedback"  # concurrency group of the feedback events: never refused by the queue bound
+CONCURRENCY = 4  # questions answered at once
+MAX_SESSIONS = 2000  # sessions kept in memory at once; the least recently used beyond this are dropped
+EXPORT_TTL_S = 3600  # downloads (answer, content gaps, eval cases) are deleted after this long
 TAB_IDS = ("chat", "gallery", "reader", "present", "feedback", "upload")
 
 _EXPORTS: Path | None = None
@@ -108,16 +126,24 @@ def _examples(lang: str = "en", script: str = "original") -> list[dict]:
 
 
 def _header(lang: str, script: str) -> str:
-    return f'<h1>{esc(ui_text(lang, "title", script))}</h1><p>{esc(ui_text(lang, "tagline", script))}</p>'
+    return f"<h1>{esc(ui_text(lang, 'title', script))}</h1><p>{esc(ui_text(lang, 'tagline', script))}</p>"
 
 
 def _placeholder(lang: str, script: str) -> str:
     return esc(ui_text(lang, "tagline", script))
 
 
-def build_demo(coach=None, *, settings: Settings | None = None, embedder=None, feedback_db: Path | str | None = None,
-               upload_enabled: bool | None = None, upload_dir: Path | None = None, live_dir: Path | None = None,
-               preload: bool = True) -> gr.Blocks:
+def build_demo(
+    coach=None,
+    *,
+    settings: Settings | None = None,
+    embedder=None,
+    feedback_db: Path | str | None = None,
+    upload_enabled: bool | None = None,
+    upload_dir: Path | None = None,
+    live_dir: Path | None = None,
+    preload: bool = True,
+) -> gr.Blocks:
     """The whole app. Pass `coach` (tests) or let it load in a background thread, so building the UI is quick."""
     settings = settings or (coach.settings if coach is not None else Settings())
     upload_dir = upload_dir or upload_dir_default()
@@ -131,7 +157,7 @@ def build_demo(coach=None, *, settings: Settings | None = None, embedder=None, f
     if coach is None:
         holder = CoachHolder(lambda: load_coach(settings, upload_dir, live_dir, embedder), after_load=warm_up)
         if preload:
-            holder.start()   # first: the model loads while the UI is built and the server starts
+            holder.start()  # first: the model loads while the UI is built and the server starts
     else:
         holder = CoachHolder(coach=coach)
     app = CoachApp(holder, FeedbackStore(feedback_db), settings, upload_dir, live_dir, upload_enabled, admin_user)
@@ -144,13 +170,16 @@ def build_demo(coach=None, *, settings: Settings | None = None, embedder=None, f
         session = gr.State(None, time_to_live=SESSION_TTL_S)
         with gr.Row(equal_height=True, elem_id="coach-top"):
             header = gr.HTML(_header("en", "original"), elem_id="coach-header")
-            lang = gr.Radio(LANG_CHOICES, value="en", label="Language · 语言", scale=0, min_width=170,
-                            elem_id="coach-lang")
-            script = gr.Radio(SCRIPT_CHOICES, value="original", label="Script · 字体", scale=0, min_width=250,
-                              elem_id="coach-script")
+            lang = gr.Radio(
+                LANG_CHOICES, value="en", label="Language · 语言", scale=0, min_width=170, elem_id="coach-lang"
+            )
+            script = gr.Radio(
+                SCRIPT_CHOICES, value="original", label="Script · 字体", scale=0, min_width=250, elem_id="coach-script"
+            )
         # shown while the model and index load (app start); a 1 s timer hides it once Coach is ready
-        status = gr.Markdown(ui_text("en", "warming"), visible=not holder.ready, elem_id="coach-status",
-                             elem_classes=["coach-note"])
+        status = gr.Markdown(
+            ui_text("en", "warming"), visible=not holder.ready, elem_id="coach-status", elem_classes=["coach-note"]
+        )
         status_timer = gr.Timer(1.0, active=not holder.ready)
         tab = {}
         with gr.Tabs(elem_id="coach-tabs") as tabs:
@@ -159,21 +188,38 @@ def build_demo(coach=None, *, settings: Settings | None = None, embedder=None, f
             with gr.Tab(en["tabs"]["chat"], id="chat") as tab["chat"]:
                 with gr.Row(elem_id="coach-ask-row"):
                     # no max_length: a long paste reaches the server, which caps it and says so on the card
-                    box = gr.Textbox(label=en["input_label"], placeholder=en["placeholder"], scale=5, min_width=220,
-                                     elem_id="coach-input", lines=1, max_lines=6)
+                    box = gr.Textbox(
+                        label=en["input_label"],
+                        placeholder=en["placeholder"],
+                        scale=5,
+                        min_width=220,
+                        elem_id="coach-input",
+                        lines=1,
+                        max_lines=6,
+                    )
                     with gr.Column(scale=1, min_width=120):
                         send = gr.Button(en["send"], variant="primary", elem_id="coach-send")
                         clear = gr.Button(en["clear"], size="sm", elem_id="coach-clear")
-                chatbot = gr.Chatbot(elem_id="coach-chat", height=520, examples=_examples(), latex_delimiters=[],
-                                     feedback_options=("Like", "Dislike"), buttons=["copy"], show_label=False,
-                                     layout="panel", placeholder=_placeholder("en", "original"))
+                chatbot = gr.Chatbot(
+                    elem_id="coach-chat",
+                    height=520,
+                    examples=_examples(),
+                    latex_delimiters=[],
+                    feedback_options=("Like", "Dislike"),
+                    buttons=["copy"],
+                    show_label=False,
+                    layout="panel",
+                    placeholder=_placeholder("en", "original"),
+                )
                 hint = gr.Markdown(en["feedback_hint"], elem_classes=["coach-muted"])
                 with gr.Row(elem_id="coach-related-row"):
                     related_label = gr.Markdown(f"**{en['related']}**", visible=False, min_width=160)
                     related = [gr.Button(visible=False, size="sm", elem_classes=["coach-related"]) for _ in range(3)]
                 with gr.Row():
-                    readers = [gr.Button(en["read"].format(i + 1), visible=False, size="sm",
-                                         elem_classes=["coach-read"]) for i in range(TOP_K)]
+                    readers = [
+                        gr.Button(en["read"].format(i + 1), visible=False, size="sm", elem_classes=["coach-read"])
+                        for i in range(TOP_K)
+                    ]
                 with gr.Accordion(en["why"], open=False, elem_id="coach-why") as why_acc:
                     why = gr.HTML(render_why(None, "en"))
                 with gr.Accordion(en["share"], open=False, elem_id="coach-share") as share_acc:
@@ -182,11 +228,17 @@ def build_demo(coach=None, *, settings: Settings | None = None, embedder=None, f
             # ---------------------------------------------------------------- trainer: scenarios
             with gr.Tab(en["tabs"]["gallery"], id="gallery") as tab["gallery"]:
                 with gr.Row():
-                    g_pick = gr.Dropdown([(t.en, t.id) for t in THEMES], value=THEMES[0].id,
-                                         label=en["gallery_pick"], scale=3, min_width=200)
+                    g_pick = gr.Dropdown(
+                        [(t.en, t.id) for t in THEMES],
+                        value=THEMES[0].id,
+                        label=en["gallery_pick"],
+                        scale=3,
+                        min_width=200,
+                    )
                     g_draw = gr.Button(en["gallery_draw"], scale=1, min_width=120)
-                    g_show = gr.Button(en["gallery_show"], variant="primary", scale=1, min_width=120,
-                                       elem_id="coach-g-show")
+                    g_show = gr.Button(
+                        en["gallery_show"], variant="primary", scale=1, min_width=120, elem_id="coach-g-show"
+                    )
                 g_out = gr.HTML(elem_id="coach-gallery")
                 g_why = gr.HTML()
             # ---------------------------------------------------------------- trainer: essay reader
@@ -232,21 +284,31 @@ def build_demo(coach=None, *, settings: Settings | None = None, embedder=None, f
             last = s.last
             hits = last.shown if last else []
             rel = state.related_themes(last.theme, hits) if last and hits else []
-            rel_updates = [gr.update(value=(convert_script(t.example(lg), sc) if lg == "zh" else t.example(lg)),
-                                     visible=True) for t in rel]
+            rel_updates = [
+                gr.update(value=(convert_script(t.example(lg), sc) if lg == "zh" else t.example(lg)), visible=True)
+                for t in rel
+            ]
             rel_updates += [gr.update(visible=False)] * (3 - len(rel_updates))
-            read_updates = [gr.update(visible=i < len(hits), value=ui_text(lg, "read", sc).format(i + 1))
-                            for i in range(TOP_K)]
+            read_updates = [
+                gr.update(visible=i < len(hits), value=ui_text(lg, "read", sc).format(i + 1)) for i in range(TOP_K)
+            ]
             link_value = share_link([(t.message, t.followup) for t in s.turns], lg, sc, base) if s.turns else ""
             export_path = None
             if last and hits:
                 export_path = export_folder() / "coach-answer.md"
                 export_path.write_text(answer_markdown(last, lg, sc), encoding="utf-8")
-            return [_history(s, lg, sc), s, render_why(last.answer if last and hits else None, lg, sc),
-                    gr.update(value=f"**{ui_text(lg, 'related', sc)}**", visible=bool(rel)), *rel_updates,
-                    *read_updates, gr.update(value=link_value, label=ui_text(lg, "link", sc)),
-                    gr.update(value=str(export_path) if export_path else None, visible=bool(hits),
-                              label=ui_text(lg, "export", sc))]
+            return [
+                _history(s, lg, sc),
+                s,
+                render_why(last.answer if last and hits else None, lg, sc),
+                gr.update(value=f"**{ui_text(lg, 'related', sc)}**", visible=bool(rel)),
+                *rel_updates,
+                *read_updates,
+                gr.update(value=link_value, label=ui_text(lg, "link", sc)),
+                gr.update(
+                    value=str(export_path) if export_path else None, visible=bool(hits), label=ui_text(lg, "export", sc)
+                ),
+            ]
 
         view_outputs = [chatbot, session, why, related_label, *related, *readers, link, export]
 
@@ -290,7 +352,7 @@ def build_demo(coach=None, *, settings: Settings | None = None, embedder=None, f
             if idx % 2 == 1 and evt.liked in (True, False):
                 try:
                     app.mark(s, idx // 2, bool(evt.liked))
-                except StoreUnavailable as exc:   # refused, and said so: never acknowledged and lost
+                except StoreUnavailable as exc:  # refused, and said so: never acknowledged and lost
                     gr.Warning(str(exc))
 
         # Feedback never waits behind questions: the thumbs run outside the queue (queue=False: the browser posts
@@ -319,14 +381,26 @@ def build_demo(coach=None, *, settings: Settings | None = None, embedder=None, f
                 return gr.update(), gr.update(), None, gr.update()
             h = s.last.shown[n]
             rs = (h.essay.id, tuple(h.highlight_span), (h.chunk.start, h.chunk.end))
-            return (gr.update(choices=app.essay_choices(lg), value=h.essay.id),
-                    render_essay(app.essay(h.essay.id), lg, sc, rs[1], rs[2]), rs, gr.Tabs(selected="reader"))
+            return (
+                gr.update(choices=app.essay_choices(lg), value=h.essay.id),
+                render_essay(app.essay(h.essay.id), lg, sc, rs[1], rs[2]),
+                rs,
+                gr.Tabs(selected="reader"),
+            )
 
         for i, b in enumerate(readers):
-            b.click(lambda s, lg, sc, i=i: open_reader(i, s, lg, sc), [session, lang, script],
-                    [r_pick, r_out, r_state, tabs], api_name=False).then(
-                None, None, None, js="() => { setTimeout(() => document.getElementById('coach-reader-mark')"
-                                     "?.scrollIntoView({block: 'center'}), 300); }")
+            b.click(
+                lambda s, lg, sc, i=i: open_reader(i, s, lg, sc),
+                [session, lang, script],
+                [r_pick, r_out, r_state, tabs],
+                api_name=False,
+            ).then(
+                None,
+                None,
+                None,
+                js="() => { setTimeout(() => document.getElementById('coach-reader-mark')"
+                "?.scrollIntoView({block: 'center'}), 300); }",
+            )
 
         def reader_pick(eid, lg, sc):
             return render_essay(app.essay(eid), lg, sc), (eid, None, None)
@@ -347,8 +421,7 @@ def build_demo(coach=None, *, settings: Settings | None = None, embedder=None, f
             s.present, s.present_idx = turn, 0
             return render_gallery(theme, turn, lg, sc), render_why(turn.answer if turn.shown else None, lg, sc), s
 
-        g_show.click(gallery, [g_pick, session, lang, script], [g_out, g_why, session], api_name="scenario",
-                     **ask_opts)
+        g_show.click(gallery, [g_pick, session, lang, script], [g_out, g_why, session], api_name="scenario", **ask_opts)
 
         def draw(s, lg, sc):
             theme = random.choice(THEMES)
@@ -363,13 +436,13 @@ def build_demo(coach=None, *, settings: Settings | None = None, embedder=None, f
             return render_present(s.present, s.present_idx, lg, sc), s
 
         tab["present"].select(present, [session, lang, script], [p_out, session], api_name=False)
-        tab["present"].select(None, None, None, js=ENTER_PRESENTATION)     # opening it fills the window
+        tab["present"].select(None, None, None, js=ENTER_PRESENTATION)  # opening it fills the window
         p_full.click(None, None, None, js=ENTER_PRESENTATION)
         p_exit.click(None, None, None, js=LEAVE_PRESENTATION)
-        p_prev.click(lambda s, lg, sc: present(s, lg, sc, -1), [session, lang, script], [p_out, session],
-                     api_name=False)
-        p_next.click(lambda s, lg, sc: present(s, lg, sc, 1), [session, lang, script], [p_out, session],
-                     api_name=False)
+        p_prev.click(
+            lambda s, lg, sc: present(s, lg, sc, -1), [session, lang, script], [p_out, session], api_name=False
+        )
+        p_next.click(lambda s, lg, sc: present(s, lg, sc, 1), [session, lang, script], [p_out, session], api_name=False)
 
         def feedback_view(lg):
             folder = export_folder()
@@ -406,11 +479,10 @@ def build_demo(coach=None, *, settings: Settings | None = None, embedder=None, f
             return f"{msg} ({time.time() - started:.1f} s)"
 
         if upload_enabled:
-            up_add.click(add_essay, [up_file], [up_out], api_name=False, concurrency_limit=1,
-                         concurrency_id="admin")
-            up_rebuild.click(rebuild, None, [up_out], api_name=False, concurrency_limit=1,
-                             concurrency_id="admin").then(
-                lambda: gr.update(choices=app.essay_choices()), None, [r_pick], api_name=False)
+            up_add.click(add_essay, [up_file], [up_out], api_name=False, concurrency_limit=1, concurrency_id="admin")
+            up_rebuild.click(rebuild, None, [up_out], api_name=False, concurrency_limit=1, concurrency_id="admin").then(
+                lambda: gr.update(choices=app.essay_choices()), None, [r_pick], api_name=False
+            )
 
         def relabel(s, lg, sc, rs, request: gr.Request):
             """Every label in the chosen language and script, and everything shown re-rendered in it."""
@@ -418,27 +490,71 @@ def build_demo(coach=None, *, settings: Settings | None = None, embedder=None, f
             u = lambda k: ui_text(lg, k, sc)  # noqa: E731
             tab_names = u("tabs")
             return [
-                _header(lg, sc), gr.update(label=u("input_label"), placeholder=u("placeholder")),
-                gr.update(value=u("send")), gr.update(value=u("clear")), u("feedback_hint"),
-                gr.update(label=u("why")), gr.update(label=u("share")),
+                _header(lg, sc),
+                gr.update(label=u("input_label"), placeholder=u("placeholder")),
+                gr.update(value=u("send")),
+                gr.update(value=u("clear")),
+                u("feedback_hint"),
+                gr.update(label=u("why")),
+                gr.update(label=u("share")),
                 gr.update(label=u("gallery_pick"), choices=[(theme_label(t, "", lg, sc), t.id) for t in THEMES]),
-                gr.update(value=u("gallery_draw")), gr.update(value=u("gallery_show")),
-                gr.update(label=u("reader_pick"), choices=app.essay_choices(lg)), reader_render(rs, lg, sc),
+                gr.update(value=u("gallery_draw")),
+                gr.update(value=u("gallery_show")),
+                gr.update(label=u("reader_pick"), choices=app.essay_choices(lg)),
+                reader_render(rs, lg, sc),
                 render_present(s.present, s.present_idx, lg, sc),
-                gr.update(value=u("present_prev")), gr.update(value=u("present_next")),
-                gr.update(value=u("present_full")), gr.update(value=u("present_exit")),
-                gr.update(value=u("fb_refresh")), f"### {u('fb_situations')}", f"### {u('fb_unhelpful')}",
-                f"### {u('fb_uncovered')}", u("fb_eval_hint"), gr.update(label=u("fb_gaps")),
-                gr.update(label=u("fb_eval")), gr.update(label=u("up_file")), gr.update(value=u("up_add")),
-                gr.update(value=u("up_rebuild")), gr.update(label=u("up_status")),
+                gr.update(value=u("present_prev")),
+                gr.update(value=u("present_next")),
+                gr.update(value=u("present_full")),
+                gr.update(value=u("present_exit")),
+                gr.update(value=u("fb_refresh")),
+                f"### {u('fb_situations')}",
+                f"### {u('fb_unhelpful')}",
+                f"### {u('fb_uncovered')}",
+                u("fb_eval_hint"),
+                gr.update(label=u("fb_gaps")),
+                gr.update(label=u("fb_eval")),
+                gr.update(label=u("up_file")),
+                gr.update(value=u("up_add")),
+                gr.update(value=u("up_rebuild")),
+                gr.update(label=u("up_status")),
                 *[gr.Tab(label=convert_script(tab_names[k], sc) if lg == "zh" else tab_names[k]) for k in TAB_IDS],
                 gr.update(examples=_examples(lg, sc), placeholder=_placeholder(lg, sc)),
-                *views(s, lg, sc, page_base(request))[1:]]
+                *views(s, lg, sc, page_base(request))[1:],
+            ]
 
-        relabel_outputs = [header, box, send, clear, hint, why_acc, share_acc, g_pick, g_draw, g_show, r_pick, r_out,
-                           p_out, p_prev, p_next, p_full, p_exit, fb_refresh, fb_sit_h, fb_un_h, fb_gap_h, fb_hint,
-                           fb_gaps, fb_eval, up_file, up_add, up_rebuild, up_out, *[tab[k] for k in TAB_IDS],
-                           *view_outputs]
+        relabel_outputs = [
+            header,
+            box,
+            send,
+            clear,
+            hint,
+            why_acc,
+            share_acc,
+            g_pick,
+            g_draw,
+            g_show,
+            r_pick,
+            r_out,
+            p_out,
+            p_prev,
+            p_next,
+            p_full,
+            p_exit,
+            fb_refresh,
+            fb_sit_h,
+            fb_un_h,
+            fb_gap_h,
+            fb_hint,
+            fb_gaps,
+            fb_eval,
+            up_file,
+            up_add,
+            up_rebuild,
+            up_out,
+            *[tab[k] for k in TAB_IDS],
+            *view_outputs,
+        ]
         lang.change(relabel, [session, lang, script, r_state], relabel_outputs, api_name=False)
         script.change(relabel, [session, lang, script, r_state], relabel_outputs, api_name=False)
 
@@ -446,18 +562,26 @@ def build_demo(coach=None, *, settings: Settings | None = None, embedder=None, f
             """A shared link (?q=...&f=...&lang=...&script=...) replays its conversation, follow-ups included; also
             fills the essay list."""
             query = getattr(request, "query_params", None)
-            items = (list(query.multi_items()) if query is not None and hasattr(query, "multi_items")
-                     else list(dict(query or {}).items()))
+            items = (
+                list(query.multi_items())
+                if query is not None and hasattr(query, "multi_items")
+                else list(dict(query or {}).items())
+            )
             params = dict(items)
             lg = str(params.get("lang")) if params.get("lang") in ("en", "zh") else "en"
             sc = str(params.get("script")) if params.get("script") in ("original", "hans", "hant") else "original"
             s = _state_session(s)
             turns = conversation_params(items)
             if turns and holder.get(timeout=state.LOAD_WAIT_S) is not None:
-                for message, followup in turns[:state.MAX_TURNS_KEPT]:
+                for message, followup in turns[: state.MAX_TURNS_KEPT]:
                     app.ask(message, s, allow_followup=followup)
-            return [lg, sc, gr.update(choices=app.essay_choices(lg)), *loading_status(lg, sc),
-                    *views(s, lg, sc, page_base(request))]
+            return [
+                lg,
+                sc,
+                gr.update(choices=app.essay_choices(lg)),
+                *loading_status(lg, sc),
+                *views(s, lg, sc, page_base(request)),
+            ]
 
         demo.load(on_load, [session], [lang, script, r_pick, status, status_timer, *view_outputs], api_name=False)
 
@@ -469,11 +593,12 @@ def build_demo(coach=None, *, settings: Settings | None = None, embedder=None, f
             return gr.update(value=note, visible=True), gr.Timer(active=True)
 
         def tick(lg, sc):
-            ready = holder.ready   # once: the note, its timer and the essay list agree
+            ready = holder.ready  # once: the note, its timer and the essay list agree
             return [*loading_status(lg, sc, ready), gr.update(choices=app.essay_choices(lg)) if ready else gr.update()]
 
-        status_timer.tick(tick, [lang, script], [status, status_timer, r_pick], api_name=False, queue=False,
-                          show_progress="hidden")
+        status_timer.tick(
+            tick, [lang, script], [status, status_timer, r_pick], api_name=False, queue=False, show_progress="hidden"
+        )
     _feedback_passes_the_queue_bound(demo)
     return demo
 
@@ -518,7 +643,7 @@ def _feedback_passes_the_queue_bound(demo: gr.Blocks) -> None:
 
     def queue(self, *args, **kwargs):
         out = configure(*args, **kwargs)
-        q = getattr(self, "_queue", None)   # None when `queue` is stubbed out (tests of the launch settings)
+        q = getattr(self, "_queue", None)  # None when `queue` is stubbed out (tests of the launch settings)
         if q is not None and not isinstance(q, _FeedbackExemptMixin):
             limit = q.__dict__.pop("max_size", None)
             q.__class__ = type("CoachQueue", (_FeedbackExemptMixin, type(q)), {})
@@ -537,12 +662,20 @@ def launch_kwargs() -> dict:
     server, the upload size limit, the login when adding essays is on, a bound on the sessions kept in memory,
     and the look (with the presentation keys' script)."""
     enabled, auth, _ = upload_config()
-    return {"enable_monitoring": False, "ssr_mode": False,
-            "mcp_server": False, "max_file_size": UPLOAD_MAX_BYTES, "auth": auth if enabled else None,
-            "state_session_capacity": MAX_SESSIONS, "css": CSS, "head": HEAD,
-            "app_kwargs": {"middleware": websec.middleware()},   # Host, headers, cookies, logins, bad calls (issue 19)
-            "theme": gr.themes.Soft(primary_hue="amber", secondary_hue="blue", font=_FONTS,
-                                    font_mono=["ui-monospace", "monospace"])}
+    return {
+        "enable_monitoring": False,
+        "ssr_mode": False,
+        "mcp_server": False,
+        "max_file_size": UPLOAD_MAX_BYTES,
+        "auth": auth if enabled else None,
+        "state_session_capacity": MAX_SESSIONS,
+        "css": CSS,
+        "head": HEAD,
+        "app_kwargs": {"middleware": websec.middleware()},  # Host, headers, cookies, logins, bad calls (issue 19)
+        "theme": gr.themes.Soft(
+            primary_hue="amber", secondary_hue="blue", font=_FONTS, font_mono=["ui-monospace", "monospace"]
+        ),
+    }
 
 
 # Local fonts only: no request to a web font service leaves the agent's browser.

@@ -24,9 +24,9 @@ from .uploads import check_upload, corpus_report_line, corpus_with_uploads, safe
 
 log = logging.getLogger("coach.ui")
 
-MAX_TURNS_KEPT = 50              # per browser session
-SESSION_TTL_S = 8 * 3600         # a browser session's state is dropped this long after its last change
-LOAD_WAIT_S = 60.0               # a question asked while Coach loads waits this long, then gets the "loading" note
+MAX_TURNS_KEPT = 50  # per browser session
+SESSION_TTL_S = 8 * 3600  # a browser session's state is dropped this long after its last change
+LOAD_WAIT_S = 60.0  # a question asked while Coach loads waits this long, then gets the "loading" note
 WARM_UP_QUESTIONS = ("how do I handle an angry caller", "客户在电话里骂人怎么办")
 TOP_K = 3
 
@@ -35,17 +35,17 @@ TOP_K = 3
 class Turn:
     """One message and its answer, kept in the browser session."""
 
-    message: str                 # what the agent typed (sanitised, capped)
-    searched: str                # the query searched (with the previous situation for a follow-up)
+    message: str  # what the agent typed (sanitised, capped)
+    searched: str  # the query searched (with the previous situation for a follow-up)
     answer: Answer
     theme_id: str = ""
-    section: str = ""            # fallback label when no theme matched
+    section: str = ""  # fallback label when no theme matched
     followup: bool = False
     truncated: bool = False
-    lang: str = "en"             # language of the question (eval format)
-    root: str = ""               # the situation a chain of follow-ups refers back to
-    small_talk: str = ""         # "thanks", "hello", ... (advice.small_talk): a short reply, no search
-    summaries: dict = field(default_factory=dict)   # chunk id -> the editors' English description of it
+    lang: str = "en"  # language of the question (eval format)
+    root: str = ""  # the situation a chain of follow-ups refers back to
+    small_talk: str = ""  # "thanks", "hello", ... (advice.small_talk): a short reply, no search
+    summaries: dict = field(default_factory=dict)  # chunk id -> the editors' English description of it
 
     @property
     def theme(self) -> Theme | None:
@@ -104,7 +104,7 @@ def warm_up(coach) -> None:
         fn = getattr(coach, "warm_up", None)
         if callable(fn):
             running = fn()
-            if isinstance(running, threading.Thread):   # Coach.warm_up may run in a thread of its own
+            if isinstance(running, threading.Thread):  # Coach.warm_up may run in a thread of its own
                 running.join()
         else:
             for q in WARM_UP_QUESTIONS:
@@ -129,10 +129,11 @@ class CoachHolder:
     """The Coach in use. Loaded once (in a background thread when preloading); swapped whole after a rebuild, so
     questions in flight finish on the one they started with."""
 
-    def __init__(self, factory: Callable[[], Any] | None = None, coach=None,
-                 after_load: Callable[[Any], None] | None = None):
+    def __init__(
+        self, factory: Callable[[], Any] | None = None, coach=None, after_load: Callable[[Any], None] | None = None
+    ):
         self._factory = factory
-        self._after_load = after_load      # run in a thread of its own once a loaded Coach serves (warm-up)
+        self._after_load = after_load  # run in a thread of its own once a loaded Coach serves (warm-up)
         self._coach = coach
         self._error: str | None = None
         self._lock = threading.Lock()
@@ -166,8 +167,9 @@ class CoachHolder:
                     self._coach = self._factory()
                     self._error = None
                     if self._after_load is not None:
-                        threading.Thread(target=self._after_load, args=(self._coach,), name="coach-warm-up",
-                                         daemon=True).start()
+                        threading.Thread(
+                            target=self._after_load, args=(self._coach,), name="coach-warm-up", daemon=True
+                        ).start()
                 except Exception as exc:  # shown in the card; the next question retries
                     log.exception("Coach could not load")
                     self._error = str(exc)
@@ -184,12 +186,10 @@ class CoachHolder:
 
 
 @dataclass
-
-
 @dataclass
 class Session:
     turns: list[Turn] = field(default_factory=list)
-    present: Turn | None = None      # what presentation mode shows (last answer or scenario)
+    present: Turn | None = None  # what presentation mode shows (last answer or scenario)
     present_idx: int = 0
 
     @property
@@ -207,9 +207,16 @@ class Session:
 class CoachApp:
     """The response logic behind the UI, free of Gradio objects so tests can call it directly."""
 
-    def __init__(self, holder: CoachHolder, store: FeedbackStore, settings: Settings | None = None,
-                 upload_dir: Path | None = None, live_dir: Path | None = None, upload_enabled: bool = False,
-                 admin_user: str | None = None):
+    def __init__(
+        self,
+        holder: CoachHolder,
+        store: FeedbackStore,
+        settings: Settings | None = None,
+        upload_dir: Path | None = None,
+        live_dir: Path | None = None,
+        upload_enabled: bool = False,
+        admin_user: str | None = None,
+    ):
         self.holder = holder
         self.store = store
         self.settings = settings or Settings()
@@ -229,10 +236,17 @@ class CoachApp:
     def ask(self, message: str, session: Session | None, *, allow_followup: bool = True) -> Turn:
         """Answer one message, as a follow-up of the session's last turn when it reads like one."""
         session = session if session is not None else Session()
-        text, truncated = sanitize_query(message)      # capped and stripped before anything else looks at it
-        if kind := advice.small_talk(text):           # "thanks", "谢谢": a short reply, no search, not a content gap
-            turn = Turn(message=text, searched=text, answer=Answer(text, True, [], truncated), truncated=truncated,
-                        lang=advice.detect_lang(text), root=text, small_talk=kind)
+        text, truncated = sanitize_query(message)  # capped and stripped before anything else looks at it
+        if kind := advice.small_talk(text):  # "thanks", "谢谢": a short reply, no search, not a content gap
+            turn = Turn(
+                message=text,
+                searched=text,
+                answer=Answer(text, True, [], truncated),
+                truncated=truncated,
+                lang=advice.detect_lang(text),
+                root=text,
+                small_talk=kind,
+            )
             return self._keep(session, turn)
         root = session.situation_root()
         query, followup = advice.combine_followup(text, root) if allow_followup else (text, False)
@@ -242,13 +256,26 @@ class CoachApp:
         answer = coach.ask(query, top_k=TOP_K, diverse=True)
         theme, section = recognise(query, answer.results) if not answer.out_of_domain else (None, "")
         shown = {} if answer.out_of_domain else self.summaries(coach)
-        turn = Turn(message=text, searched=answer.query, answer=answer, theme_id=theme.id if theme else "",
-                    section=section, followup=followup, truncated=truncated or answer.truncated,
-                    lang=advice.detect_lang(text), root=(root or text) if followup else text,
-                    summaries={h.chunk.id: shown[h.chunk.id] for h in answer.results if h.chunk.id in shown})
+        turn = Turn(
+            message=text,
+            searched=answer.query,
+            answer=answer,
+            theme_id=theme.id if theme else "",
+            section=section,
+            followup=followup,
+            truncated=truncated or answer.truncated,
+            lang=advice.detect_lang(text),
+            root=(root or text) if followup else text,
+            summaries={h.chunk.id: shown[h.chunk.id] for h in answer.results if h.chunk.id in shown},
+        )
         if text:
-            self.store.record_question(turn.searched, lang=turn.lang, situation=turn.theme_id or section,
-                                       out_of_domain=answer.out_of_domain, passages=turn.passages())
+            self.store.record_question(
+                turn.searched,
+                lang=turn.lang,
+                situation=turn.theme_id or section,
+                out_of_domain=answer.out_of_domain,
+                passages=turn.passages(),
+            )
         return self._keep(session, turn)
 
     @staticmethod
@@ -264,8 +291,14 @@ class CoachApp:
         if session is None or not 0 <= turn_index < len(session.turns):
             return None
         t = session.turns[turn_index]
-        return self.store.record_feedback(t.searched, helpful, lang=t.lang, situation=t.theme_id or t.section,
-                                          out_of_domain=t.answer.out_of_domain, passages=t.passages())
+        return self.store.record_feedback(
+            t.searched,
+            helpful,
+            lang=t.lang,
+            situation=t.theme_id or t.section,
+            out_of_domain=t.answer.out_of_domain,
+            passages=t.passages(),
+        )
 
     def essay(self, essay_id: str):
         coach = self.holder.get(wait=False)
@@ -277,16 +310,25 @@ class CoachApp:
         if coach is None:
             return []
         field_ = "author_zh" if lang == "zh" else "author_en"
-        return [(f"{r.meta.title} — {getattr(r.meta, field_, '') or r.meta.author}", eid)
-                for eid, r in coach.index.essays.items()]
+        return [
+            (f"{r.meta.title} — {getattr(r.meta, field_, '') or r.meta.author}", eid)
+            for eid, r in coach.index.essays.items()
+        ]
 
     def scenario(self, coach, theme: Theme, lang: str) -> Turn:
         """The trainer's scenario: the theme's example question answered (not part of the conversation)."""
         msg = theme.example(lang)
         ans = coach.ask(msg, top_k=TOP_K, diverse=True)
         shown = {} if ans.out_of_domain else self.summaries(coach)
-        return Turn(message=msg, searched=ans.query, answer=ans, theme_id=theme.id, lang=advice.detect_lang(msg),
-                    root=msg, summaries={h.chunk.id: shown[h.chunk.id] for h in ans.results if h.chunk.id in shown})
+        return Turn(
+            message=msg,
+            searched=ans.query,
+            answer=ans,
+            theme_id=theme.id,
+            lang=advice.detect_lang(msg),
+            root=msg,
+            summaries={h.chunk.id: shown[h.chunk.id] for h in ans.results if h.chunk.id in shown},
+        )
 
     def add_essay(self, path: str | Path | None) -> tuple[bool, str]:
         """Save an uploaded essay (checked) and return its corpus report line. The index is rebuilt separately."""
@@ -320,8 +362,9 @@ class CoachApp:
                 current.rebuild(progress)
             else:
                 # a new corpus folder: open its index, building it when missing or stale
-                self.holder.swap(Coach(settings, embedder=current.embedder if current else None, build=True,
-                                       progress=progress))
+                self.holder.swap(
+                    Coach(settings, embedder=current.embedder if current else None, build=True, progress=progress)
+                )
             coach = self.holder.get()
             m = coach.index.manifest
             return f"index ready: {m.counts['essays']} essays, {m.counts['chunks']} passages"
@@ -336,23 +379,33 @@ class CoachApp:
 
         zh = lang == "zh"
         sit = [((BY_ID[s].label(lang) if s in BY_ID else s or "—"), n) for s, n in self.store.situations()]
-        unhelpful = [(e.created_at, e.query, ", ".join(p["id"] for p in e.passages))
-                     for e in self.store.events(kind="feedback", helpful=False, limit=200)]
+        unhelpful = [
+            (e.created_at, e.query, ", ".join(p["id"] for p in e.passages))
+            for e in self.store.events(kind="feedback", helpful=False, limit=200)
+        ]
         gaps = [(q, lg, n, last) for q, lg, n, last in self.store.uncovered(200)]
-        return (table_html(["情况", "次数"] if zh else ["Situation", "Times asked"], sit, lang),
-                table_html(["时间 (UTC)", "问题", "显示的段落"] if zh else ["Time (UTC)", "Question", "Passages shown"],
-                           unhelpful, lang),
-                table_html(["问题", "语言", "次数", "最近"] if zh else ["Question", "Lang", "Times", "Last asked"], gaps,
-                           lang))
+        return (
+            table_html(["情况", "次数"] if zh else ["Situation", "Times asked"], sit, lang),
+            table_html(
+                ["时间 (UTC)", "问题", "显示的段落"] if zh else ["Time (UTC)", "Question", "Passages shown"],
+                unhelpful,
+                lang,
+            ),
+            table_html(
+                ["问题", "语言", "次数", "最近"] if zh else ["Question", "Lang", "Times", "Last asked"], gaps, lang
+            ),
+        )
 
     def export_gaps(self, folder: Path) -> Path:
         path = folder / "coach-content-gaps.csv"
-        path.write_text(csv_text(["query", "lang", "times_asked", "last_asked"], self.store.uncovered()),
-                        encoding="utf-8")   # formulas neutralised (issue 19)
+        path.write_text(
+            csv_text(["query", "lang", "times_asked", "last_asked"], self.store.uncovered()), encoding="utf-8"
+        )  # formulas neutralised (issue 19)
         return path
 
     def export_eval(self, folder: Path) -> Path:
         path = folder / "coach-feedback-cases.jsonl"
-        path.write_text("".join(json.dumps(c, ensure_ascii=False) + "\n" for c in eval_cases(self.store)),
-                        encoding="utf-8")
+        path.write_text(
+            "".join(json.dumps(c, ensure_ascii=False) + "\n" for c in eval_cases(self.store)), encoding="utf-8"
+        )
         return path

@@ -34,8 +34,11 @@ def corpus_with_uploads(settings: Settings, uploads_dir: Path, live_dir: Path) -
     every file of the corpus folder and of the uploads (the corpus folder itself is only read), and the returned
     settings point at it and at `live_dir/index`, leaving the standard index untouched.
     """
-    uploads = sorted(p for p in uploads_dir.glob("*") if p.is_file() and p.suffix.lower() in UPLOAD_EXTENSIONS) \
-        if uploads_dir.is_dir() else []
+    uploads = (
+        sorted(p for p in uploads_dir.glob("*") if p.is_file() and p.suffix.lower() in UPLOAD_EXTENSIONS)
+        if uploads_dir.is_dir()
+        else []
+    )
     if not uploads:
         return settings
     live_corpus = live_dir / "corpus"
@@ -43,7 +46,7 @@ def corpus_with_uploads(settings: Settings, uploads_dir: Path, live_dir: Path) -
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     for p in sorted(settings.corpus_dir.iterdir()):
-        if p.is_file() and refusal(p, settings.corpus_dir) is None:   # no link leading outside corpus/ (issue 19)
+        if p.is_file() and refusal(p, settings.corpus_dir) is None:  # no link leading outside corpus/ (issue 19)
             shutil.copy2(p, tmp / p.name)
     for p in uploads:
         shutil.copy2(p, tmp / p.name)
@@ -93,8 +96,10 @@ def corpus_report_line(path: Path, settings: Settings) -> str:
             return format_report(corpus_report(loaded.essays, chunks))
         except (ImportError, NotImplementedError, AttributeError, TypeError):
             e = loaded.essays[0]
-            return (f"{path.name}: 《{e.meta.title}》 — {e.meta.author or '?'}, {len(e.text)} characters, "
-                    f"{len(chunks[e.meta.id])} passages, repairs: {', '.join(e.repairs) or 'none'}")
+            return (
+                f"{path.name}: 《{e.meta.title}》 — {e.meta.author or '?'}, {len(e.text)} characters, "
+                f"{len(chunks[e.meta.id])} passages, repairs: {', '.join(e.repairs) or 'none'}"
+            )
 
 
 def upload_config() -> tuple[bool, tuple[str, str] | None, str]:
@@ -103,8 +108,14 @@ def upload_config() -> tuple[bool, tuple[str, str] | None, str]:
         return False, None, "adding essays is off (set COACH_ENABLE_UPLOAD=1 to switch it on)"
     user, password = os.environ.get("COACH_ADMIN_USER", ""), os.environ.get("COACH_ADMIN_PASSWORD", "")
     if not user or not password:
-        return False, None, ("COACH_ENABLE_UPLOAD=1 but COACH_ADMIN_USER / COACH_ADMIN_PASSWORD are not both set: "
-                             "adding essays stays off, because it must sit behind a login")
+        return (
+            False,
+            None,
+            (
+                "COACH_ENABLE_UPLOAD=1 but COACH_ADMIN_USER / COACH_ADMIN_PASSWORD are not both set: "
+                "adding essays stays off, because it must sit behind a login"
+            ),
+        )
     return True, (user, password), "adding essays is on, behind a login"
 
 
@@ -121,8 +132,11 @@ def foreign_origin(request) -> str | None:
         headers = {str(k).lower(): str(v) for k, v in raw.items()}
     except AttributeError:
         return None
-    hosts = {h.strip().lower() for h in (headers.get("host", ""), *headers.get("x-forwarded-host", "").split(","))
-             if h.strip()}
+    hosts = {
+        h.strip().lower()
+        for h in (headers.get("host", ""), *headers.get("x-forwarded-host", "").split(","))
+        if h.strip()
+    }
     for name in ("origin", "referer"):
         value = headers.get(name, "").strip()
         if not value:
