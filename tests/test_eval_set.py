@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import json
+
 import pytest
 
 from coach import evaluate as ev
@@ -177,3 +179,25 @@ def test_every_question_has_a_passage_that_can_be_relevant(cases):
     loaded = load_corpus(Settings().corpus_dir)
     passages = [ev.normalise(c.text) for e in loaded.essays for c in chunk_essay(e, Settings().chunk)]
     assert {c.query for c in ev.unreachable(cases, passages)} == KNOWN_UNREACHABLE
+
+
+@pytest.mark.parametrize("folder", ["fresh_essays", "fresh_essays2"])
+def test_fresh_essays_questions_point_into_their_own_essay_only(folder):
+    """Each fresh question's phrases occur in its own essay and in no other (seed or fresh): a hit is unambiguous."""
+    import tomllib
+
+    from coach.corpus import load_corpus
+
+    root = EVAL_FILE.parent
+    texts = {e.meta.id: ev.normalise(e.text) for e in load_corpus(Settings().corpus_dir).essays}
+    for other in ("fresh_essays", "fresh_essays2"):
+        for path in (root / other).glob("*.txt"):
+            texts[path.stem] = ev.normalise(path.read_text("utf-8"))
+    meta = tomllib.loads((root / folder / "essays.toml").read_text("utf-8"))["essay"]
+    assert {m["id"] for m in meta} == {p.stem for p in (root / folder).glob("*.txt")}
+    rows = [json.loads(line) for line in (root / folder / "queries.jsonl").read_text("utf-8").splitlines() if line]
+    assert len(rows) >= 42 and {r["lang"] for r in rows} == set(ev.LANGS)
+    for r in rows:
+        for phrase in r["relevant"]:
+            p = ev.normalise(phrase)
+            assert [eid for eid, t in texts.items() if p in t] == [r["essay"]], (r["query"], phrase)
