@@ -307,9 +307,6 @@ class OnnxEmbedder:
         vocabulary: str | None = None,
         load_full: Callable[[], Any] | None = None,
     ) -> None:
-        import onnxruntime as ort
-        from tokenizers import Tokenizer
-
         self.export = Path(export)
         self.name = name
         self.fingerprint = fingerprint
@@ -330,40 +327,61 @@ class OnnxEmbedder:
                 self.path / table["file"], dtype="<f4", mode="r", offset=table["offset"], shape=shape
             )
         self._tokenizer_file = self.export / TOKENIZER_NAME
-        # the tokenizer (0.3-0.5 s: a 122k-piece trie) loads in a second thread while the session loads here;
-        # both release the GIL
-        loaded: dict[str, Any] = {}
-        reader = threading.Thread(
-            target=lambda: loaded.update(tok=Tokenizer.from_file(str(self._tokenizer_file))),
-            name="coach-tokenizer",
-            daemon=True,
-        )
-        reader.start()
         self._counter: Any = None
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = max(1, int(threads))
-        options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # no busy-waiting between calls
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # optimised at export
-        options.log_severity_level = 3
-        self._session = ort.InferenceSession(str(self.export / ONNX_NAME), options, providers=["CPUExecutionProvider"])
-        reader.join()
-        if "tok" not in loaded:
-            raise ExportError(f"{self._tokenizer_file} could not be read; delete {self.export} to export again")
-        self._tokenizer = loaded["tok"]
-        self._tokenizer.no_padding()
-        self._tokenizer.enable_truncation(self.max_seq_length)
-        width = self._session.get_outputs()[0].shape[-1]
-        self.dim: int = shape[1]  # set before the probe below, which needs a value
-        self.dim = width if isinstance(width, int) else int(self._run(["x"]).shape[1])
+        self._threads = max(1, int(threads))
+        # The session and the tokenizer (a few hundred MB) load on the first encode: a Coach whose index was built
+        # by a tuned model keeps its base model only to name it, and never pays for it.
+        self._session: Any = None
+        self._tokenizer: Any = None
+        self._load_lock = threading.Lock()
+        self.dim: int = shape[1]  # mean pooling of the token embeddings: the table's width
         self._load_full = load_full
         self._full: Any = None
         self._full_lock = threading.Lock()
+
+    def _load(self) -> None:
+        """Open the ONNX session and the tokenizer (once; concurrent callers wait for the first)."""
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        with self._load_lock:
+            if self._session is not None:
+                return
+            # the tokenizer (0.3-0.5 s: a 122k-piece trie) loads in a second thread while the session loads here;
+            # both release the GIL
+            loaded: dict[str, Any] = {}
+            reader = threading.Thread(
+                target=lambda: loaded.update(tok=Tokenizer.from_file(str(self._tokenizer_file))),
+                name="coach-tokenizer",
+                daemon=True,
+            )
+            reader.start()
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = self._threads
+            options.inter_op_num_threads = 1
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # no busy-waiting between calls
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # optimised at export
+            options.log_severity_level = 3
+            session = ort.InferenceSession(str(self.export / ONNX_NAME), options, providers=["CPUExecutionProvider"])
+            reader.join()
+            if "tok" not in loaded:
+                raise ExportError(f"{self._tokenizer_file} could not be read; delete {self.export} to export again")
+            width = session.get_outputs()[0].shape[-1]
+            if isinstance(width, int) and width != self.dim:
+                raise ExportError(
+                    f"{self.export} gives {width}-wide vectors, not {self.dim}; delete it to export again"
+                )
+            tokenizer = loaded["tok"]
+            tokenizer.no_padding()
+            tokenizer.enable_truncation(self.max_seq_length)
+            self._tokenizer, self._session = tokenizer, session
 
     def _prompt(self, name: str, default: str) -> str:
         return self.prompts.get(name) or default
 
     def _run(self, texts: list[str]) -> np.ndarray:
+        if self._session is None:
+            self._load()
         encodings = self._tokenizer.encode_batch(texts)
         width = max(len(e.ids) for e in encodings)
         ids = np.full((len(texts), width), self.pad_token_id, dtype=np.int64)
@@ -493,6 +511,9 @@ def query_embedder(settings: Settings | None = None, *, progress: Callable[[str]
     if folder is None:  # a hub name: sentence-transformers resolves and downloads it
         return _torch_embedder(settings)
     try:
+        import onnxruntime  # noqa: F401 - not installed: fall back now rather than at the first question
+        import tokenizers  # noqa: F401
+
         target = ensure_exported(settings, folder, fingerprint, progress=progress)
         vocabulary = settings.vocabulary if name == DEFAULT_MODEL else None
         return OnnxEmbedder(
