@@ -97,7 +97,7 @@ def _leaves(value, path: str = ""):
         yield path, float(value)
 
 
-def retrieval(modes: str = "classifier") -> dict:
+def retrieval(modes: str = "full") -> dict:
     """`coach eval` figures with queries on ONNX Runtime vs sentence-transformers: the largest difference."""
     log(f"retrieval: coach eval ({modes}) with COACH_QUERY_ENGINE=onnx, then =torch")
     t0 = time.perf_counter()

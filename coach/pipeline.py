@@ -19,6 +19,7 @@ from . import corpus as corpus_stage
 from . import index as ix
 from . import keyword as keyword_stage
 from . import tune as tune_stage
+from .bridge import is_english
 from .chunk import Chunk, Sentence, chunk_essay
 from .clean import to_simplified
 from .config import Settings
@@ -68,6 +69,8 @@ class LoadedIndex:
     bigram: keyword_stage.KeywordIndex | None = None
     # BM25 over the situation texts' words and character pairs (keyword.words_and_bigrams); None without them
     situation_terms: keyword_stage.KeywordIndex | None = None
+    # chunk position -> written mostly in Latin letters (a Chinese question's words cannot match such a passage)
+    english_passages: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
 
 
 def pipeline_version() -> str:
@@ -360,6 +363,7 @@ def load_build(build_dir: Path) -> LoadedIndex:
         situation_chunks,
         bigram,
         situation_terms,
+        np.array([is_english(c.text) for c in chunks], dtype=bool),
     )
 
 

@@ -320,7 +320,12 @@ class Coach:
         scores = {r.name: r.score(q) for r in rankers}
         t2 = time.perf_counter()
         evidence = self._evidence(q, index, mode, scores)
-        fused, parts = fuse(scores, self.weights(config, evidence), {r.name: r.floor for r in rankers})
+        fused, parts = fuse(
+            scores,
+            self.weights(config, evidence),
+            {r.name: r.floor for r in rankers},
+            sees={r.name: r.sees(q) for r in rankers},
+        )
         ranking = ranked(fused)
         # spare candidates replace cards that repeat another's passage or key sentence (below)
         spare = CARD_SPARE if top_k > 1 else 0  # a single card cannot repeat another

@@ -51,6 +51,30 @@ def test_fusion_degenerate_rankers():
     assert fused == {}
 
 
+def test_a_ranker_that_cannot_see_a_passage_abstains_for_it():
+    # passage 2 is written in a script the lexical ranker cannot match: it is judged on the dense ranker alone
+    scores = {"dense": np.array([1.0, 0.0, 0.9]), "lexical": np.array([4.0, 2.0, 0.0])}
+    weights, floors = {"dense": 1.0, "lexical": 3.0}, {"dense": None, "lexical": 0.0}
+    plain, _ = fuse(scores, weights, floors)
+    fused, parts = fuse(scores, weights, floors, sees={"lexical": np.array([True, True, False])})
+    assert plain[2] == pytest.approx(0.9)  # scored 0 by a ranker that could not have matched it
+    assert fused[2] == pytest.approx(0.9 * 4 / 1)  # the weighted mean of what can judge it, on the same scale
+    assert fused[0] == pytest.approx(plain[0]) and fused[1] == pytest.approx(plain[1])
+    assert sum(parts[2].values()) == pytest.approx(fused[2])
+    assert [d for d, _ in ranked(fused)] == [0, 2, 1]
+    # a ranker that found evidence in a passage it was not expected to see still counts for it
+    crossed, _ = fuse(
+        {"dense": np.array([1.0, 0.5]), "lexical": np.array([2.0, 1.0])},
+        weights,
+        floors,
+        sees={"lexical": np.array([True, False])},
+    )
+    assert crossed[1] == pytest.approx(0.0 + 3 * 0.5)
+    # every passage seen by every ranker: nothing changes
+    same, _ = fuse(scores, weights, floors, sees={"lexical": np.ones(3, bool), "dense": None})
+    assert same == pytest.approx(plain)
+
+
 def test_diversify_prefers_new_essays_unless_clearly_better():
     essay = {1: "a", 2: "a", 3: "b", 4: "c"}.get
     assert [d for d, _ in diversify([(1, 1.0), (2, 0.9), (3, 0.85), (4, 0.8)], essay, 3, 2.0)] == [1, 3, 4]
@@ -225,6 +249,28 @@ def test_an_undescribed_passage_that_clearly_matches_ranks_first(tmp_path):
     top = answer.results[0]
     assert "description" not in top.contributions and top.contributions["dense"] > 0
     assert sum(top.contributions.values()) == pytest.approx(top.score)
+
+
+def test_lexical_rankers_abstain_on_passages_a_chinese_question_cannot_match(tmp_path):
+    from coach.search.rankers import Bigram, DensePassages, Keyword
+
+    corpus = _corpus(tmp_path)
+    (corpus / "night.txt").write_text(
+        "Night shifts\nWhen a caller shouts at 3 a.m., I let them finish, then repeat their problem back.\n",
+        encoding="utf-8",
+    )
+    coach = rt.Coach(
+        Settings(corpus_dir=corpus, index_dir=tmp_path / "index", model="fake"), embedder=CountingEmbedder()
+    )
+    index = coach.index
+    english = [c.essay_id == "night" for c in index.chunks]
+    assert index.english_passages.tolist() == english
+    chinese_q, _ = coach.scores("客戶半夜大吼大叫點算")
+    for ranker in (Keyword(index), Bigram(index)):
+        assert ranker.sees(chinese_q).tolist() == [not e for e in english]
+    english_q, _ = coach.scores("a caller shouts at night")
+    assert Keyword(index).sees(english_q) is None  # bridged Chinese terms and its own words reach both scripts
+    assert DensePassages(index).sees(chinese_q) is None
 
 
 def test_modes_choose_their_rankers(small_coach):

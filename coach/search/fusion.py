@@ -14,6 +14,7 @@ def fuse(
     weights: dict[str, float],
     floors: dict[str, float | None],
     candidates: int = CANDIDATES,
+    sees: dict[str, np.ndarray | None] | None = None,
 ) -> tuple[dict[int, float], dict[int, dict[str, float]]]:
     """Convex combination of normalised scores.
 
@@ -22,14 +23,20 @@ def fuse(
         weights: ranker name -> its weight.
         floors: ranker name -> the score of "no match" (None: the lowest of its candidates).
         candidates: how many of each ranker's best passages take part.
+        sees: ranker name -> the passages it can judge (missing or None: all of them).
 
     Returns:
         passage -> fused score, and passage -> {ranker: its weighted, normalised contribution}. Each ranker's
         candidates are min-max normalised between its floor and its best score (all tied: each counts fully), so a
-        clear lead in one ranker stays a clear lead; a passage outside a ranker's candidates gets 0 from it.
+        clear lead in one ranker stays a clear lead; a passage outside a ranker's candidates gets 0 from it. A ranker
+        that cannot see a passage abstains: that passage's contributions are scaled by the total weight of the
+        rankers that took part over the weight of those that see it (its evidence is the weighted mean of what can
+        judge it), so it is not outranked for lacking evidence nobody could give it.
     """
+    sees = sees or {}
     fused: dict[int, float] = {}
     parts: dict[int, dict[str, float]] = {}
+    active: dict[str, float] = {}
     for name, s in scores.items():
         w = weights.get(name, 0.0)
         if w <= 0:
@@ -39,13 +46,25 @@ def fuse(
         order = [i for i in order if floor is None or s[i] > floor]
         if not order:
             continue
+        active[name] = w
         hi = float(s[order[0]])
         lo = float(s[order[-1]]) if floor is None else floor
         for d in order:
             contribution = w * ((float(s[d]) - lo) / (hi - lo) if hi > lo else 1.0)
             fused[d] = fused.get(d, 0.0) + contribution
             parts.setdefault(d, {})[name] = contribution
+    total = sum(active.values())
+    for d in fused:
+        seen = sum(w for name, w in active.items() if _judges(sees.get(name), d) or name in parts[d])
+        if 0 < seen < total:
+            scale = total / seen
+            fused[d] *= scale
+            parts[d] = {name: c * scale for name, c in parts[d].items()}
     return fused, parts
+
+
+def _judges(mask: np.ndarray | None, doc: int) -> bool:
+    return mask is None or bool(mask[doc])
 
 
 def description_confidence(best_description: float | None, best_sentence: float, gap: float, width: float) -> float:

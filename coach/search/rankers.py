@@ -1,9 +1,11 @@
 """The rankers: each scores every passage of one loaded index for a prepared question.
 
 A ranker is a small named object with `score(query) -> np.ndarray` (one score per passage, -inf where it has no
-evidence) and `floor`, the score of "no match" used by the fusion (None: the lowest of its candidates). Every ranker
-but `Descriptions` sees every passage the same way; descriptions add evidence for the passages they describe and
-never take any away from the others.
+evidence), `floor`, the score of "no match" used by the fusion (None: the lowest of its candidates), and
+`sees(query)`, the passages it can judge for that question (None: all). A ranker that cannot judge a passage abstains
+for it instead of scoring it 0: a Chinese question's words and character pairs cannot match an English passage, so
+the lexical rankers abstain there and the passage is fused on the evidence that can see it. Descriptions add
+evidence for the passages they describe and never take any away from the others.
 """
 
 from __future__ import annotations
@@ -29,9 +31,28 @@ class Ranker(Protocol):
 
     def score(self, query: Query) -> np.ndarray: ...
 
+    def sees(self, query: Query) -> np.ndarray | None: ...
+
+
+class SeesAll:
+    """A ranker that can judge every passage for every question."""
+
+    def sees(self, query: Query) -> np.ndarray | None:
+        return None
+
+
+class SeesSameScript:
+    """A lexical ranker over Chinese text: a question not written in English cannot match English passages."""
+
+    index: "LoadedIndex"
+
+    def sees(self, query: Query) -> np.ndarray | None:
+        english = self.index.english_passages
+        return None if query.english or not english.any() else ~english
+
 
 @dataclass(frozen=True)
-class DensePassages:
+class DensePassages(SeesAll):
     """Cosine of the question and each passage (FAISS; outside its top candidates a passage gets -inf)."""
 
     index: "LoadedIndex"
@@ -48,7 +69,7 @@ class DensePassages:
 
 
 @dataclass(frozen=True)
-class BestSentence:
+class BestSentence(SeesAll):
     """Cosine of the question and each passage's best sentence: a passage is as good as its sharpest line."""
 
     index: "LoadedIndex"
@@ -60,7 +81,7 @@ class BestSentence:
 
 
 @dataclass(frozen=True)
-class Keyword:
+class Keyword(SeesSameScript):
     """BM25 over jieba words of the passages (simplified), with the question's bridged and mainland terms."""
 
     index: "LoadedIndex"
@@ -72,7 +93,7 @@ class Keyword:
 
 
 @dataclass(frozen=True)
-class Bigram:
+class Bigram(SeesSameScript):
     """BM25 over Chinese character pairs of the passages: paraphrases share characters where jieba splits
     differently (Chinese questions only)."""
 
@@ -87,7 +108,7 @@ class Bigram:
 
 
 @dataclass(frozen=True)
-class Descriptions:
+class Descriptions(SeesAll):
     """Cosine of the question and each described passage's best situation description (corpus/situations.toml and
     learned ones); -inf for a passage nobody described."""
 
@@ -104,7 +125,7 @@ class Descriptions:
 
 
 @dataclass(frozen=True)
-class DescriptionTerms:
+class DescriptionTerms(SeesAll):
     """BM25 of the question's words and character pairs against each described passage's best situation description:
     the words agents use for a situation, which the passages' literary text may not share (described passages
     only)."""
