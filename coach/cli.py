@@ -157,9 +157,6 @@ def cmd_build(args, settings: Settings) -> int:
 
 
 def cmd_ask(args, settings: Settings) -> int:
-    import threading
-
-    from . import keyword
     from .retrieve import Coach, sanitize_query
 
     queries = _read_queries(args.queries)
@@ -174,8 +171,6 @@ def cmd_ask(args, settings: Settings) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    # jieba's dictionary (0.5-2 s) loads in the background while the model and index load here
-    threading.Thread(target=keyword.tokenize, args=("客户",), name="coach-jieba", daemon=True).start()
     coach = Coach(settings, build=not args.no_build, progress=_progress)
     for w in coach.index.warnings:  # e.g. broken metadata while the previous index is served (issue 19)
         print(f"warning: {w}", file=sys.stderr)

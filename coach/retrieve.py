@@ -211,7 +211,7 @@ class Coach:
     # ------------------------------------------------------------ warm-up
 
     def warm_up(self, background: bool = True) -> threading.Thread | None:
-        """Load what the first questions would otherwise load: jieba's dictionary, CC-CEDICT (for English
+        """Load what the first questions would otherwise load: the word cutter's dictionary, CC-CEDICT (for English
         questions), the out-of-scope prototype vectors and the passage token sets. With background=True (the app
         at start) this runs in a daemon thread, which is returned; a question arriving meanwhile waits for the same
         locks instead of loading a second copy. Calling it again while it runs returns the running thread."""
@@ -227,7 +227,7 @@ class Coach:
     def _warm(self) -> None:
         from .keyword import tokenize
 
-        tokenize("客户")  # jieba's dictionary
+        tokenize("客户")  # the word cutter's dictionary
         if self.bridge.use_dictionary:
             self.bridge.dictionary  # CC-CEDICT (locked: loaded once)
         self._out_of_scope_vectors()  # out-of-scope prototype vectors

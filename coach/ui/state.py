@@ -85,7 +85,7 @@ def recognise(query: str, hits: list[Hit]) -> tuple[Theme | None, str]:
 
 def first_pass(coach) -> None:
     """One Chinese question through a freshly loaded Coach, before it serves: what every question needs the first
-    time (jieba's dictionary, the theme vectors, the model's first pass, OpenCC) is paid here, once."""
+    time (the word cutter's dictionary, the theme vectors, the model's first pass, OpenCC) is paid here, once."""
     t0 = time.perf_counter()
     try:
         coach.ask(WARM_UP_QUESTIONS[-1], top_k=TOP_K, diverse=True)
