@@ -37,6 +37,7 @@ def _opencc(config: str):
     return OpenCC(config)
 
 
+@lru_cache(maxsize=4096)  # OpenCC is pure Python (~1 ms per sentence); passages and sentences recur on every ask
 def convert_script(text: str, script: str) -> str:
     """`text` in simplified ("hans") or traditional ("hant", Taiwan standard) characters; "original" leaves it."""
     if not text or script not in ("hans", "hant") or not _CJK.search(text):
