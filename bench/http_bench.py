@@ -227,10 +227,21 @@ def stop_app(proc: subprocess.Popen) -> None:
             proc.wait(timeout=10)
 
 
+def gradio_import_seconds(repeats: int = 3) -> float:
+    """Median wall time of a fresh process that only imports gradio: the floor under the app's start."""
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import gradio"], cwd=ROOT, check=True, capture_output=True)
+        times.append(time.perf_counter() - t)
+    return sorted(times)[len(times) // 2]
+
+
 def run(qs: list[str], ready_timeout: float = 180.0, api_name: str | None = None, log_path: Path | None = None) -> dict:
     """Start the app, time process start -> HTTP ready -> first answer, then (d) over every question."""
     from gradio_client import Client
 
+    gradio_import = gradio_import_seconds()
     port = APP_PORT if port_is_free(APP_PORT) else free_port()
     log_path = log_path or (ROOT / "var" / "bench-app.log")
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -287,6 +298,7 @@ def run(qs: list[str], ready_timeout: float = 180.0, api_name: str | None = None
             "parameters": [p.get("parameter_name") or p.get("label") for p in params],
             "ready_s": t_ready,
             "first_answer_s": t_first,
+            "gradio_import_s": gradio_import,
             "latency": percentiles(samples),
             "latency_plain_http": percentiles(samples_http),
             "client_floor": client_floor(),

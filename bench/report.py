@@ -25,6 +25,11 @@ def _part(r: dict, name: str) -> dict:
     return {} if "error" in v and len(v) == 1 else v
 
 
+def _gradio_floor(http: dict) -> str:
+    s = http.get("gradio_import_s")
+    return f"a process that only imports gradio takes {s:.1f} s in the same run" if s else ""
+
+
 def targets(r: dict) -> list[tuple[str, str, bool | None, str]]:
     """(target, measured, holds?, note) for every target of the issue; None when it could not be measured."""
     out = []
@@ -86,7 +91,7 @@ def targets(r: dict) -> list[tuple[str, str, bool | None, str]]:
                 "App page interactive ≤ 2 s (`python app.py` → page served)",
                 f"{http['ready_s']:.1f} s",
                 http["ready_s"] <= 2,
-                "",
+                _gradio_floor(http),
             )
         )
     if http.get("first_answer_s"):
@@ -95,7 +100,7 @@ def targets(r: dict) -> list[tuple[str, str, bool | None, str]]:
                 "App start → first answer ≤ 5 s (`python app.py` → first HTTP answer)",
                 f"{http['first_answer_s']:.1f} s",
                 http["first_answer_s"] <= 5,
-                "",
+                _gradio_floor(http),
             )
         )
     if http.get("peak_rss_bytes"):
