@@ -192,7 +192,7 @@ def _login(port) -> str:
     try:
         c.request(
             "POST",
-            "/login",
+            "/trainer/login",
             b"username=admin&password=a-long-test-password-42",
             {"Content-Type": "application/x-www-form-urlencoded"},
         )
@@ -213,8 +213,8 @@ def test_foreign_origin_cannot_add_essays_or_rebuild_from_a_browser(admin_served
     for fn in ("rebuild", "add_essay"):
         body = json.dumps(
             {
-                "data": [None] if fn == "add_essay" else [],
-                "fn_index": _fn_index(s.demo, fn),
+                "data": [None, "", "", "", "", ""] if fn == "add_essay" else [],
+                "fn_index": _fn_index(s.demo.trainer, fn),
                 "session_hash": f"evil-{fn}",
             }
         ).encode()
@@ -222,7 +222,7 @@ def test_foreign_origin_cannot_add_essays_or_rebuild_from_a_browser(admin_served
         st, h, _ = _req(
             s.port,
             "OPTIONS",
-            "/gradio_api/queue/join",
+            "/trainer/gradio_api/queue/join",
             headers={
                 "Origin": EVIL,
                 "Access-Control-Request-Method": "POST",
@@ -232,7 +232,7 @@ def test_foreign_origin_cannot_add_essays_or_rebuild_from_a_browser(admin_served
         assert h.get("access-control-allow-origin") not in (EVIL, "*")
         # 2. a cross-site POST carries no login cookie (SameSite=lax): refused
         st, _, b = _req(
-            s.port, "POST", "/gradio_api/queue/join", body, {"Origin": EVIL, "Content-Type": "application/json"}
+            s.port, "POST", "/trainer/gradio_api/queue/join", body, {"Origin": EVIL, "Content-Type": "application/json"}
         )
         assert st == 401, (st, b)
         # 3. the "simple" content types a form could send are not accepted as a call at all
@@ -240,7 +240,7 @@ def test_foreign_origin_cannot_add_essays_or_rebuild_from_a_browser(admin_served
             st, _, _ = _req(
                 s.port,
                 "POST",
-                "/gradio_api/queue/join",
+                "/trainer/gradio_api/queue/join",
                 body,
                 {"Origin": EVIL, "Content-Type": ctype, "Cookie": _login(s.port)},
             )
@@ -253,7 +253,7 @@ def test_foreign_origin_cannot_add_essays_or_rebuild_from_a_browser(admin_served
         st, _, _ = _req(
             s.port,
             "POST",
-            "/gradio_api/upload",
+            "/trainer/gradio_api/upload",
             up,
             {"Origin": EVIL, "Content-Type": "multipart/form-data; boundary=XX"},
         )
@@ -266,11 +266,13 @@ def test_foreign_origin_with_a_valid_cookie_is_refused_by_the_server(admin_serve
     s = admin_served
     build_before = s.coach.index.build_dir
     cookie = _login(s.port)
-    body = json.dumps({"data": [], "fn_index": _fn_index(s.demo, "rebuild"), "session_hash": "evil-cookie"}).encode()
+    body = json.dumps(
+        {"data": [], "fn_index": _fn_index(s.demo.trainer, "rebuild"), "session_hash": "evil-cookie"}
+    ).encode()
     st, _, _ = _req(
         s.port,
         "POST",
-        "/gradio_api/queue/join",
+        "/trainer/gradio_api/queue/join",
         body,
         {"Origin": EVIL, "Cookie": cookie, "Content-Type": "application/json"},
     )
@@ -281,7 +283,7 @@ def test_foreign_origin_with_a_valid_cookie_is_refused_by_the_server(admin_serve
     st, _, _ = _req(
         s.port,
         "POST",
-        "/gradio_api/queue/join",
+        "/trainer/gradio_api/queue/join",
         body,
         {"Origin": f"http://127.0.0.1:{s.port}", "Cookie": cookie, "Content-Type": "application/json"},
     )
