@@ -142,7 +142,7 @@ def test_read_only_at_start_starts_with_marks_off(tmp_path):
     finally:
         _immutable(db, False)
     store.record_feedback("after", helpful=True)  # made writable: marks are on again, no restart
-    assert store.marks_enabled and _rows(db) == 1
+    assert store.marks_enabled and _rows(db) == 2  # the seed and this one
 
 
 def test_locked_by_another_program_refuses_after_the_timeout_and_recovers(tmp_path):
@@ -229,10 +229,10 @@ def test_questions_are_answered_and_marks_refused_through_the_app(tmp_path):
     db.unlink()
     session, refused = Session(), 0
     for n in range(20):
-        turn = app.ask(["客户破口大骂怎么办", "angry caller", "客戶要我破解密碼"][n % 3], session)
+        turn = app.ask(["how do I handle an angry caller", "客户破口大骂怎么办", "客戶要我破解密碼"][n % 3], session)
         assert turn.answer.results or turn.answer.out_of_domain
         try:
-            app.mark(session, len(session.turns) - 1, True)
+            app.mark(session, 0, True)  # the first answer's first card (the first question has cards)
         except StoreUnavailable as exc:
             assert "not stored" in str(exc)
             refused += 1

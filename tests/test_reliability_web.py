@@ -22,6 +22,7 @@ from reliability_support import ROOT, hostile_questions, run_load, start_app
 pytestmark = pytest.mark.slow
 
 NORMAL = "客户破口大骂怎么办"
+MARKABLE = "how do I handle an angry caller"  # answered with cards in this corpus (NORMAL is out of its domain)
 EVIL = "http://evil.example"
 
 
@@ -380,8 +381,13 @@ def test_feedback_runs_beside_the_question_queue(served):
     """Thumbs in the browser bypass the queue; API marks have a concurrency group of their own with no limit, so
     they never wait behind questions (which are limited to ui.CONCURRENCY at once)."""
     fns = {f.fn.__name__: f for f in served.demo.fns.values() if f.fn is not None}
-    assert fns["on_like"].queue is False
-    for name in ("on_like", "mark_api"):
+    card_marks = [
+        f
+        for f in served.demo.fns.values()
+        if f.fn is not None and f.fn.__name__ == "<lambda>" and f.concurrency_id == "feedback"
+    ]
+    assert len(card_marks) == 3 and all(f.queue is False and f.concurrency_limit is None for f in card_marks)
+    for name in ("mark_api", "unmark_api"):
         assert fns[name].concurrency_id == "feedback" and fns[name].concurrency_limit is None, name
     assert fns["respond"].concurrency_id == "ask" and fns["respond"].concurrency_limit == 4
 
@@ -396,10 +402,10 @@ def test_50_concurrent_feedback_clicks_over_http_store_50_rows(served):
     deadline = time.monotonic() + 300
 
     def prepare(_):
-        c = Client(served.url, verbose=False)
         while time.monotonic() < deadline:
             try:
-                c.predict(NORMAL, "en", "original", api_name="/respond")
+                c = Client(served.url, verbose=False)  # its set-up requests time out too on a loaded machine
+                c.predict(MARKABLE, "en", "original", api_name="/respond")
                 with lock:
                     clients.append(c)
                 return
@@ -428,7 +434,7 @@ def test_50_concurrent_feedback_clicks_over_http_store_50_rows(served):
     after = (
         sqlite3.connect(served.feedback_db).execute("SELECT COUNT(*) FROM events WHERE kind='feedback'").fetchone()[0]
     )
-    assert after - before == 50, results
+    assert after - before == 50, [r for r in results if r != "stored"][:1]
 
 
 def test_a_full_queue_refuses_questions_but_never_feedback(served):
@@ -437,7 +443,7 @@ def test_a_full_queue_refuses_questions_but_never_feedback(served):
     from gradio_client import Client
 
     c = Client(served.url, verbose=False)
-    c.predict(NORMAL, "en", "original", api_name="/respond")  # a card to mark
+    c.predict(MARKABLE, "en", "original", api_name="/respond")  # a card to mark
     queue = served.demo._queue
     saved = queue.max_size
     queue.max_size = 0  # every push sees a full queue
