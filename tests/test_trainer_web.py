@@ -141,3 +141,24 @@ def test_no_endpoint_an_unauthenticated_client_can_reach_returns_another_agent_s
         assert leaks == {}
     finally:
         demo.close()
+
+
+def test_the_trainer_curates_and_rebuilds_over_the_trainer_page_only(tmp_path, monkeypatch):
+    from gradio_client import Client
+
+    demo, url = _serve(tmp_path, monkeypatch, uploads=False, login=True)
+    try:
+        agent_api = Client(url, verbose=False).view_api(print_info=False, return_format="dict")["named_endpoints"]
+        assert not {"/attach", "/detach", "/rebuild", "/feedback", "/add_essay"} & set(agent_api)
+        trainer = Client(url + "trainer/", auth=LOGIN, verbose=False)
+        status, learned_table = trainer.predict("客人一直吼叫怎么接话", "angry-caller#000", api_name="/attach")
+        assert status.startswith("attached") and "客人一直吼叫怎么接话" in learned_table
+        assert "1 learned descriptions" in trainer.predict(api_name="/rebuild")
+        answer = demo.coach_app.holder.get().ask("客人一直吼叫怎么接话", top_k=3)
+        assert answer.results[0].chunk.id == "angry-caller#000"
+        status, _ = trainer.predict("客人一直吼叫怎么接话", "angry-caller#000", api_name="/detach")
+        assert status.startswith("detached")
+        off = trainer.predict(None, "", "", "", "", "", api_name="/add_essay")[0]
+        assert off.startswith("not added: adding essays is switched off")  # uploads off: the button says so too
+    finally:
+        demo.close()

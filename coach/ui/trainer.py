@@ -63,7 +63,9 @@ def build_trainer(app: CoachApp) -> gr.Blocks:
                     c_question = gr.Dropdown(
                         [], label=tr["question"], allow_custom_value=True, elem_id="coach-c-question", scale=2
                     )
-                    c_passage = gr.Dropdown([], label=tr["passage"], elem_id="coach-c-passage", scale=2)
+                    c_passage = gr.Dropdown(
+                        [], label=tr["passage"], allow_custom_value=True, elem_id="coach-c-passage", scale=2
+                    )
                 with gr.Row():
                     c_attach = gr.Button(tr["attach"], variant="primary", elem_id="coach-c-attach")
                     c_detach = gr.Button(tr["detach"], elem_id="coach-c-detach")
@@ -79,7 +81,9 @@ def build_trainer(app: CoachApp) -> gr.Blocks:
                     w_ask = gr.Button(T["en"]["send"], variant="primary", scale=1, elem_id="coach-w-ask")
                 w_table = gr.HTML(render_why(None, "en"), elem_id="coach-w-why")
                 with gr.Row():
-                    w_passage = gr.Dropdown([], label=tr["passage"], elem_id="coach-w-passage", scale=3)
+                    w_passage = gr.Dropdown(
+                        [], label=tr["passage"], allow_custom_value=True, elem_id="coach-w-passage", scale=3
+                    )
                     w_attach = gr.Button(tr["attach"], variant="primary", elem_id="coach-w-attach")
                     w_detach = gr.Button(tr["detach"], elem_id="coach-w-detach")
                     w_rebuild = gr.Button(tr["rebuild"], elem_id="coach-w-rebuild")
