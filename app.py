@@ -4,8 +4,9 @@ Importing this module builds `demo` and starts loading the model and index in a 
 served within seconds; a question asked while Coach warms up waits and is answered as soon as it is ready (the page
 says so meanwhile), and what only some questions need (the dictionary for English ones) loads after that.
 
-Configuration: COACH_ENABLE_UPLOAD=1 with COACH_ADMIN_USER / COACH_ADMIN_PASSWORD turns on adding essays behind a
-login; COACH_FEEDBACK_DB moves the feedback database (default var/feedback.sqlite3); GRADIO_SERVER_PORT changes the
+Two audiences on one server: agents use `/` and never log in; COACH_ADMIN_USER / COACH_ADMIN_PASSWORD turn on the
+trainer page at `/trainer` behind that login (feedback view, "this answers that", rebuilds), and COACH_ENABLE_UPLOAD=1
+adds adding essays to it (kept in COACH_UPLOAD_DIR); COACH_FEEDBACK_DB moves the feedback database (default var/feedback.sqlite3); GRADIO_SERVER_PORT changes the
 port (the host stays 127.0.0.1); COACH_API_TOKEN makes the JSON API at /api/v1 (coach/api.py) ask for a bearer token;
 COACH_ALLOWED_HOSTS adds names the server answers to besides loopback's (coach/websec.py).
 """
@@ -34,4 +35,4 @@ if __name__ == "__main__":
         share=False,
         show_error=False,
         **api.launch_kwargs(demo, launch_kwargs()),
-    )  # the chat + the JSON API
+    )  # the chat, the trainer page (/trainer) and the JSON API

@@ -2,6 +2,7 @@
 
     POST /api/v1/ask       {"query": str, "top_k": int = 3}  -> the object `coach ask --json` prints for the query
     POST /api/v1/feedback  {"query": str, "passages": [passage ids], "helpful": bool}  -> 201 {"id": row id}
+                           (a mark on the card(s) showing those passages; send one passage per card marked)
     GET  /api/v1/health    index build, model, feedback store reachable (200 when answering, 503 while loading)
     POST /api/v1/rebuild   rebuild the shared index from this process (only with COACH_API_TOKEN set)
     GET  /api/v1/openapi.json, /api/v1/docs
@@ -235,13 +236,9 @@ def create_api(coach_app: Any, *, token: str | None = None) -> FastAPI:
         finally:
             with in_hand_lock:
                 in_hand["n"] -= 1
-        if answer.query:  # recorded like the chat's questions (never raises: a store fault does not fail this)
-            store.record_question(
-                answer.query,
-                lang=detect_lang(answer.query),
-                out_of_domain=answer.out_of_domain,
-                passages=[{"id": h.chunk.id, "essay": h.essay.id, "highlight": h.highlight} for h in answer.results],
-            )
+        if answer.query and answer.out_of_domain:  # like the chat: an uncovered question is counted as a content
+            # gap, an answered one stores nothing (never raises: a store fault does not fail this)
+            store.record_question(answer.query, lang=detect_lang(answer.query), out_of_domain=True)
         shortened = {"X-Coach-Query-Shortened": "1"} if answer.truncated else None
         return JSONResponse(answer.to_json(), headers=shortened)
 

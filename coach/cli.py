@@ -20,7 +20,8 @@ examples:
   coach ask "被客户辱骂时怎么保持冷静" --top-k 5
   coach ask --json --top-k 3 "angry caller" "新人紧张怎么办"
   printf 'q1\\nq2\\n' | coach ask --json -          queries from standard input, one per line
-  coach corpus                                  per-essay report: title, author, characters, chunks, repairs
+  coach corpus                                  per-essay report: title, author, characters, chunks, repairs,
+                                                and the descriptions (the editors' and the learned ones)
   coach info                                    manifest, model and paths
   coach eval eval/queries.jsonl                 retrieval quality (hit@k, MRR, out-of-domain)
   coach --model intfloat/multilingual-e5-small ask "..."   use another sentence-transformers model
@@ -191,9 +192,10 @@ def cmd_ask(args, settings: Settings) -> int:
 
 def cmd_corpus(args, settings: Settings) -> int:
     from .chunk import chunk_essay
-    from .corpus import corpus_report, format_report, load_corpus
+    from .corpus import corpus_report, format_report
+    from .pipeline import load_sources
 
-    loaded = load_corpus(settings.corpus_dir)
+    loaded = load_sources(settings)  # corpus/ and the essays added in the app
     for w in loaded.warnings:
         print(f"warning: {w}", file=sys.stderr)
     chunks = {e.meta.id: chunk_essay(e, settings.chunk) for e in loaded.essays}
@@ -206,12 +208,15 @@ def cmd_corpus(args, settings: Settings) -> int:
 def _description_report(settings: Settings, essays, chunks) -> str:
     """Per essay, how many passages have a situation description and which have none (they are searched all the
     same; a description adds evidence and teaches the tuned model)."""
-    from .pipeline import situation_records
+    from .pipeline import learned_descriptions, situation_records
 
-    records, warnings = situation_records(settings.corpus_dir, essays, chunks)
+    learned = learned_descriptions(settings)
+    records, warnings = situation_records(settings.corpus_dir, essays, chunks, learned)
     described = {i for r in records for i in r["chunks"]}
+    learned_entries = len({r["entry"] for r in records if r.get("learned")})
     lines = [
-        f"situation descriptions: {len({r['entry'] for r in records})} entries, {len(records)} texts; "
+        f"situation descriptions: {len({r['entry'] for r in records})} entries, {len(records)} texts "
+        f"({learned_entries} learned from trainers, {settings.learned_file}); "
         f"{len(described)} of {len(chunks)} passages described"
     ]
     for essay in essays:
@@ -225,6 +230,8 @@ def _description_report(settings: Settings, essays, chunks) -> str:
             else f"; without a description: {', '.join(missing)}"
         )
         lines.append(f"  {essay.meta.id}: {len(mine) - len(missing)}/{len(mine)} described{listed}")
+    for item in learned:  # beside the editors' ones, marked as learned
+        lines.append(f"  learned: {item.passage or item.essay} ← {item.field} “{item.text}” ({item.added or '?'})")
     lines.extend(f"  warning: {w}" for w in warnings)
     return "\n".join(lines)
 

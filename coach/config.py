@@ -42,6 +42,14 @@ class ChunkSettings:
 class Settings:
     corpus_dir: Path = field(default_factory=lambda: _env_path("COACH_CORPUS_DIR", PROJECT_ROOT / "corpus"))
     index_dir: Path = field(default_factory=lambda: _env_path("COACH_INDEX_DIR", PROJECT_ROOT / "index"))
+    # Essays added in the app (trainer page) and their essays.toml-style metadata: read by every build beside
+    # corpus/, never inside it (coach/uploads.py writes here, nothing writes corpus/).
+    upload_dir: Path = field(default_factory=lambda: _env_path("COACH_UPLOAD_DIR", PROJECT_ROOT / "var" / "uploads"))
+    # Learned descriptions: trainers' "this answers that" (coach/learned.py), same schema as corpus/situations.toml;
+    # they join every build (the description rankers and the tuning pairs) beside the editors' ones.
+    learned_file: Path = field(
+        default_factory=lambda: _env_path("COACH_LEARNED_FILE", PROJECT_ROOT / "var" / "learned_situations.toml")
+    )
     # Converted model folders live here; gitignored, never committed.
     model_cache_dir: Path = field(
         default_factory=lambda: _env_path("COACH_MODEL_CACHE", PROJECT_ROOT / ".cache" / "models")

@@ -1,9 +1,15 @@
-"""Helpful / not-helpful marks and the questions asked, in SQLite (one file, the default) or PostgreSQL (shared by
+"""Helpful / not-helpful marks and the content gaps, in SQLite (one file, the default) or PostgreSQL (shared by
 replicas): one schema, parameterised queries, thread-safe.
 
-Stored per row: the time, the question (as searched), its language, whether no veteran covered it, the situation
-Coach recognised, the passages shown (chunk id, essay id, key sentence) and, for a mark, helpful or not. Nothing
-else: no user name, address, session or browser data.
+What is kept (issue 17: only what an agent did, and what the content-gap list needs):
+- a mark: one row per card (piece of advice) an agent marked: the time, the question (as searched), its language,
+  the situation Coach recognised, the card's passage (chunk id, essay id, key sentence) and helpful or not.
+  Un-marking a card deletes its row; changing the mark updates it. An answer nobody marked stores nothing.
+- a content gap: a question no veteran covered, normalised (case and spacing) and counted, with the time it was
+  last asked: one row per distinct question and language (`gaps`), however often it is asked.
+Nothing else: no user name, address, session or browser data. A store written by an older Coach, which logged
+every question as a `question` row, is migrated when opened: its uncovered questions are counted into `gaps` and
+the question rows are deleted.
 
 Where: `$COACH_FEEDBACK_DB`, a file path (default `<repo>/var/feedback.sqlite3`, gitignored) or a PostgreSQL URL
 (`postgresql://user:password@host:5432/coach`).
@@ -57,12 +63,51 @@ _KEY = {
 }
 
 
+# Content gaps: one row per uncovered question (normalised) and language, counted.
+_GAPS = """CREATE TABLE IF NOT EXISTS gaps (
+    query      TEXT    NOT NULL,              -- normalised: case folded, spaces collapsed
+    lang       TEXT    NOT NULL DEFAULT '',
+    times      INTEGER NOT NULL DEFAULT 1,
+    last_asked TEXT    NOT NULL,              -- UTC, ISO 8601
+    PRIMARY KEY (query, lang)
+)"""
+
+
 def schema(dialect: str) -> list[str]:
     """The CREATE statements for `dialect` ('sqlite' or 'postgresql')."""
     return [
         f"CREATE TABLE IF NOT EXISTS events (\n    {_KEY[dialect]}{_COLUMNS})",
         "CREATE INDEX IF NOT EXISTS events_kind ON events (kind, helpful)",
+        _GAPS,
     ]
+
+
+_GAP_UPSERT = (
+    "INSERT INTO gaps (query, lang, times, last_asked) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (query, lang) DO UPDATE SET times = gaps.times + excluded.times, "
+    "last_asked = CASE WHEN excluded.last_asked > gaps.last_asked THEN excluded.last_asked ELSE gaps.last_asked END"
+)
+
+
+def normalise_question(text: str) -> str:
+    """The form a content gap is counted under: case folded, runs of spaces made one, ends stripped."""
+    return " ".join(str(text).casefold().split())
+
+
+def migrate_question_log(execute) -> int:
+    """Count an older store's uncovered `question` rows into `gaps` and delete every `question` row (the log of
+    what each agent asked, which is no longer kept). Returns how many question rows were removed. `execute(sql,
+    args)` runs one statement and returns its rows; the caller holds a transaction."""
+    rows = execute(
+        "SELECT query, lang, COUNT(*), MAX(created_at) FROM events WHERE kind = 'question' "
+        "AND out_of_domain = 1 GROUP BY query, lang"
+    )
+    for query, lang, n, last in rows:
+        execute(_GAP_UPSERT, (normalise_question(query), lang, int(n), last))
+    total = int(execute("SELECT COUNT(*) FROM events WHERE kind = 'question'")[0][0])
+    if total:
+        execute("DELETE FROM events WHERE kind = 'question'")
+    return total
 
 
 SCHEMA = ";\n".join(schema("sqlite")) + ";\n"  # kept for readers of the SQLite file
@@ -173,6 +218,15 @@ class _SQLite:
                     conn.execute(f"PRAGMA max_page_count={int(self.max_page_count)}")
                 for stmt in schema(self.dialect):
                     conn.execute(stmt)
+                if conn.execute("SELECT 1 FROM events WHERE kind = 'question' LIMIT 1").fetchone():
+                    conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        n = migrate_question_log(lambda sql, args=(): conn.execute(sql, args).fetchall())
+                        conn.execute("COMMIT")
+                    except BaseException:
+                        conn.execute("ROLLBACK")
+                        raise
+                    log.info("feedback store %s: %d logged questions migrated to the content-gap counts", self.path, n)
             else:
                 conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # readable at all?
         except BaseException:
@@ -263,11 +317,20 @@ class _Postgres:
         conn: Any = self.psycopg.connect(self.url, autocommit=True, connect_timeout=max(1, int(self.connect_timeout_s)))
         try:
             standby = conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
-            if not standby and conn.execute("SELECT to_regclass('events')").fetchone()[0] is None:
+            if not standby and conn.execute("SELECT to_regclass('gaps')").fetchone()[0] is None:
                 with conn.transaction():
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PG_SCHEMA_LOCK,))
                     for stmt in schema(self.dialect):
                         conn.execute(stmt)
+            if not standby and conn.execute("SELECT 1 FROM events WHERE kind = 'question' LIMIT 1").fetchone():
+                with conn.transaction():  # an older Coach's question log (see migrate_question_log)
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PG_SCHEMA_LOCK,))
+
+                    def run(sql: str, args: tuple = ()) -> list:
+                        cur = conn.execute(sql.replace("?", "%s"), list(args))
+                        return cur.fetchall() if cur.description else []
+
+                    migrate_question_log(run)
             # a hot standby, or a role that may read but not insert: reading still works, marks are off
             self.read_only = (
                 bool(standby) or not conn.execute("SELECT has_table_privilege('events', 'INSERT')").fetchone()[0]
@@ -442,14 +505,26 @@ class FeedbackStore:
         out_of_domain: bool = False,
         passages: list[dict] | None = None,
     ) -> int | None:
-        """Record a question asked. Never raises: a question is answered whether or not it could be recorded
-        (then None is returned and `questions_unrecorded` counts it)."""
+        """A question answered: an uncovered one is counted in the content gaps (normalised, de-duplicated); any
+        other stores nothing (marks are what agents did; an answer nobody marked is not kept). Never raises: a
+        question is answered whether or not it could be counted (then None is returned and
+        `questions_unrecorded` counts it). Returns the gap's count after this one, or None."""
+        if not out_of_domain or not normalise_question(query):
+            return None
         try:
-            return self._insert("question", query, lang, situation, out_of_domain, None, passages or [])
+            return self.record_gap(query, lang)
         except StoreUnavailable:
             with self._lock:
                 self.questions_unrecorded += 1
             return None
+
+    def record_gap(self, query: str, lang: str = "") -> int:
+        """Count one uncovered question; returns how often it has been asked. Raises StoreUnavailable."""
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        key = self._text(normalise_question(query))
+        self._run(_GAP_UPSERT, (key, self._text(lang), 1, now), write=True)
+        rows = self._run("SELECT times FROM gaps WHERE query = ? AND lang = ?", (key, self._text(lang)))
+        return int(rows[0][0]) if rows else 1
 
     def record_feedback(
         self,
@@ -461,13 +536,40 @@ class FeedbackStore:
         out_of_domain: bool = False,
         passages: list[dict] | None = None,
     ) -> int:
-        """Store one mark and return its row id; raises StoreUnavailable (nothing stored, counted) when it cannot."""
+        """Store one mark (a card: `passages` holds its passage) and return its row id; raises StoreUnavailable
+        (nothing stored, counted) when it cannot."""
         try:
             return self._insert("feedback", query, lang, situation, out_of_domain, helpful, passages or [])
         except StoreUnavailable as exc:
             with self._lock:
                 self.marks_refused += 1
             raise StoreUnavailable(f"your mark was not stored: {exc}") from None
+
+    def change_mark(self, row_id: int, helpful: bool) -> bool:
+        """Replace a card's mark (helpful <-> not helpful). False when the row is gone. Raises StoreUnavailable."""
+        try:
+            rows = self._run(
+                "UPDATE events SET helpful = ? WHERE id = ? AND kind = 'feedback' RETURNING id",
+                (int(bool(helpful)), int(row_id)),
+                write=True,
+            )
+        except StoreUnavailable as exc:
+            with self._lock:
+                self.marks_refused += 1
+            raise StoreUnavailable(f"your mark was not changed: {exc}") from None
+        return bool(rows)
+
+    def remove_mark(self, row_id: int) -> bool:
+        """Un-mark a card: its row is deleted. False when it was already gone. Raises StoreUnavailable."""
+        try:
+            rows = self._run(
+                "DELETE FROM events WHERE id = ? AND kind = 'feedback' RETURNING id", (int(row_id),), write=True
+            )
+        except StoreUnavailable as exc:
+            with self._lock:
+                self.marks_refused += 1
+            raise StoreUnavailable(f"your mark was not removed: {exc}") from None
+        return bool(rows)
 
     # ------------------------------------------------------------ reading (trainer views)
 
@@ -493,19 +595,18 @@ class FeedbackStore:
         return int(self._run("SELECT COUNT(*) FROM events WHERE kind = ?", (kind,))[0][0])
 
     def situations(self, limit: int = 20) -> list[tuple[str, int]]:
-        """Recognised situations of the questions asked, most frequent first."""
+        """Recognised situations of the cards marked, most frequent first."""
         rows = self._run(
-            "SELECT situation, COUNT(*) AS n FROM events WHERE kind = 'question' GROUP BY situation "
+            "SELECT situation, COUNT(*) AS n FROM events WHERE kind = 'feedback' GROUP BY situation "
             "ORDER BY n DESC, situation LIMIT ?",
             (int(limit),),
         )
         return [(s, int(n)) for s, n in rows]
 
     def uncovered(self, limit: int = 1000) -> list[tuple[str, str, int, str]]:
-        """Questions no veteran covered: (query, lang, times asked, last asked), most recent first."""
+        """Questions no veteran covered: (normalised query, lang, times asked, last asked), most recent first."""
         rows = self._run(
-            "SELECT query, lang, COUNT(*), MAX(created_at) AS last FROM events "
-            "WHERE kind = 'question' AND out_of_domain = 1 GROUP BY query, lang ORDER BY last DESC LIMIT ?",
+            "SELECT query, lang, times, last_asked FROM gaps ORDER BY last_asked DESC, times DESC, query LIMIT ?",
             (int(limit),),
         )
         return [(q, lg, int(n), last) for q, lg, n, last in rows]

@@ -18,12 +18,13 @@ from . import clean as clean_stage
 from . import corpus as corpus_stage
 from . import index as ix
 from . import keyword as keyword_stage
+from . import learned as learned_stage
 from . import tune as tune_stage
 from .bridge import is_english
 from .chunk import Chunk, Sentence, chunk_essay
 from .clean import to_simplified
 from .config import Settings
-from .corpus import EssayMeta, load_corpus, load_situations, locate_situations
+from .corpus import CorpusLoad, EssayMeta, Essay, Situation, load_corpus, load_situations, locate_situations
 
 Progress = Callable[[float, str], None]
 
@@ -95,6 +96,51 @@ def corpus_hashes(corpus_dir: Path) -> dict[str, str]:
     return out
 
 
+def source_hashes(settings: Settings) -> dict[str, str]:
+    """What a build reads, hashed: the corpus files, the added essays (`uploads/<name>`, with their metadata) and
+    the learned descriptions (`learned`). With no uploads and no learned file this is `corpus_hashes` alone, so
+    an index built before either existed stays fresh."""
+    out = corpus_hashes(settings.corpus_dir)
+    if settings.upload_dir.is_dir():
+        for p in sorted(settings.upload_dir.iterdir()):
+            if p.is_file() and not p.name.startswith("."):
+                try:
+                    out[f"uploads/{p.name}"] = ix.sha256_file(p)
+                except FileNotFoundError:  # removed while listing
+                    continue
+    if settings.learned_file.is_file():
+        out["learned"] = ix.sha256_file(settings.learned_file)
+    return out
+
+
+def load_sources(settings: Settings) -> CorpusLoad:
+    """The essays of corpus/ and those added in the app (`Settings.upload_dir`, with its own essays.toml), as one
+    load. An added essay whose id or text is already in corpus/ is renamed or skipped with a warning, like two files
+    of one folder."""
+    loaded = load_corpus(settings.corpus_dir)
+    if not settings.upload_dir.is_dir():
+        return loaded
+    added = load_corpus(settings.upload_dir)
+    ids = {e.meta.id for e in loaded.essays}
+    texts = {e.text: e.path.name for e in loaded.essays}
+    for essay in added.essays:
+        if essay.text in texts:
+            loaded.warnings.append(f"skipped added essay {essay.path.name}: same text as {texts[essay.text]}")
+            continue
+        if essay.meta.id in ids:
+            n = 2
+            while f"{essay.meta.id}-{n}" in ids:
+                n += 1
+            essay = Essay(
+                **{**essay.__dict__, "meta": EssayMeta(**{**essay.meta.__dict__, "id": f"{essay.meta.id}-{n}"})}
+            )
+        ids.add(essay.meta.id)
+        texts[essay.text] = essay.path.name
+        loaded.essays.append(essay)
+    loaded.warnings.extend(f"added essays: {w}" for w in added.warnings)
+    return loaded
+
+
 def tunes(settings: Settings, embedder) -> bool:
     """Whether a build with this embedder fine-tunes it: tuning is on and the model is a local folder that
     sentence-transformers can train (not a test double)."""
@@ -108,7 +154,7 @@ def expected_manifest(settings: Settings, model: str, fingerprint: str, tuned: b
         "model_fingerprint": fingerprint,
         "chunk_settings": settings.chunk.as_dict(),
         "pipeline_version": pipeline_version(),
-        "corpus": corpus_hashes(settings.corpus_dir),
+        "corpus": source_hashes(settings),
         "tuning_settings": settings.tuning.as_dict() if tuned else None,
         "search": _search_config(),
     }
@@ -158,6 +204,8 @@ def tune_model(
 
     by_id = {c.id: c for c in chunks}
     pairs = tune_stage.training_pairs(situations, lambda r: anchor_sentence(r, by_id))
+    learned = sum(1 for r in situations if r.get("learned"))
+    progress(0.0, f"model tuned on {len(pairs)} descriptions ({learned} learned): trained now unless cached")
     path = tune_stage.ensure_tuned(
         embedder.path, embedder.name, embedder.fingerprint, pairs, settings.tuning, settings.tuned_dir, progress
     )
@@ -173,16 +221,25 @@ def tune_model(
     }
 
 
-def situation_records(corpus_dir: Path, essays, chunks: list[Chunk]) -> tuple[list[dict], list[str]]:
+def situation_records(
+    corpus_dir: Path, essays, chunks: list[Chunk], learned: list[learned_stage.Learned] | None = None
+) -> tuple[list[dict], list[str]]:
     """One record per situation text (English, simplified or traditional Chinese) with the ids of the chunks the
     situation's anchor lies in and the entry's position, and the warnings of entries left out (unknown essay,
-    anchor not found).
+    anchor not found). The editors' entries (corpus/situations.toml) come first, then the `learned` ones (trainers'
+    "this answers that", coach/learned.py), whose records carry `"learned": True`.
 
     An anchor attaches to every chunk containing it whole (two, when it sits in the sentence neighbouring chunks
     share); an anchor split by a chunk boundary attaches to the chunks it overlaps."""
-    located, warnings = locate_situations(load_situations(corpus_dir), {e.meta.id: e.text for e in essays})
+    texts = {e.meta.id: e.text for e in essays}
+    located, warnings = locate_situations(load_situations(corpus_dir), texts)
+    sources: list[tuple[Situation, int, int, bool]] = [(s, a, b, False) for s, a, b in located]
+    if learned:
+        found, problems = locate_situations([item.situation() for item in learned], texts)
+        sources += [(s, a, b, True) for s, a, b in found]
+        warnings += [f"learned descriptions: {w.split(': ', 1)[-1]}" for w in problems]
     records = []
-    for entry, (situation, start, end) in enumerate(located):
+    for entry, (situation, start, end, is_learned) in enumerate(sources):
         mine = [c for c in chunks if c.essay_id == situation.essay]
         ids = [c.id for c in mine if c.start <= start and end <= c.end] or [
             c.id for c in mine if c.start < end and start < c.end
@@ -191,17 +248,23 @@ def situation_records(corpus_dir: Path, essays, chunks: list[Chunk]) -> tuple[li
             warnings.append(f"situation anchor {situation.anchor!r} of {situation.essay!r} lies in no passage")
             continue
         for lang, text in situation.texts():
-            records.append(
-                {
-                    "text": text,
-                    "lang": lang,
-                    "essay": situation.essay,
-                    "anchor": situation.anchor,
-                    "chunks": ids,
-                    "entry": entry,
-                }
-            )
+            record = {
+                "text": text,
+                "lang": lang,
+                "essay": situation.essay,
+                "anchor": situation.anchor,
+                "chunks": ids,
+                "entry": entry,
+            }
+            if is_learned:
+                record["learned"] = True
+            records.append(record)
     return records, warnings
+
+
+def learned_descriptions(settings: Settings) -> list[learned_stage.Learned]:
+    """The trainers' learned descriptions a build uses (none when the file is absent)."""
+    return learned_stage.load_learned(settings.learned_file)
 
 
 _build_lock = threading.Lock()
@@ -218,14 +281,15 @@ def build(settings: Settings, embedder: EmbedderLike, progress: Progress | None 
         tuned = tunes(settings, embedder)
         expected = expected_manifest(settings, embedder.name, embedder.fingerprint, tuned)
         progress(0.0, "reading corpus")
-        loaded = load_corpus(settings.corpus_dir)
+        loaded = load_sources(settings)
         if not loaded.essays:
             raise ValueError(f"no readable essays in {settings.corpus_dir}; add .txt, .md or .html files")
         chunks: list[Chunk] = []
         for essay in loaded.essays:
             chunks.extend(chunk_essay(essay, settings.chunk))
         metas = {e.meta.id: e.meta for e in loaded.essays}
-        situations, situation_warnings = situation_records(settings.corpus_dir, loaded.essays, chunks)
+        learned = learned_descriptions(settings)
+        situations, situation_warnings = situation_records(settings.corpus_dir, loaded.essays, chunks, learned)
         tuning = None
         if tuned and situations:
             embedder, tuning = tune_model(
@@ -280,6 +344,7 @@ def build(settings: Settings, embedder: EmbedderLike, progress: Progress | None 
                     "chunks": len(chunks),
                     "sentences": len(sentences),
                     "situations": len({r["entry"] for r in situations}),
+                    "learned_situations": len({r["entry"] for r in situations if r.get("learned")}),
                     "situation_texts": len(situations),
                     "chunks_with_situations": len(described),
                     "chunks_without_situations": len(chunks) - len(described),

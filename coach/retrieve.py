@@ -439,6 +439,17 @@ class Coach:
             )
         return hits
 
+    def key_sentence(self, question: str, chunk_id: str) -> str:
+        """The sentence of passage `chunk_id` that best answers `question` (what its card would highlight); "" for
+        an unknown passage."""
+        index = self.index
+        doc = next((n for n, c in enumerate(index.chunks) if c.id == chunk_id), None)
+        if doc is None:
+            return ""
+        text, _ = sanitize_query(question)
+        q = self._prepare(text, DEFAULT_MODE)
+        return self._key_sentence(index, doc, q.vector)[0]
+
     def _query_vector(self, text: str) -> np.ndarray:
         """The question's vector, from the LRU cache when this exact text was asked lately with this model."""
         key = (getattr(self.embedder, "fingerprint", None), text)

@@ -59,7 +59,8 @@ SECURITY_HEADERS = {
     "referrer-policy": "same-origin",
 }
 API_PREFIX = "/gradio_api/"
-LOGIN_PATHS = ("/login", "/login/")
+TRAINER_PATH = "/trainer"  # the trainer page (coach/ui/server.py), mounted beside the agents' page
+LOGIN_PATHS = ("/login", "/login/", f"{TRAINER_PATH}/login", f"{TRAINER_PATH}/login/")
 
 
 # ---------------------------------------------------------------------------------------------- Host
@@ -222,7 +223,7 @@ class WebGuard:
         try:
             await self.app(scope, receive, guarded_send)
         except Exception as exc:
-            bad = _bad_call(exc) if path.startswith(API_PREFIX) else None
+            bad = _bad_call(exc) if path.startswith((API_PREFIX, TRAINER_PATH + API_PREFIX)) else None
             if bad is None or started:
                 raise
             log.warning("bad API call %s %s: %s: %s", method, path, type(exc).__name__, str(exc)[:200])

@@ -445,7 +445,7 @@ def web_guards(tmp: Path, guesses: int) -> dict:
             ("GET", "/gradio_api/info"),
             ("GET", "/no-such-page"),
             ("GET", "/gradio_api/file=/etc/passwd"),
-            ("POST", "/login"),
+            ("POST", "/trainer/login"),
             ("GET", "/theme.css"),
         ]
         missing = []

@@ -9,6 +9,14 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+# Every build reads the essays added in the app and the learned descriptions (var/ by default): tests never see a
+# developer's, and a test that adds some passes folders of its own.
+import tempfile as _tempfile  # noqa: E402
+
+_ISOLATED = _tempfile.mkdtemp(prefix="coach-tests-")
+os.environ["COACH_UPLOAD_DIR"] = os.path.join(_ISOLATED, "uploads")
+os.environ["COACH_LEARNED_FILE"] = os.path.join(_ISOLATED, "learned_situations.toml")
+
 import ctypes  # noqa: E402
 import glob  # noqa: E402
 import shutil  # noqa: E402

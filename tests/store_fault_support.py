@@ -109,7 +109,7 @@ def store_fault_rounds(tmp: Path, rounds: int = 25) -> dict:
     work = tmp / "ro-start"
     work.mkdir(parents=True, exist_ok=True)
     db = work / "fb.sqlite3"
-    FeedbackStore(db).record_question("seed")
+    FeedbackStore(db).record_feedback("seed", helpful=True)
     if _chattr(db, "+i"):
         try:
             store = FeedbackStore(db)

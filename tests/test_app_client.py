@@ -53,11 +53,15 @@ def test_ask_and_mark_through_the_api(served):
     # a follow-up in the same session builds on the first question
     out = client.predict("what if they still won't calm down?", "en", "original", api_name="/respond")
     assert len(out[1]) == 4 and "follow-up to" in str(out[1][3]["content"])
-    assert client.predict(0, True, api_name="/mark") == "stored"
+    assert client.predict(0, True, api_name="/mark") == "stored"  # the first card of the first answer
+    assert client.predict(0, False, 1, api_name="/mark") == "stored"  # its second card
+    assert client.predict(0, False, api_name="/mark") == "stored"  # the first card again: replaced
     assert client.predict(7, True, api_name="/mark") == "unknown card"
+    assert client.predict(0, 1, api_name="/unmark") == "removed"
+    assert client.predict(0, 1, api_name="/unmark") == "no mark"
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT query, helpful FROM events WHERE kind = 'feedback'").fetchall()
-    assert rows == [("how do I handle an angry caller", 1)]
+    assert rows == [("how do I handle an angry caller", 0)]
 
 
 def test_payloads_come_back_escaped(served):
@@ -75,16 +79,13 @@ def test_payloads_come_back_escaped(served):
     assert "&lt;script&gt;" in card and "<script" not in card and "<img" not in card
 
 
-def test_scenario_and_feedback_endpoints(served):
+def test_scenario_endpoint_and_no_feedback_view_on_the_agents_page(served):
     from gradio_client import Client
 
     client = Client(served[0], verbose=False)
     gallery, why = client.predict("angry-caller", "en", "original", api_name="/scenario")
     assert "coach-cols" in gallery and "Discuss" in gallery
-    client.predict("how to fix a flat bicycle tire", "en", "original", api_name="/respond")
-    situations, unhelpful, gaps, gaps_csv, eval_jsonl = client.predict("en", api_name="/feedback")
-    assert "flat bicycle tire" in gaps
-    assert open(eval_jsonl, encoding="utf-8").read().count('"out_of_domain": true') >= 1
+    assert "/feedback" not in client.view_api(print_info=False, return_format="dict")["named_endpoints"]
 
 
 def test_safe_defaults(served):
@@ -101,16 +102,14 @@ def test_safe_defaults(served):
     assert err.value.code in (403, 404)
 
 
-def test_upload_sits_behind_the_login(tmp_path, monkeypatch):
+def test_adding_essays_sits_behind_the_trainer_login_and_the_chat_does_not(tmp_path, monkeypatch):
     from gradio_client import Client
 
     monkeypatch.setenv("COACH_ENABLE_UPLOAD", "1")
     monkeypatch.setenv("COACH_ADMIN_USER", "trainer")
     monkeypatch.setenv("COACH_ADMIN_PASSWORD", "s3cret-pass")
     coach = Coach(tiny_settings(tmp_path), embedder=FakeEmbedder())
-    demo = ui.build_demo(
-        coach, feedback_db=tmp_path / "fb.sqlite3", upload_dir=tmp_path / "up", live_dir=tmp_path / "live"
-    )
+    demo = ui.build_demo(coach, feedback_db=tmp_path / "fb.sqlite3", upload_dir=tmp_path / "up")
     assert demo.coach_app.upload_enabled and demo.coach_app.admin_user == "trainer"
     port = free_port()
     demo.queue(**ui.queue_kwargs()).launch(
@@ -124,10 +123,13 @@ def test_upload_sits_behind_the_login(tmp_path, monkeypatch):
     )
     try:
         url = f"http://127.0.0.1:{port}/"
+        assert "coach-card" in str(
+            Client(url, verbose=False).predict("angry caller", "en", "original", api_name="/respond")[1]
+        )
         with pytest.raises(Exception):
-            Client(url, verbose=False)
-        client = Client(url, auth=("trainer", "s3cret-pass"), verbose=False)
-        assert "coach-card" in str(client.predict("angry caller", "en", "original", api_name="/respond")[1])
+            Client(url + "trainer/", verbose=False)
+        trainer = Client(url + "trainer/", auth=("trainer", "s3cret-pass"), verbose=False)
+        assert "/add_essay" in trainer.view_api(print_info=False, return_format="dict")["named_endpoints"]
     finally:
         demo.close()
 

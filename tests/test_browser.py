@@ -155,7 +155,7 @@ def test_agent_asks_marks_helpful_and_payloads_run_nothing(browser, real_or_tiny
         card.locator("summary").first.click()  # the passage, one click away
         assert card.locator(".coach-passage").first.is_visible()
         card.locator("summary").first.click()  # folded again for the screenshot
-        page.locator("#coach-chat button[aria-label='Like']").last.click()
+        page.locator("#coach-mark-1").get_by_label("Helpful", exact=True).check()  # a mark on the first card
         page.wait_for_timeout(1500)
         with sqlite3.connect(db) as conn:
             rows = conn.execute(
@@ -163,6 +163,10 @@ def test_agent_asks_marks_helpful_and_payloads_run_nothing(browser, real_or_tiny
             ).fetchall()
         assert len(rows) == 1 and rows[0][0] == "how do I handle an angry caller" and rows[0][1] == 1
         assert '"id"' in rows[0][2] and rows[0][3]
+        page.locator("#coach-mark-1").get_by_label("No mark", exact=True).check()  # taken back: the row goes
+        page.wait_for_timeout(1500)
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 0
         page.locator("#coach-why").click()
         _shot(page, "en.png", full_page=True)
 

@@ -74,7 +74,7 @@ def test_page_works_under_the_security_headers_and_cannot_be_framed(tmp_path):
             card = page.locator("#coach-chat .coach-card").last
             card.locator("summary").first.click()
             assert card.locator(".coach-passage").first.is_visible()
-            page.locator("#coach-chat button[aria-label='Like']").last.click()
+            page.locator("#coach-mark-1").get_by_label("Helpful", exact=True).check()  # a card's mark
             page.locator(".coach-read").first.click()  # the reader: the app's js= snippet runs
             page.wait_for_selector("#coach-reader-mark", timeout=30_000)
             page.wait_for_timeout(1500)

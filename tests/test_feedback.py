@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from coach.feedback import FeedbackStore, default_path, default_target, eval_cases, redact
+from coach.feedback import FeedbackStore, default_path, default_target, eval_cases, normalise_question, redact
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -57,9 +57,10 @@ def test_fifty_concurrent_inserts_give_exactly_fifty_rows(target):
 def test_hostile_text_is_stored_verbatim(target):
     store = FeedbackStore(target)
     nasty = "x'); DROP TABLE events; -- \" <script>alert(1)</script> 客户 ? %s %(x)s 😡"
+    store.record_feedback(nasty, helpful=False, lang="zh")
     store.record_question(nasty, lang="zh", out_of_domain=True)
     assert store.events()[0].query == nasty
-    assert store.uncovered()[0][:3] == (nasty, "zh", 1)
+    assert store.uncovered()[0][:3] == (normalise_question(nasty), "zh", 1)  # case folded, spaces collapsed
 
 
 def test_text_neither_driver_can_encode_is_stored_readably(target):
@@ -70,11 +71,11 @@ def test_text_neither_driver_can_encode_is_stored_readably(target):
 
 def test_rows_round_trip_with_every_field(target):
     store = FeedbackStore(target)
-    qid = store.record_question(
+    first = store.record_feedback(
         "顧客對帳單有疑問",
+        helpful=True,
         lang="zh",
         situation="billing",
-        out_of_domain=False,
         passages=[{"id": "a#001", "essay": "a", "highlight": "先傾聽"}],
     )
     fid = store.record_feedback(
@@ -84,18 +85,59 @@ def test_rows_round_trip_with_every_field(target):
         situation="angry-caller",
         passages=[{"id": "b#002", "essay": "b", "highlight": "breathe"}],
     )
-    assert fid > qid
+    assert fid > first
     fb, q = store.events()
     assert (fb.kind, fb.helpful, fb.situation, fb.passages[0]["id"]) == ("feedback", False, "angry-caller", "b#002")
     assert (q.kind, q.helpful, q.lang, q.out_of_domain, q.passages[0]["highlight"]) == (
-        "question",
-        None,
+        "feedback",
+        True,
         "zh",
         False,
         "先傾聽",
     )
     assert q.created_at.endswith("Z") and isinstance(q.id, int)
-    assert store.count("question") == 1 and store.situations() == [("billing", 1)]
+    assert store.count("feedback") == 2 and store.situations() == [("angry-caller", 1), ("billing", 1)]
+
+
+# ---------------------------------------------------------------- what is kept (issue 17)
+
+
+def test_an_answered_question_stores_nothing_and_an_uncovered_one_is_counted_once(target):
+    store = FeedbackStore(target)
+    assert store.record_question("客户骂人怎么办", lang="zh", situation="angry-caller", out_of_domain=False) is None
+    assert store.count() == 0 and store.uncovered() == []
+    store.record_question("How to fix a  FLAT bicycle tire", lang="en", out_of_domain=True)
+    store.record_question("how to fix a flat bicycle tire ", lang="en", out_of_domain=True)
+    store.record_question("單車爆胎怎麼補", lang="zh", out_of_domain=True)
+    gaps = {(q, lg): n for q, lg, n, _ in store.uncovered()}
+    assert gaps == {("how to fix a flat bicycle tire", "en"): 2, ("單車爆胎怎麼補", "zh"): 1}
+    assert store.count() == 0  # no question log: a gap is a count, not a row per question
+
+
+def test_a_mark_is_changed_in_place_and_removed_by_un_marking(target):
+    store = FeedbackStore(target)
+    row = store.record_feedback("客戶一直罵人", helpful=True, lang="zh", passages=[{"id": "a#001", "essay": "a"}])
+    assert store.change_mark(row, False)
+    assert [(e.id, e.helpful) for e in store.events()] == [(row, False)]
+    assert store.remove_mark(row) and store.count() == 0
+    assert not store.remove_mark(row) and not store.change_mark(row, True)  # gone: nothing to change
+
+
+def test_an_older_store_s_question_log_is_migrated_to_gap_counts(target):
+    store = FeedbackStore(target)
+    store.record_feedback("kept", helpful=True)
+    created = "2026-01-02T03:04:05Z"
+    for query, ood in (("Bicycle  tire", 1), ("bicycle tire", 1), ("客户骂人", 0)):  # an older Coach's rows
+        store._run(
+            "INSERT INTO events (created_at, kind, query, lang, situation, out_of_domain, helpful, passages) "
+            "VALUES (?, 'question', ?, 'en', '', ?, NULL, '[]')",
+            (created, query, ood),
+            write=True,
+        )
+    store.close()
+    reopened = FeedbackStore(target)
+    assert [(e.kind, e.query) for e in reopened.events()] == [("feedback", "kept")]
+    assert reopened.uncovered() == [("bicycle tire", "en", 2, created)]
 
 
 def test_eval_cases_from_unhelpful_and_uncovered(target):
@@ -133,7 +175,7 @@ def test_postgres_server_down_refuses_marks_answers_questions_and_recovers(pg_se
         store = FeedbackStore(own.new_database())
         store.record_feedback("before", helpful=True)
         own.pause()
-        assert store.record_question("while down") is None and store.questions_unrecorded == 1
+        assert store.record_question("while down", out_of_domain=True) is None and store.questions_unrecorded == 1
         with pytest.raises(Exception, match="not stored.*unreachable"):
             store.record_feedback("while down", helpful=True)
         assert store.marks_refused == 1 and store.status()["reachable"] is False
@@ -148,7 +190,7 @@ def test_a_role_that_may_only_read_starts_with_marks_off(pg_server):
     import psycopg
 
     url = pg_server.new_database()
-    FeedbackStore(url).record_question("seed")
+    FeedbackStore(url).record_feedback("seed", helpful=True)
     with psycopg.connect(url, autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'reader'").fetchone():
             conn.execute("CREATE ROLE reader LOGIN")
@@ -157,7 +199,7 @@ def test_a_role_that_may_only_read_starts_with_marks_off(pg_server):
     assert not store.marks_enabled and store.count() == 1
     with pytest.raises(Exception, match="read-only"):
         store.record_feedback("x", helpful=True)
-    assert store.record_question("still answered") is None
+    assert store.record_question("still answered", out_of_domain=True) is None
 
 
 # ---------------------------------------------------------------- SQLite specifics

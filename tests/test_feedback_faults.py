@@ -36,7 +36,7 @@ def _fault_round(store: FeedbackStore, n: int = 5) -> tuple[int, list[str]]:
     """n questions and n marks during a fault: (questions answered, refusal messages)."""
     answered, refusals = 0, []
     for i in range(n):
-        store.record_question(f"问题 {i}")  # must not raise
+        store.record_question(f"问题 {i}", out_of_domain=True)  # a content gap: must not raise
         answered += 1
         with pytest.raises(StoreUnavailable) as info:
             store.record_feedback(f"mark {i}", helpful=True)
@@ -106,7 +106,7 @@ def test_read_only_everything_never_kills_the_process(tmp_path):
         try:
             refused = 0
             for i in range(3):
-                store.record_question("q")
+                store.record_question("q", out_of_domain=True)
                 try:
                     store.record_feedback("m", helpful=True)
                 except StoreUnavailable:
@@ -130,19 +130,19 @@ def test_read_only_everything_never_kills_the_process(tmp_path):
 
 def test_read_only_at_start_starts_with_marks_off(tmp_path):
     db = tmp_path / "fb.sqlite3"
-    FeedbackStore(db).record_question("seed")
+    FeedbackStore(db).record_feedback("seed", helpful=True)
     _immutable(db, True)
     try:
         store = FeedbackStore(db)  # must not raise: the app starts
         assert not store.marks_enabled and "marks are off" in store.last_error
-        assert store.count() == 1 and store.record_question("answered") is None
+        assert store.count() == 1 and store.record_question("answered", out_of_domain=True) is None
         with pytest.raises(StoreUnavailable, match="read-only"):
             store.record_feedback("m", helpful=True)
         assert store.status()["marks_enabled"] is False and store.status()["reachable"] is True
     finally:
         _immutable(db, False)
     store.record_feedback("after", helpful=True)  # made writable: marks are on again, no restart
-    assert store.marks_enabled and _rows(db) == 1
+    assert store.marks_enabled and _rows(db) == 2  # the seed and this one
 
 
 def test_locked_by_another_program_refuses_after_the_timeout_and_recovers(tmp_path):
@@ -177,7 +177,7 @@ def test_corrupt_at_start_still_starts(tmp_path):
     db = tmp_path / "fb.sqlite3"
     db.write_bytes("垃圾 not sqlite".encode() * 300)
     store = FeedbackStore(db)
-    assert store.record_question("q") is None
+    assert store.record_question("q", out_of_domain=True) is None
     with pytest.raises(StoreUnavailable, match="damaged"):
         store.record_feedback("m", helpful=False)
     assert store.status()["reachable"] is False
@@ -193,7 +193,7 @@ def test_disk_full_refuses_marks_and_recovers_when_there_is_room(tmp_path):
     big = "满" * 4000
     stored, refusals = 0, []
     for i in range(20):
-        store.record_question(big)
+        store.record_question(big, out_of_domain=True)
         try:
             store.record_feedback(f"{big} {i}", helpful=True)
             stored += 1
@@ -229,10 +229,10 @@ def test_questions_are_answered_and_marks_refused_through_the_app(tmp_path):
     db.unlink()
     session, refused = Session(), 0
     for n in range(20):
-        turn = app.ask(["客户破口大骂怎么办", "angry caller", "客戶要我破解密碼"][n % 3], session)
+        turn = app.ask(["how do I handle an angry caller", "客户破口大骂怎么办", "客戶要我破解密碼"][n % 3], session)
         assert turn.answer.results or turn.answer.out_of_domain
         try:
-            app.mark(session, len(session.turns) - 1, True)
+            app.mark(session, 0, True)  # the first answer's first card (the first question has cards)
         except StoreUnavailable as exc:
             assert "not stored" in str(exc)
             refused += 1

@@ -155,7 +155,8 @@ def test_50_concurrent_feedback_clicks_store_exactly_50_rows(tmp_path):
 
 
 def test_50_concurrent_clicks_through_the_app_logic(tmp_path):
-    """Through CoachApp.mark (what the thumbs and the `mark` API call), from 50 threads at once."""
+    """Through CoachApp.mark (what the card marks and the `mark` API call), from 50 threads at once: one row per
+    card marked, and nothing else stored."""
     from coach.ui import CoachApp, CoachHolder, Session
 
     settings = make_settings(tmp_path)
@@ -163,16 +164,16 @@ def test_50_concurrent_clicks_through_the_app_logic(tmp_path):
     store = FeedbackStore(tmp_path / "fb.sqlite3")
     app = CoachApp(CoachHolder(coach=coach), store, settings, upload_dir=tmp_path / "up", live_dir=tmp_path / "live")
     sessions = []
-    for n in range(50):
+    for _ in range(50):
         s = Session()
-        app.ask(["客户破口大骂怎么办", "angry caller"][n % 2], s)
+        app.ask("how do I handle an angry caller", s)  # answered with cards in this corpus
         sessions.append(s)
     questions = store.count("question")
     barrier = threading.Barrier(50)
 
     def click(n):
         barrier.wait()
-        return app.mark(sessions[n], 0, n % 3 != 0)
+        return app.mark(sessions[n], 0, n % 3 != 0, card=n % 2)
 
     with ThreadPoolExecutor(50) as pool:
         rows = list(pool.map(click, range(50)))

@@ -37,19 +37,22 @@ def test_link_outside_the_corpus_is_refused_with_a_warning_naming_it(tmp_path):
         assert len(named) == 1 and "outside the corpus folder" in named[0], loaded.warnings
 
 
-def test_the_apps_live_corpus_copies_no_link_leading_outside(tmp_path):
-    from coach import ui
+def test_the_added_essays_folder_reads_no_link_leading_outside(tmp_path):
+    from coach.pipeline import load_sources
 
-    settings = make_settings(tmp_path)
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    settings = make_settings(tmp_path).with_overrides(upload_dir=uploads)
     outside = tmp_path / "secret.txt"
     outside.write_text(SECRET, encoding="utf-8")
     (settings.corpus_dir / "evil.txt").symlink_to(outside)
-    uploads = tmp_path / "uploads"
-    uploads.mkdir()
+    (uploads / "evil-upload.txt").symlink_to(outside)
     (uploads / "upload-new.txt").write_text("新文章\n上传的文章。\n", encoding="utf-8")
-    live = ui.corpus_with_uploads(settings, uploads, tmp_path / "live")
-    names = {p.name for p in live.corpus_dir.iterdir()}
-    assert "evil.txt" not in names and {"upload-new.txt", "angry.txt", "situations.toml"} <= names
+    loaded = load_sources(settings)
+    names = {e.path.name for e in loaded.essays}
+    assert "upload-new.txt" in names and not {"evil.txt", "evil-upload.txt"} & names
+    assert "SECRET" not in " ".join(e.meta.title + e.text for e in loaded.essays)
+    assert any("evil-upload.txt" in w and "outside" in w for w in loaded.warnings), loaded.warnings
 
 
 def test_link_inside_the_corpus_is_followed(tmp_path):

@@ -22,6 +22,7 @@ from reliability_support import ROOT, hostile_questions, run_load, start_app
 pytestmark = pytest.mark.slow
 
 NORMAL = "客户破口大骂怎么办"
+MARKABLE = "how do I handle an angry caller"  # answered with cards in this corpus (NORMAL is out of its domain)
 EVIL = "http://evil.example"
 
 
@@ -192,7 +193,7 @@ def _login(port) -> str:
     try:
         c.request(
             "POST",
-            "/login",
+            "/trainer/login",
             b"username=admin&password=a-long-test-password-42",
             {"Content-Type": "application/x-www-form-urlencoded"},
         )
@@ -213,8 +214,8 @@ def test_foreign_origin_cannot_add_essays_or_rebuild_from_a_browser(admin_served
     for fn in ("rebuild", "add_essay"):
         body = json.dumps(
             {
-                "data": [None] if fn == "add_essay" else [],
-                "fn_index": _fn_index(s.demo, fn),
+                "data": [None, "", "", "", "", ""] if fn == "add_essay" else [],
+                "fn_index": _fn_index(s.demo.trainer, fn),
                 "session_hash": f"evil-{fn}",
             }
         ).encode()
@@ -222,7 +223,7 @@ def test_foreign_origin_cannot_add_essays_or_rebuild_from_a_browser(admin_served
         st, h, _ = _req(
             s.port,
             "OPTIONS",
-            "/gradio_api/queue/join",
+            "/trainer/gradio_api/queue/join",
             headers={
                 "Origin": EVIL,
                 "Access-Control-Request-Method": "POST",
@@ -232,7 +233,7 @@ def test_foreign_origin_cannot_add_essays_or_rebuild_from_a_browser(admin_served
         assert h.get("access-control-allow-origin") not in (EVIL, "*")
         # 2. a cross-site POST carries no login cookie (SameSite=lax): refused
         st, _, b = _req(
-            s.port, "POST", "/gradio_api/queue/join", body, {"Origin": EVIL, "Content-Type": "application/json"}
+            s.port, "POST", "/trainer/gradio_api/queue/join", body, {"Origin": EVIL, "Content-Type": "application/json"}
         )
         assert st == 401, (st, b)
         # 3. the "simple" content types a form could send are not accepted as a call at all
@@ -240,7 +241,7 @@ def test_foreign_origin_cannot_add_essays_or_rebuild_from_a_browser(admin_served
             st, _, _ = _req(
                 s.port,
                 "POST",
-                "/gradio_api/queue/join",
+                "/trainer/gradio_api/queue/join",
                 body,
                 {"Origin": EVIL, "Content-Type": ctype, "Cookie": _login(s.port)},
             )
@@ -253,7 +254,7 @@ def test_foreign_origin_cannot_add_essays_or_rebuild_from_a_browser(admin_served
         st, _, _ = _req(
             s.port,
             "POST",
-            "/gradio_api/upload",
+            "/trainer/gradio_api/upload",
             up,
             {"Origin": EVIL, "Content-Type": "multipart/form-data; boundary=XX"},
         )
@@ -266,11 +267,13 @@ def test_foreign_origin_with_a_valid_cookie_is_refused_by_the_server(admin_serve
     s = admin_served
     build_before = s.coach.index.build_dir
     cookie = _login(s.port)
-    body = json.dumps({"data": [], "fn_index": _fn_index(s.demo, "rebuild"), "session_hash": "evil-cookie"}).encode()
+    body = json.dumps(
+        {"data": [], "fn_index": _fn_index(s.demo.trainer, "rebuild"), "session_hash": "evil-cookie"}
+    ).encode()
     st, _, _ = _req(
         s.port,
         "POST",
-        "/gradio_api/queue/join",
+        "/trainer/gradio_api/queue/join",
         body,
         {"Origin": EVIL, "Cookie": cookie, "Content-Type": "application/json"},
     )
@@ -281,7 +284,7 @@ def test_foreign_origin_with_a_valid_cookie_is_refused_by_the_server(admin_serve
     st, _, _ = _req(
         s.port,
         "POST",
-        "/gradio_api/queue/join",
+        "/trainer/gradio_api/queue/join",
         body,
         {"Origin": f"http://127.0.0.1:{s.port}", "Cookie": cookie, "Content-Type": "application/json"},
     )
@@ -378,8 +381,13 @@ def test_feedback_runs_beside_the_question_queue(served):
     """Thumbs in the browser bypass the queue; API marks have a concurrency group of their own with no limit, so
     they never wait behind questions (which are limited to ui.CONCURRENCY at once)."""
     fns = {f.fn.__name__: f for f in served.demo.fns.values() if f.fn is not None}
-    assert fns["on_like"].queue is False
-    for name in ("on_like", "mark_api"):
+    card_marks = [
+        f
+        for f in served.demo.fns.values()
+        if f.fn is not None and f.fn.__name__ == "<lambda>" and f.concurrency_id == "feedback"
+    ]
+    assert len(card_marks) == 3 and all(f.queue is False and f.concurrency_limit is None for f in card_marks)
+    for name in ("mark_api", "unmark_api"):
         assert fns[name].concurrency_id == "feedback" and fns[name].concurrency_limit is None, name
     assert fns["respond"].concurrency_id == "ask" and fns["respond"].concurrency_limit == 4
 
@@ -394,10 +402,10 @@ def test_50_concurrent_feedback_clicks_over_http_store_50_rows(served):
     deadline = time.monotonic() + 300
 
     def prepare(_):
-        c = Client(served.url, verbose=False)
         while time.monotonic() < deadline:
             try:
-                c.predict(NORMAL, "en", "original", api_name="/respond")
+                c = Client(served.url, verbose=False)  # its set-up requests time out too on a loaded machine
+                c.predict(MARKABLE, "en", "original", api_name="/respond")
                 with lock:
                     clients.append(c)
                 return
@@ -426,7 +434,7 @@ def test_50_concurrent_feedback_clicks_over_http_store_50_rows(served):
     after = (
         sqlite3.connect(served.feedback_db).execute("SELECT COUNT(*) FROM events WHERE kind='feedback'").fetchone()[0]
     )
-    assert after - before == 50, results
+    assert after - before == 50, [r for r in results if r != "stored"][:1]
 
 
 def test_a_full_queue_refuses_questions_but_never_feedback(served):
@@ -435,7 +443,7 @@ def test_a_full_queue_refuses_questions_but_never_feedback(served):
     from gradio_client import Client
 
     c = Client(served.url, verbose=False)
-    c.predict(NORMAL, "en", "original", api_name="/respond")  # a card to mark
+    c.predict(MARKABLE, "en", "original", api_name="/respond")  # a card to mark
     queue = served.demo._queue
     saved = queue.max_size
     queue.max_size = 0  # every push sees a full queue

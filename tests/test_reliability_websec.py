@@ -34,7 +34,7 @@ def login(port, password=PASSWORD):
     return request(
         port,
         "POST",
-        "/login",
+        "/trainer/login",  # the trainer page's login (agents never log in)
         f"username=admin&password={password}".encode(),
         {"Content-Type": "application/x-www-form-urlencoded"},
     )
@@ -66,7 +66,8 @@ def test_host_header_is_checked(admin_served):
             assert status == 400 and b"COACH_ALLOWED_HOSTS" in body, (host, path, status)
     for host in (f"127.0.0.1:{port}", f"localhost:{port}", "coach.training.example", "room-7:8080"):
         assert request(port, "GET", "/", headers={"Host": host})[0] == 200, host
-        assert request(port, "GET", "/config", headers={"Host": host})[0] == 401, host  # served: asks for the login
+        assert request(port, "GET", "/config", headers={"Host": host})[0] == 200, host  # the agents' page: no login
+        assert request(port, "GET", "/trainer/config", headers={"Host": host})[0] == 401, host  # asks for the login
 
 
 def test_security_headers_on_pages_api_and_errors(admin_served):
@@ -77,7 +78,8 @@ def test_security_headers_on_pages_api_and_errors(admin_served):
         ("GET", "/gradio_api/info"),
         ("GET", "/no-such-page"),
         ("GET", "/gradio_api/file=/etc/passwd"),
-        ("POST", "/login"),
+        ("POST", "/trainer/login"),
+        ("GET", "/trainer/config"),
     ):
         _, headers, _ = request(port, method, path)
         h = dict(headers)
@@ -95,7 +97,7 @@ def test_one_cookie_policy_and_the_login_still_works(admin_served):
         attrs = [a.strip().lower() for a in c.split(";")[1:]]
         assert attrs.count("samesite=lax") == 1 and "samesite=none" not in attrs, c
     jar = "; ".join(c.split(";")[0] for c in cookies)
-    assert request(admin_served.port, "GET", "/gradio_api/login_check", headers={"Cookie": jar})[0] == 200
+    assert request(admin_served.port, "GET", "/trainer/gradio_api/login_check", headers={"Cookie": jar})[0] == 200
 
 
 def test_wrong_passwords_are_throttled_then_the_right_one_waits_too(admin_served):

@@ -241,16 +241,48 @@ def test_recognise_falls_back_to_the_top_passage(app):
 # ------------------------------------------------------------------ feedback
 
 
-def test_mark_stores_question_passages_and_time(app):
+def test_mark_stores_one_card_s_question_passage_and_time(app):
     session = ui.Session()
     turn = app.ask("how do I handle an angry caller", session)
-    row = app.mark(session, 0, helpful=True)
+    assert app.store.count() == 0  # an answer nobody marked stores nothing
+    row = app.mark(session, 0, helpful=True, card=1)
     assert row is not None
     ev = app.store.events(kind="feedback")[0]
     assert ev.helpful is True and ev.query == "how do I handle an angry caller" and ev.lang == "en"
-    assert [p["id"] for p in ev.passages] == [h.chunk.id for h in turn.answer.results]
+    assert [p["id"] for p in ev.passages] == [turn.answer.results[1].chunk.id]  # that card's passage, alone
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", ev.created_at)
-    assert app.mark(session, 5, helpful=False) is None  # unknown card
+    assert app.mark(session, 5, helpful=False) is None  # unknown answer
+    assert app.mark(session, 0, helpful=False, card=7) is None  # unknown card
+    assert app.store.count() == 1
+
+
+def test_marks_are_per_card_and_un_marking_or_changing_replaces_them(app):
+    session = ui.Session()
+    turn = app.ask("客戶要求我破解安全設置,觸碰紅線怎麼辦?", session)
+    assert len(turn.shown) >= 2
+    first = app.mark(session, 0, helpful=True, card=0)
+    second = app.mark(session, 0, helpful=False, card=1)
+    assert first != second and app.store.count("feedback") == 2  # one row per card, not one per answer
+    assert app.mark(session, 0, helpful=True, card=0) == first and app.store.count() == 2  # the same mark again
+    assert app.mark(session, 0, helpful=False, card=0) == first  # changed: replaced in place
+    assert {(e.id, e.helpful) for e in app.store.events()} == {(first, False), (second, False)}
+    assert app.mark(session, 0, None, card=1) is None  # un-marked: its row is gone
+    assert [(e.id, e.passages[0]["id"]) for e in app.store.events()] == [(first, turn.shown[0].chunk.id)]
+    assert app.card_mark(session, 0, 0) is False and app.card_mark(session, 0, 1) is None
+    app.mark(session, 0, None, card=0)
+    assert app.store.count() == 0
+
+
+def test_nothing_is_stored_without_a_mark_but_uncovered_questions_are_counted(app):
+    session = ui.Session()
+    app.ask("how do I handle an angry caller", session)
+    app.ask("客户要求我破解安全设置,触碰红线怎么办?", session)
+    for q in ("How to fix a flat  bicycle tire", "how to fix a flat bicycle tire"):
+        app.ask(q, ui.Session())
+    assert app.store.count() == 0
+    assert [(q, n) for q, _lg, n, _ in app.store.uncovered()] == [("how to fix a flat bicycle tire", 2)]
+    hint = ui.ui_text("en", "feedback_hint")
+    assert "No mark" in hint and "counted" in hint and "Nothing else" in hint
 
 
 def test_feedback_view_and_exports(app, tmp_path):
@@ -301,9 +333,9 @@ def test_upload_is_off_without_credentials(monkeypatch):
     monkeypatch.setenv("COACH_ADMIN_USER", "trainer")
     monkeypatch.setenv("COACH_ADMIN_PASSWORD", "s3cret")
     assert ui.upload_config()[:2] == (True, ("trainer", "s3cret"))
-    assert ui.launch_kwargs()["auth"] == ("trainer", "s3cret")
+    assert ui.launch_kwargs()["auth"] is None  # agents never log in: the login is the trainer page's own
     monkeypatch.delenv("COACH_ENABLE_UPLOAD")
-    assert ui.launch_kwargs()["auth"] is None
+    assert ui.launch_kwargs()["auth"] is None and ui.trainer_auth() == ("trainer", "s3cret")
 
 
 def test_add_essay_and_rebuild_while_answering(tmp_path):
@@ -314,7 +346,6 @@ def test_add_essay_and_rebuild_while_answering(tmp_path):
         FeedbackStore(tmp_path / "fb.sqlite3"),
         settings,
         upload_dir=tmp_path / "uploads",
-        live_dir=tmp_path / "live",
         upload_enabled=True,
     )
     essay = tmp_path / "Night shift.md"
@@ -323,10 +354,13 @@ def test_add_essay_and_rebuild_while_answering(tmp_path):
         "zebra crossings; keep a zebra checklist.\n",
         encoding="utf-8",
     )
-    ok, report = app.add_essay(essay)
+    form = ui.EssayForm(title="Night shift survival", author="夜班組長 陳小姐", organisation="斑馬熱線", years="8")
+    ok, report, cleaning = app.add_essay(essay, form)
     assert ok, report
-    assert "Night shift survival" in report and "chunks" in report
+    assert "Night shift survival" in report and "夜班組長 陳小姐" in report and "passages" in report
+    assert cleaning is not None and cleaning.passages >= 1
     assert (tmp_path / "uploads" / "upload-Night-shift.md").exists()
+    assert "夜班組長 陳小姐" in (tmp_path / "uploads" / "essays.toml").read_text("utf-8")
     assert sorted(p.name for p in settings.corpus_dir.iterdir()) == sorted(
         ["angry-caller.txt", "first-calls.txt", "red-lines.txt", "xss-probe.txt", "essays.toml"]
     )
@@ -348,11 +382,27 @@ def test_add_essay_and_rebuild_while_answering(tmp_path):
     assert message.startswith("index ready: 5 essays")
     assert progress[0][0] == 0.0 and progress[-1][0] == 1.0
     assert answers and all(a.answer.results for a in answers)  # questions kept working during the rebuild
+    assert settings.index_dir in app.holder.get().index.build_dir.parents  # the index folder it was given
     turn = app.ask("zebra hotline zebra crossings", ui.Session())
-    assert turn.answer.results[0].essay.source == "upload-Night-shift.md"
-    # refused: disabled, wrong type
+    top = turn.answer.results[0].essay
+    assert top.source == "upload-Night-shift.md" and top.author == "夜班組長 陳小姐"
+    n, question = app.essay_answers(top.id)
+    assert n >= 1 and question
+    # the same name again is versioned, never overwritten; a binary file is refused in one sentence
+    ok, report, _ = app.add_essay(essay, form)
+    assert ok and "stored as upload-Night-shift-2.md" in report
+    assert (tmp_path / "uploads" / "upload-Night-shift.md").read_bytes() == essay.read_bytes()
+    binary = tmp_path / "x.txt"
+    binary.write_bytes(bytes(range(256)) * 8)
+    ok, why, _ = app.add_essay(binary, form)
+    assert not ok and why == "x.txt is not a text file (it holds binary data); save the essay as text and add it again"
+    # removing works the same way
+    assert app.remove_essay("upload-Night-shift-2.md")[0]
+    assert not (tmp_path / "uploads" / "upload-Night-shift-2.md").exists()
+    assert not app.remove_essay("upload-Night-shift-2.md")[0]
+    # refused: disabled
     app.upload_enabled = False
-    assert app.add_essay(essay) == (False, "adding essays is switched off")
+    assert app.add_essay(essay)[0] is False
 
 
 def test_coach_holder_loads_in_the_background(coach):

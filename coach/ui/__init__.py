@@ -5,9 +5,11 @@ One module per concern, each readable in one sitting:
 - `strings`: every UI text in English and Chinese;
 - `render`: pure functions from a turn, an essay or a scenario to escaped HTML (text from passages is never HTML);
 - `state`: a browser session's turns, the Coach being served, and `CoachApp`, the response logic (no Gradio);
-- `uploads`: adding essays (checks, the live corpus, the login and the same-site rule);
+- `uploads`: adding essays (checks, the metadata form, the cleaning report, the trainer login, the same-site rule);
 - `assets`: CSS and the presentation keys' script;
-- `server`: the Gradio layout, handlers and launch settings (the only module that imports gradio).
+- `server`: the agents' Gradio layout, handlers and launch settings, and the trainer page's mount;
+- `trainer`: the trainer page (feedback, "this answers that", rebuilds, adding essays), behind the trainer login.
+Only `server` and `trainer` import gradio.
 
 What a card says (key sentence, quotes, follow-ups, small talk, the situation) is decided in `coach.advice`, which
 the command line uses too. The names below are the package's public surface (app.py, tests, benchmarks).
@@ -61,11 +63,15 @@ from .strings import LANG_CHOICES, SCRIPT_CHOICES, T, ui_text
 from .uploads import (
     UPLOAD_EXTENSIONS,
     UPLOAD_MAX_BYTES,
+    CleaningReport,
+    EssayForm,
+    added_essays,
     check_upload,
-    corpus_report_line,
-    corpus_with_uploads,
     foreign_origin,
+    remove_upload,
     safe_upload_name,
+    save_upload,
+    trainer_auth,
     upload_config,
 )
 
@@ -120,10 +126,14 @@ __all__ = [
     "ui_text",
     "UPLOAD_EXTENSIONS",
     "UPLOAD_MAX_BYTES",
+    "CleaningReport",
+    "EssayForm",
+    "added_essays",
     "check_upload",
-    "corpus_report_line",
-    "corpus_with_uploads",
     "foreign_origin",
+    "remove_upload",
     "safe_upload_name",
+    "save_upload",
+    "trainer_auth",
     "upload_config",
 ]

@@ -1,9 +1,19 @@
 """The Gradio wiring: the layout, the event handlers and the server settings. Everything shown comes from
 `render` (escaped HTML) and `strings`; the answers come from `state.CoachApp`. The only package that imports gradio.
+
+Two audiences, two Blocks on one server (Gradio's `auth` covers a whole app, so one app cannot have both):
+- the agents' page at `/`: chat, scenarios, essays, presentation; never a login, and nothing on it (page or API)
+  returns what another agent asked;
+- the trainer page at `/trainer` (websec.TRAINER_PATH), behind the trainer login (COACH_ADMIN_USER /
+  COACH_ADMIN_PASSWORD), with uploads on or off: the feedback view and its exports, "this answers that"
+  (curation), rebuilds, and, with COACH_ENABLE_UPLOAD=1, adding and removing essays. Without the login settings
+  there is no trainer page (a plain note at `/trainer` says how to switch it on).
+`build_demo` returns the agents' Blocks; its `launch` mounts the trainer Blocks on the same FastAPI server.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -24,7 +34,7 @@ import gradio as gr  # noqa: E402
 
 from .. import websec  # noqa: E402
 from ..advice import convert_script  # noqa: E402
-from ..config import PROJECT_ROOT, Settings  # noqa: E402
+from ..config import Settings  # noqa: E402
 from ..feedback import FeedbackStore, StoreUnavailable  # noqa: E402
 from ..retrieve import sanitize_query  # noqa: E402
 from ..themes import BY_ID, FEATURED_THEMES, THEMES  # noqa: E402
@@ -53,7 +63,8 @@ from .state import (
     warm_up,
 )
 from .strings import LANG_CHOICES, SCRIPT_CHOICES, T, ui_text  # noqa: E402
-from .uploads import UPLOAD_EXTENSIONS, UPLOAD_MAX_BYTES, foreign_origin, upload_config, upload_dir_default  # noqa: E402
+from .trainer import build_trainer  # noqa: E402
+from .uploads import UPLOAD_MAX_BYTES, trainer_auth, upload_config  # noqa: E402
 
 log = logging.getLogger("coach.ui")
 
@@ -62,7 +73,8 @@ FEEDBACK_GROUP = "feedback"  # concurrency group of the feedback events: never r
 CONCURRENCY = 4  # questions answered at once
 MAX_SESSIONS = 2000  # sessions kept in memory at once; the least recently used beyond this are dropped
 EXPORT_TTL_S = 3600  # downloads (answer, content gaps, eval cases) are deleted after this long
-TAB_IDS = ("chat", "gallery", "reader", "present", "feedback", "upload")
+TAB_IDS = ("chat", "gallery", "reader", "present")
+MARK_VALUES = {"up": True, "down": False, "none": None}  # a card's mark choice -> helpful / not / un-marked
 
 _EXPORTS: Path | None = None
 _EXPORTS_LOCK = threading.Lock()
@@ -125,6 +137,20 @@ def _examples(lang: str = "en", script: str = "original") -> list[dict]:
     return out
 
 
+def _mark_choices(lang: str, script: str) -> list[tuple[str, str]]:
+    labels = ui_text(lang, "mark_choices", script)
+    return [(labels[0], "up"), (labels[1], "down"), (labels[2], "none")]
+
+
+def _mark_value(helpful: bool | None) -> str | None:
+    return None if helpful is None else ("up" if helpful else "down")
+
+
+def _card_label(hit, script: str) -> str:
+    key = convert_script(hit.highlight or hit.chunk.text, script)
+    return key if len(key) <= 28 else key[:27] + "…"
+
+
 def _header(lang: str, script: str) -> str:
     return f"<h1>{esc(ui_text(lang, 'title', script))}</h1><p>{esc(ui_text(lang, 'tagline', script))}</p>"
 
@@ -143,24 +169,36 @@ def build_demo(
     upload_dir: Path | None = None,
     live_dir: Path | None = None,
     preload: bool = True,
+    trainer_login: tuple[str, str] | None | bool = True,
 ) -> gr.Blocks:
-    """The whole app. Pass `coach` (tests) or let it load in a background thread, so building the UI is quick."""
-    settings = settings or (coach.settings if coach is not None else Settings())
-    upload_dir = upload_dir or upload_dir_default()
-    live_dir = live_dir or PROJECT_ROOT / "var" / "live"
-    admin_user = None
+    """The agents' app (its `launch` also serves the trainer page, see the module docstring). Pass `coach`
+    (tests) or let it load in a background thread, so building the UI is quick. `trainer_login`: True reads
+    COACH_ADMIN_USER / COACH_ADMIN_PASSWORD; a (user, password) pair sets it; None or False: no trainer page.
+    `live_dir` is no longer used (kept for callers)."""
+    settings = (settings or (coach.settings if coach is not None else Settings())).with_overrides(upload_dir=upload_dir)
+    login: tuple[str, str] | None = (
+        trainer_auth() if trainer_login is True else trainer_login if isinstance(trainer_login, tuple) else None
+    )
     if upload_enabled is None:
-        upload_enabled, auth, reason = upload_config()
-        admin_user = auth[0] if auth else None
+        upload_enabled, _, reason = upload_config()
+        upload_enabled = upload_enabled and login is not None
         if os.environ.get("COACH_ENABLE_UPLOAD") and not upload_enabled:
             log.warning(reason)
     if coach is None:
-        holder = CoachHolder(lambda: load_coach(settings, upload_dir, live_dir, embedder), after_load=warm_up)
+        holder = CoachHolder(lambda: load_coach(settings, embedder=embedder), after_load=warm_up)
         if preload:
             holder.start()  # first: the model loads while the UI is built and the server starts
     else:
         holder = CoachHolder(coach=coach)
-    app = CoachApp(holder, FeedbackStore(feedback_db), settings, upload_dir, live_dir, upload_enabled, admin_user)
+    app = CoachApp(
+        holder,
+        FeedbackStore(feedback_db),
+        settings,
+        settings.upload_dir,
+        None,
+        upload_enabled,
+        login[0] if login else None,
+    )
     en = T["en"]
 
     # analytics off: nothing is sent to gradio.app; delete_cache: files handed to the browser (downloads) are
@@ -205,12 +243,25 @@ def build_demo(
                     height=520,
                     examples=_examples(),
                     latex_delimiters=[],
-                    feedback_options=("Like", "Dislike"),
                     buttons=["copy"],
                     show_label=False,
                     layout="panel",
                     placeholder=_placeholder("en", "original"),
                 )
+                # a mark per card (piece of advice) of the last answer: helpful, not helpful, or none (un-marked)
+                with gr.Row(elem_id="coach-marks-row"):
+                    marks = [
+                        gr.Radio(
+                            _mark_choices("en", "original"),
+                            value=None,
+                            label=en["mark_card"].format(i + 1, ""),
+                            visible=False,
+                            elem_id=f"coach-mark-{i + 1}",
+                            elem_classes=["coach-card-mark"],
+                            min_width=200,
+                        )
+                        for i in range(TOP_K)
+                    ]
                 hint = gr.Markdown(en["feedback_hint"], elem_classes=["coach-muted"])
                 with gr.Row(elem_id="coach-related-row"):
                     related_label = gr.Markdown(f"**{en['related']}**", visible=False, min_width=160)
@@ -225,7 +276,7 @@ def build_demo(
                 with gr.Accordion(en["share"], open=False, elem_id="coach-share") as share_acc:
                     link = gr.Textbox(label=en["link"], interactive=False, buttons=["copy"], elem_id="coach-link")
                     export = gr.DownloadButton(en["export"], visible=False)
-            # ---------------------------------------------------------------- trainer: scenarios
+            # ---------------------------------------------------------------- scenarios (agents and trainers)
             with gr.Tab(en["tabs"]["gallery"], id="gallery") as tab["gallery"]:
                 with gr.Row():
                     g_pick = gr.Dropdown(
@@ -241,12 +292,12 @@ def build_demo(
                     )
                 g_out = gr.HTML(elem_id="coach-gallery")
                 g_why = gr.HTML()
-            # ---------------------------------------------------------------- trainer: essay reader
+            # ---------------------------------------------------------------- essay reader
             with gr.Tab(en["tabs"]["reader"], id="reader") as tab["reader"]:
                 r_pick = gr.Dropdown([], label=en["reader_pick"], elem_id="coach-reader-pick")
                 r_out = gr.HTML(render_essay(None, "en", "original"), elem_id="coach-reader")
                 r_state = gr.State(None, time_to_live=SESSION_TTL_S)  # (essay id, span, passage span)
-            # ---------------------------------------------------------------- trainer: presentation mode (fills the
+            # ---------------------------------------------------------------- presentation mode (fills the
             # window once opened; ← / → / Esc, see assets.HEAD)
             with gr.Tab(en["tabs"]["present"], id="present") as tab["present"]:
                 with gr.Column(elem_id="coach-present-wrap"):
@@ -256,26 +307,6 @@ def build_demo(
                         p_next = gr.Button(en["present_next"], elem_id="coach-p-next", min_width=80)
                         p_full = gr.Button(en["present_full"], elem_id="coach-p-full", min_width=80)
                         p_exit = gr.Button(en["present_exit"], elem_id="coach-p-exit", min_width=80)
-            # ---------------------------------------------------------------- trainer: feedback
-            with gr.Tab(en["tabs"]["feedback"], id="feedback") as tab["feedback"]:
-                fb_refresh = gr.Button(en["fb_refresh"])
-                fb_sit_h = gr.Markdown(f"### {en['fb_situations']}")
-                fb_sit = gr.HTML()
-                fb_un_h = gr.Markdown(f"### {en['fb_unhelpful']}")
-                fb_un = gr.HTML()
-                fb_gap_h = gr.Markdown(f"### {en['fb_uncovered']}")
-                fb_gap = gr.HTML()
-                fb_hint = gr.Markdown(en["fb_eval_hint"])
-                with gr.Row():
-                    fb_gaps = gr.DownloadButton(en["fb_gaps"])
-                    fb_eval = gr.DownloadButton(en["fb_eval"])
-            # ---------------------------------------------------------------- trainer: adding an essay
-            with gr.Tab(en["tabs"]["upload"], id="upload", visible=upload_enabled) as tab["upload"]:
-                up_file = gr.File(label=en["up_file"], file_types=list(UPLOAD_EXTENSIONS), type="filepath")
-                with gr.Row():
-                    up_add = gr.Button(en["up_add"], variant="primary")
-                    up_rebuild = gr.Button(en["up_rebuild"])
-                up_out = gr.Textbox(label=en["up_status"], interactive=False, lines=4)
 
         # ------------------------------------------------------------------------ handlers
 
@@ -297,6 +328,16 @@ def build_demo(
             if last and hits:
                 export_path = export_folder() / "coach-answer.md"
                 export_path.write_text(answer_markdown(last, lg, sc), encoding="utf-8")
+            turn_index = len(s.turns) - 1
+            mark_updates = [
+                gr.update(
+                    visible=i < len(hits),
+                    choices=_mark_choices(lg, sc),
+                    label=ui_text(lg, "mark_card", sc).format(i + 1, _card_label(hits[i], sc) if i < len(hits) else ""),
+                    value=_mark_value(app.card_mark(s, turn_index, i)),
+                )
+                for i in range(TOP_K)
+            ]
             return [
                 _history(s, lg, sc),
                 s,
@@ -308,9 +349,10 @@ def build_demo(
                 gr.update(
                     value=str(export_path) if export_path else None, visible=bool(hits), label=ui_text(lg, "export", sc)
                 ),
+                *mark_updates,
             ]
 
-        view_outputs = [chatbot, session, why, related_label, *related, *readers, link, export]
+        view_outputs = [chatbot, session, why, related_label, *related, *readers, link, export, *marks]
 
         def respond(message, s, lg, sc, request: gr.Request, allow_followup=True):
             s = _state_session(s)
@@ -346,34 +388,56 @@ def build_demo(
         clear.click(on_clear, [lang, script], [box, *view_outputs], api_name=False)
         chatbot.clear(on_clear, [lang, script], [box, *view_outputs], api_name=False)
 
-        def on_like(evt: gr.LikeData, s):
+        def mark_card(i, choice, s, lg):
+            """The agent's mark on card i of the last answer: stored, replaced, or removed ("none")."""
             s = _state_session(s)
-            idx = evt.index if isinstance(evt.index, int) else evt.index[0]
-            if idx % 2 == 1 and evt.liked in (True, False):
-                try:
-                    app.mark(s, idx // 2, bool(evt.liked))
-                except StoreUnavailable as exc:  # refused, and said so: never acknowledged and lost
-                    gr.Warning(str(exc))
+            try:
+                app.mark(s, len(s.turns) - 1, MARK_VALUES.get(choice), card=i)
+            except StoreUnavailable as exc:  # refused, and said so: never acknowledged and lost
+                gr.Warning(str(exc))
+                return gr.update(value=_mark_value(app.card_mark(s, len(s.turns) - 1, i))), s
+            return gr.update(), s
 
-        # Feedback never waits behind questions: the thumbs run outside the queue (queue=False: the browser posts
+        # Feedback never waits behind questions: the marks run outside the queue (queue=False: the browser posts
         # them straight to the server), and API marks (/mark, which gradio_client always sends through the queue)
         # have their own concurrency group with no limit, so they are started at once instead of piling up in the
         # bounded queue behind questions, and the queue's bound never refuses them (_FeedbackExemptMixin). A mark
-        # is one SQLite insert.
+        # is one small insert, update or delete.
         feedback_opts = dict(concurrency_limit=None, concurrency_id=FEEDBACK_GROUP, queue=False)
-        chatbot.like(on_like, [session], None, api_name=False, **feedback_opts)
+        for i, radio in enumerate(marks):
+            radio.input(
+                lambda choice, s, lg, i=i: mark_card(i, choice, s, lg),
+                [radio, session, lang],
+                [radio, session],
+                api_name=False,
+                **feedback_opts,
+            )
 
-        def mark_api(turn_index, helpful, s):
-            """Helpful / not helpful for one card (what the thumbs in the chat do), for API clients."""
+        def mark_api(turn_index, helpful, card, s):
+            """Helpful / not helpful for one card (piece of advice, 0-based `card`) of one answer, for API clients;
+            marking a card again replaces its mark."""
+            s = _state_session(s)
             try:
-                row = app.mark(_state_session(s), int(turn_index or 0), bool(helpful))
+                row = app.mark(s, int(turn_index or 0), bool(helpful), card=int(card or 0))
             except StoreUnavailable as exc:
-                return str(exc)
-            return "stored" if row else "unknown card"
+                return str(exc), s
+            return ("stored" if row else "unknown card"), s
+
+        def unmark_api(turn_index, card, s):
+            """Take back the mark on one card: its row is deleted."""
+            s = _state_session(s)
+            try:
+                known = app.card_mark(s, int(turn_index or 0), int(card or 0)) is not None
+                app.mark(s, int(turn_index or 0), None, card=int(card or 0))
+            except StoreUnavailable as exc:
+                return str(exc), s
+            return ("removed" if known else "no mark"), s
 
         m_turn, m_helpful = gr.Number(visible=False, precision=0), gr.Checkbox(visible=False)
-        m_out, m_btn = gr.Textbox(visible=False), gr.Button(visible=False)
-        m_btn.click(mark_api, [m_turn, m_helpful, session], m_out, api_name="mark", **feedback_opts)
+        m_card = gr.Number(0, visible=False, precision=0)
+        m_out, m_btn, u_btn = gr.Textbox(visible=False), gr.Button(visible=False), gr.Button(visible=False)
+        m_btn.click(mark_api, [m_turn, m_helpful, m_card, session], [m_out, session], api_name="mark", **feedback_opts)
+        u_btn.click(unmark_api, [m_turn, m_card, session], [m_out, session], api_name="unmark", **feedback_opts)
 
         def open_reader(n, s, lg, sc):
             s = _state_session(s)
@@ -444,46 +508,6 @@ def build_demo(
         )
         p_next.click(lambda s, lg, sc: present(s, lg, sc, 1), [session, lang, script], [p_out, session], api_name=False)
 
-        def feedback_view(lg):
-            folder = export_folder()
-            sit, un, gap = app.feedback_html(lg)
-            return sit, un, gap, str(app.export_gaps(folder)), str(app.export_eval(folder))
-
-        fb_outputs = [fb_sit, fb_un, fb_gap, fb_gaps, fb_eval]
-        fb_refresh.click(feedback_view, [lang], fb_outputs, api_name="feedback")
-        tab["feedback"].select(feedback_view, [lang], fb_outputs, api_name=False)
-
-        def add_essay(path, request: gr.Request):
-            if app.admin_user and getattr(request, "username", None) != app.admin_user:
-                return "adding essays needs the administrator login"
-            if (other := foreign_origin(request)) is not None:
-                log.warning("refused to add an essay for a request from %r", other)
-                return f"refused: the request came from another site ({other})"
-            ok, text = app.add_essay(path)
-            return ("added: " if ok else "not added: ") + text + ("\n→ rebuild the index to use it" if ok else "")
-
-        def rebuild(request: gr.Request, progress=gr.Progress()):
-            if app.admin_user and getattr(request, "username", None) != app.admin_user:
-                return "rebuilding needs the administrator login"
-            if (other := foreign_origin(request)) is not None:
-                log.warning("refused to rebuild for a request from %r", other)
-                return f"refused: the request came from another site ({other})"
-            if not app.upload_enabled:
-                return ui_text("en", "up_disabled")
-            started = time.time()
-            try:
-                msg = app.rebuild(lambda f, m: progress(f, desc=m))
-            except Exception as exc:
-                log.exception("rebuild failed")
-                return f"rebuild failed: {exc} (the previous index is still in use)"
-            return f"{msg} ({time.time() - started:.1f} s)"
-
-        if upload_enabled:
-            up_add.click(add_essay, [up_file], [up_out], api_name=False, concurrency_limit=1, concurrency_id="admin")
-            up_rebuild.click(rebuild, None, [up_out], api_name=False, concurrency_limit=1, concurrency_id="admin").then(
-                lambda: gr.update(choices=app.essay_choices()), None, [r_pick], api_name=False
-            )
-
         def relabel(s, lg, sc, rs, request: gr.Request):
             """Every label in the chosen language and script, and everything shown re-rendered in it."""
             s = _state_session(s)
@@ -507,17 +531,6 @@ def build_demo(
                 gr.update(value=u("present_next")),
                 gr.update(value=u("present_full")),
                 gr.update(value=u("present_exit")),
-                gr.update(value=u("fb_refresh")),
-                f"### {u('fb_situations')}",
-                f"### {u('fb_unhelpful')}",
-                f"### {u('fb_uncovered')}",
-                u("fb_eval_hint"),
-                gr.update(label=u("fb_gaps")),
-                gr.update(label=u("fb_eval")),
-                gr.update(label=u("up_file")),
-                gr.update(value=u("up_add")),
-                gr.update(value=u("up_rebuild")),
-                gr.update(label=u("up_status")),
                 *[gr.Tab(label=convert_script(tab_names[k], sc) if lg == "zh" else tab_names[k]) for k in TAB_IDS],
                 gr.update(examples=_examples(lg, sc), placeholder=_placeholder(lg, sc)),
                 *views(s, lg, sc, page_base(request))[1:],
@@ -541,17 +554,6 @@ def build_demo(
             p_next,
             p_full,
             p_exit,
-            fb_refresh,
-            fb_sit_h,
-            fb_un_h,
-            fb_gap_h,
-            fb_hint,
-            fb_gaps,
-            fb_eval,
-            up_file,
-            up_add,
-            up_rebuild,
-            up_out,
             *[tab[k] for k in TAB_IDS],
             *view_outputs,
         ]
@@ -600,7 +602,78 @@ def build_demo(
             tick, [lang, script], [status, status_timer, r_pick], api_name=False, queue=False, show_progress="hidden"
         )
     _feedback_passes_the_queue_bound(demo)
+    demo.trainer = build_trainer(app) if login is not None else None  # for tests and the launch below
+    _serve_trainer_page(demo, demo.trainer, login)
     return demo
+
+
+# ---------------------------------------------------------------------------------------------- the trainer page
+
+
+def _serve_trainer_page(demo: gr.Blocks, trainer: gr.Blocks | None, login: tuple[str, str] | None) -> None:
+    """Make `demo.launch(...)` serve the trainer Blocks at websec.TRAINER_PATH of the same server, behind `login`
+    (or, with no trainer page, a note there saying how to switch it on). Mounted in the server's lifespan, before
+    the first request, with the same look and limits as the agents' page."""
+    launch = demo.launch
+
+    def launch_with_trainer(self, *args, **kwargs):
+        app_kwargs = dict(kwargs.get("app_kwargs") or {})
+        outer = app_kwargs.get("lifespan")
+
+        @contextlib.asynccontextmanager
+        async def lifespan(app):
+            async with contextlib.AsyncExitStack() as stack:
+                sub = _mount_trainer(app, trainer, login, kwargs)
+                if sub is not None and trainer is not None:
+                    await stack.enter_async_context(sub.router.lifespan_context(sub))
+                    trainer.run_startup_events()
+                    await trainer.run_extra_startup_events()
+                if outer is not None:
+                    await stack.enter_async_context(outer(app))
+                yield
+
+        app_kwargs["lifespan"] = lifespan
+        return launch(*args, **{**kwargs, "app_kwargs": app_kwargs})
+
+    demo.launch = types.MethodType(launch_with_trainer, demo)
+
+
+def _mount_trainer(app, trainer: gr.Blocks | None, login: tuple[str, str] | None, launch: dict):
+    """Mount the trainer Blocks on `app` (the agents' FastAPI app); returns the mounted app, or None when there is
+    no trainer page (then a note is served in its place)."""
+    from fastapi.responses import HTMLResponse
+
+    if trainer is None or login is None:
+
+        async def off():
+            return HTMLResponse(
+                "<p>The trainer page is off. Set COACH_ADMIN_USER and COACH_ADMIN_PASSWORD (the trainer login) and "
+                "restart Coach to switch it on.</p>",
+                status_code=404,
+            )
+
+        app.add_api_route(websec.TRAINER_PATH, off, methods=["GET"], include_in_schema=False)
+        return None
+    trainer.queue(**queue_kwargs())
+    gr.mount_gradio_app(
+        app,
+        trainer,
+        websec.TRAINER_PATH,
+        auth=login,
+        auth_message="Coach's trainer page: log in with the trainer login (COACH_ADMIN_USER).",
+        show_error=False,
+        max_file_size=UPLOAD_MAX_BYTES,
+        ssr_mode=False,
+        mcp_server=False,
+        enable_monitoring=False,
+        footer_links=[],
+        css=launch.get("css"),
+        head=launch.get("head"),
+        theme=launch.get("theme"),
+    )
+    from starlette.routing import Mount
+
+    return next(r.app for r in app.routes if isinstance(r, Mount) and r.path == websec.TRAINER_PATH)
 
 
 # ---------------------------------------------------------------------------------------------- the queue bound
@@ -659,15 +732,15 @@ def queue_kwargs() -> dict:
 
 def launch_kwargs() -> dict:
     """What `launch` needs besides host, port, share=False and show_error=False: no monitoring endpoint, no MCP
-    server, the upload size limit, the login when adding essays is on, a bound on the sessions kept in memory,
-    and the look (with the presentation keys' script)."""
-    enabled, auth, _ = upload_config()
+    server, the upload size limit, no login (agents never log in; the trainer page has its own, see
+    `_serve_trainer_page`), a bound on the sessions kept in memory, and the look (with the presentation keys'
+    script)."""
     return {
         "enable_monitoring": False,
         "ssr_mode": False,
         "mcp_server": False,
         "max_file_size": UPLOAD_MAX_BYTES,
-        "auth": auth if enabled else None,
+        "auth": None,
         "state_session_capacity": MAX_SESSIONS,
         "css": CSS,
         "head": HEAD,

@@ -1,12 +1,12 @@
 """The app's state and response logic, free of Gradio objects so tests call it directly: a browser session's turns,
 the Coach being served (loaded in the background, swapped whole after a rebuild), and `CoachApp`, which answers a
-message (a question, a follow-up or small talk), stores feedback and adds essays."""
+message (a question, a follow-up or small talk), stores an agent's marks (one per card), and does the trainer's
+work: adding and removing essays, rebuilding, and "this answers that" (learned descriptions)."""
 
 from __future__ import annotations
 
 import json
 import logging
-import shutil
 import threading
 import time
 from dataclasses import dataclass, field
@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import advice
+from .. import learned as learned_stage
 from ..advice import convert_script
-from ..config import PROJECT_ROOT, Settings
+from ..config import Settings
 from ..export import csv_text
 from ..feedback import FeedbackStore, eval_cases
 from ..retrieve import Answer, Hit, sanitize_query
 from ..themes import BY_ID, Theme
-from .uploads import check_upload, corpus_report_line, corpus_with_uploads, safe_upload_name, upload_dir_default
+from .uploads import CleaningReport, EssayForm, remove_upload, save_upload
 
 log = logging.getLogger("coach.ui")
 
@@ -46,6 +47,7 @@ class Turn:
     root: str = ""  # the situation a chain of follow-ups refers back to
     small_talk: str = ""  # "thanks", "hello", ... (advice.small_talk): a short reply, no search
     summaries: dict = field(default_factory=dict)  # chunk id -> the editors' English description of it
+    marks: dict = field(default_factory=dict)  # chunk id -> (row id, helpful): this agent's mark on each card
 
     @property
     def theme(self) -> Theme | None:
@@ -114,12 +116,13 @@ def warm_up(coach) -> None:
     log.info("warm-up took %.1f s", time.perf_counter() - t0)
 
 
-def load_coach(settings: Settings, upload_dir: Path, live_dir: Path, embedder=None):
-    """The Coach the app serves: the model and the index (built when missing or stale), then `first_pass`."""
+def load_coach(settings: Settings, upload_dir: Path | None = None, live_dir: Path | None = None, embedder=None):
+    """The Coach the app serves: the model and the index of corpus/ plus the added essays (built into
+    `settings.index_dir` when missing or stale), then `first_pass`. `live_dir` is no longer used (kept for callers)."""
     from ..retrieve import Coach
 
     t0 = time.perf_counter()
-    coach = Coach(corpus_with_uploads(settings, upload_dir, live_dir), embedder=embedder, build=True)
+    coach = Coach(settings.with_overrides(upload_dir=upload_dir), embedder=embedder, build=True)
     log.info("model and index loaded in %.1f s", time.perf_counter() - t0)
     first_pass(coach)
     return coach
@@ -186,7 +189,6 @@ class CoachHolder:
 
 
 @dataclass
-@dataclass
 class Session:
     turns: list[Turn] = field(default_factory=list)
     present: Turn | None = None  # what presentation mode shows (last answer or scenario)
@@ -219,9 +221,8 @@ class CoachApp:
     ):
         self.holder = holder
         self.store = store
-        self.settings = settings or Settings()
-        self.upload_dir = upload_dir or upload_dir_default()
-        self.live_dir = live_dir or PROJECT_ROOT / "var" / "live"
+        self.settings = (settings or Settings()).with_overrides(upload_dir=upload_dir)
+        self.upload_dir = self.settings.upload_dir  # live_dir: no longer used (the build reads the uploads itself)
         self.upload_enabled = upload_enabled
         self.admin_user = admin_user
         self._summaries: tuple[Any, dict[str, str]] = (None, {})
@@ -268,14 +269,8 @@ class CoachApp:
             root=(root or text) if followup else text,
             summaries={h.chunk.id: shown[h.chunk.id] for h in answer.results if h.chunk.id in shown},
         )
-        if text:
-            self.store.record_question(
-                turn.searched,
-                lang=turn.lang,
-                situation=turn.theme_id or section,
-                out_of_domain=answer.out_of_domain,
-                passages=turn.passages(),
-            )
+        if text and answer.out_of_domain:  # a content gap, counted; an answered question stores nothing
+            self.store.record_question(turn.searched, lang=turn.lang, out_of_domain=True)
         return self._keep(session, turn)
 
     @staticmethod
@@ -286,19 +281,46 @@ class CoachApp:
             session.present, session.present_idx = turn, 0
         return turn
 
-    def mark(self, session: Session | None, turn_index: int, helpful: bool) -> int | None:
-        """Store helpful / not helpful for one card. Returns the row id, or None when the card is unknown."""
+    def mark(self, session: Session | None, turn_index: int, helpful: bool | None, card: int = 0) -> int | None:
+        """Mark one card (piece of advice) of one answer: helpful / not helpful, or None to un-mark it. A new mark
+        stores a row, a changed one replaces it, un-marking deletes it. Returns the row id kept (None when un-marked,
+        or when the turn or card is unknown). Raises StoreUnavailable when the store cannot take it."""
         if session is None or not 0 <= turn_index < len(session.turns):
             return None
         t = session.turns[turn_index]
-        return self.store.record_feedback(
+        if not 0 <= card < len(t.shown):
+            return None
+        h = t.shown[card]
+        row, before = t.marks.get(h.chunk.id, (None, None))
+        if helpful is None:
+            if row is not None:
+                self.store.remove_mark(row)
+                del t.marks[h.chunk.id]
+            return None
+        if row is not None and before == bool(helpful):
+            return row
+        if row is not None and self.store.change_mark(row, bool(helpful)):
+            t.marks[h.chunk.id] = (row, bool(helpful))
+            return row
+        row = self.store.record_feedback(
             t.searched,
-            helpful,
+            bool(helpful),
             lang=t.lang,
             situation=t.theme_id or t.section,
             out_of_domain=t.answer.out_of_domain,
-            passages=t.passages(),
+            passages=[{"id": h.chunk.id, "essay": h.essay.id, "highlight": h.highlight}],
         )
+        t.marks[h.chunk.id] = (row, bool(helpful))
+        return row
+
+    def card_mark(self, session: Session | None, turn_index: int, card: int) -> bool | None:
+        """This session's mark on one card: True, False, or None (unmarked or unknown)."""
+        if session is None or not 0 <= turn_index < len(session.turns):
+            return None
+        t = session.turns[turn_index]
+        if not 0 <= card < len(t.shown):
+            return None
+        return t.marks.get(t.shown[card].chunk.id, (None, None))[1]
 
     def essay(self, essay_id: str):
         coach = self.holder.get(wait=False)
@@ -330,51 +352,143 @@ class CoachApp:
             summaries={h.chunk.id: shown[h.chunk.id] for h in ans.results if h.chunk.id in shown},
         )
 
-    def add_essay(self, path: str | Path | None) -> tuple[bool, str]:
-        """Save an uploaded essay (checked) and return its corpus report line. The index is rebuilt separately."""
+    # ---------------------------------------------------------------- trainer: essays and rebuilds
+
+    def add_essay(
+        self, path: str | Path | None, form: EssayForm | None = None, original_name: str = ""
+    ) -> tuple[bool, str, CleaningReport | None]:
+        """Check and store an essay with its metadata (under the upload folder, never corpus/). Returns (added,
+        message, cleaning report). The index is rebuilt by `rebuild` (the trainer page does both in one step)."""
         if not self.upload_enabled:
-            return False, "adding essays is switched off"
-        why = check_upload(path)
-        if why:
-            return False, why
-        src = Path(str(path))  # check_upload has refused None
-        self.upload_dir.mkdir(parents=True, exist_ok=True)
-        dest = self.upload_dir / safe_upload_name(src.name)
-        if (self.settings.corpus_dir / dest.name).exists():
-            return False, f"{dest.name} is already in the corpus"
+            return False, "adding essays is switched off (COACH_ENABLE_UPLOAD=1 switches it on)", None
+        if not path:
+            return False, "no file was chosen; pick a .txt, .md or .html essay", None
         try:
-            report = corpus_report_line(src, self.settings)
-        except Exception as exc:  # a file the loader cannot read is not added
-            return False, f"{src.name} cannot be read as an essay: {exc}"
-        shutil.copyfile(src, dest)
-        return True, report
+            report, note = save_upload(
+                Path(str(path)), original_name or Path(str(path)).name, form or EssayForm(), self.settings
+            )
+        except ValueError as exc:
+            return False, str(exc), None
+        except OSError as exc:
+            return False, f"the essay could not be stored ({exc.strerror or exc}); check {self.upload_dir}", None
+        return True, "\n".join(x for x in (note, report.text()) if x), report
+
+    def remove_essay(self, name: str) -> tuple[bool, str]:
+        """Delete an added essay (the index is rebuilt by `rebuild`)."""
+        if not self.upload_enabled:
+            return False, "adding and removing essays is switched off (COACH_ENABLE_UPLOAD=1 switches it on)"
+        try:
+            title = remove_upload(name, self.settings)
+        except ValueError as exc:
+            return False, str(exc)
+        return True, f"removed 《{title}》 ({name})"
 
     def rebuild(self, progress: Callable[[float, str], None] | None = None) -> str:
-        """Rebuild the index (corpus + uploads) and swap it in; questions keep being answered meanwhile."""
+        """Rebuild the index (corpus + added essays + learned descriptions, training when they changed) into
+        `settings.index_dir` and swap it in; questions keep being answered from the previous index meanwhile."""
         from ..retrieve import Coach
 
         if not self.holder.rebuild_lock.acquire(blocking=False):
             return "a rebuild is already running"
         try:
             current = self.holder.get()
-            settings = corpus_with_uploads(self.settings, self.upload_dir, self.live_dir)
-            if current is not None and current.settings == settings:
+            if current is not None and current.settings == self.settings:
                 current.rebuild(progress)
-            else:
-                # a new corpus folder: open its index, building it when missing or stale
-                self.holder.swap(
-                    Coach(settings, embedder=current.embedder if current else None, build=True, progress=progress)
-                )
+            else:  # another corpus or upload folder than the Coach was opened with: open (or build) its index
+                steps: list[float] = []
+
+                def noted(fraction: float, message: str) -> None:
+                    steps.append(fraction)
+                    if progress is not None:
+                        progress(fraction, message)
+
+                base = current.base_embedder() if current is not None else None
+                fresh = Coach(self.settings, embedder=base, build=True, progress=noted)
+                if not steps:  # its index was already there: a rebuild was asked for, so build one
+                    fresh.rebuild(progress)
+                self.holder.swap(fresh)
             coach = self.holder.get()
             m = coach.index.manifest
-            return f"index ready: {m.counts['essays']} essays, {m.counts['chunks']} passages"
+            learned = m.counts.get("learned_situations", 0)
+            return f"index ready: {m.counts['essays']} essays, {m.counts['chunks']} passages, {learned} learned descriptions"
         finally:
             self.holder.rebuild_lock.release()
+
+    def essay_answers(self, essay_id: str) -> tuple[int, str | None]:
+        """(passages of the essay now served, a question it answers in the top 3, or None when none was found): the
+        essay's title, then the first sentence of each of its passages, each asked as an agent would."""
+        coach = self.holder.get(wait=False)
+        if coach is None or essay_id not in coach.index.essays:
+            return 0, None
+        chunks = [c for c in coach.index.chunks if c.essay_id == essay_id]
+        candidates = [coach.index.essays[essay_id].meta.title]
+        candidates += [c.sentences[0].text[:60] for c in chunks if c.sentences]
+        for question in candidates[:8]:
+            answer = coach.ask(question, top_k=TOP_K, diverse=True)
+            if not answer.out_of_domain and any(h.essay.id == essay_id for h in answer.results):
+                return len(chunks), question
+        return len(chunks), None
+
+    # ---------------------------------------------------------------- trainer: "this answers that"
+
+    def attach(self, question: str, passage_id: str) -> tuple[bool, str]:
+        """Attach `question` to the passage that answers it (a learned description; effective after a rebuild)."""
+        question, _ = sanitize_query(question)
+        coach = self.holder.get(wait=False)
+        if not question:
+            return False, "type the question this passage answers"
+        if coach is None:
+            return False, "Coach is still loading; try again in a moment"
+        chunk = next((c for c in coach.index.chunks if c.id == passage_id), None)
+        if chunk is None:
+            return False, f"there is no passage {passage_id!r}; pick one from the list"
+        essay = coach.index.essays[chunk.essay_id]
+        key = coach.key_sentence(question, chunk.id)
+        others = [(c.start, c.end) for c in coach.index.chunks if c.essay_id == chunk.essay_id and c.id != chunk.id]
+        anchor = learned_stage.anchor_for(
+            essay.text, (chunk.start, chunk.end), [x.text for x in chunk.sentences], key, others
+        )
+        try:
+            _, new = learned_stage.attach(self.settings.learned_file, question, chunk.essay_id, anchor, chunk.id)
+        except (ValueError, OSError) as exc:
+            return False, f"not attached: {exc}"
+        head = "attached" if new else "already attached"
+        return True, f"{head}: “{question}” → {chunk.id} (《{essay.meta.title}》); rebuild to put it to use"
+
+    def detach(self, question: str, passage_id: str) -> tuple[bool, str]:
+        """Detach a learned description (effective after a rebuild)."""
+        question, _ = sanitize_query(question)
+        try:
+            n = learned_stage.detach(self.settings.learned_file, question, passage_id or None)
+        except (ValueError, OSError) as exc:
+            return False, f"not detached: {exc}"
+        if not n:
+            return False, f"“{question}” is not attached to {passage_id or 'any passage'}"
+        return True, f"detached: “{question}” from {passage_id or 'every passage'}; rebuild to put it to use"
+
+    def learned(self) -> list[learned_stage.Learned]:
+        try:
+            return learned_stage.load_learned(self.settings.learned_file)
+        except ValueError:  # a hand-edited file gone bad: the build reports it
+            return []
+
+    def export_learned(self, folder: Path) -> Path:
+        path = folder / "learned-situations.toml"
+        path.write_text(learned_stage.export_toml(self.learned()), encoding="utf-8")
+        return path
+
+    def passage_choices(self) -> list[tuple[str, str]]:
+        """(id — the passage's first words, id) of every passage served, for the trainer's curation lists."""
+        coach = self.holder.get(wait=False)
+        if coach is None:
+            return []
+        return [(f"{c.id} — {c.text[:40]}", c.id) for c in coach.index.chunks]
 
     # ---------------------------------------------------------------- trainer's feedback view
 
     def feedback_html(self, lang: str) -> tuple[str, str, str]:
-        """The trainer's three tables: situations asked, cards marked not helpful, uncovered questions."""
+        """The trainer's three tables: situations of the cards marked, cards marked not helpful, uncovered
+        questions (counted, de-duplicated)."""
         from .render import table_html
 
         zh = lang == "zh"
@@ -385,9 +499,9 @@ class CoachApp:
         ]
         gaps = [(q, lg, n, last) for q, lg, n, last in self.store.uncovered(200)]
         return (
-            table_html(["情况", "次数"] if zh else ["Situation", "Times asked"], sit, lang),
+            table_html(["情况", "标记的卡片"] if zh else ["Situation", "Cards marked"], sit, lang),
             table_html(
-                ["时间 (UTC)", "问题", "显示的段落"] if zh else ["Time (UTC)", "Question", "Passages shown"],
+                ["时间 (UTC)", "问题", "卡片的段落"] if zh else ["Time (UTC)", "Question", "Card's passage"],
                 unhelpful,
                 lang,
             ),
@@ -395,6 +509,23 @@ class CoachApp:
                 ["问题", "语言", "次数", "最近"] if zh else ["Question", "Lang", "Times", "Last asked"], gaps, lang
             ),
         )
+
+    def learned_html(self, lang: str) -> str:
+        """The learned descriptions ("this answers that"), newest last."""
+        from .render import table_html
+
+        rows = [(x.text, x.passage, x.added) for x in self.learned()]
+        heads = ["问题", "段落", "添加时间 (UTC)"] if lang == "zh" else ["Question", "Passage", "Added (UTC)"]
+        return table_html(heads, rows, lang)
+
+    def feedback_questions(self) -> list[str]:
+        """The questions of the feedback view (cards marked, uncovered ones), for the trainer's curation list."""
+        seen: dict[str, None] = {}
+        for e in self.store.events(kind="feedback", limit=200):
+            seen.setdefault(e.query)
+        for q, *_ in self.store.uncovered(200):
+            seen.setdefault(q)
+        return list(seen)
 
     def export_gaps(self, folder: Path) -> Path:
         path = folder / "coach-content-gaps.csv"

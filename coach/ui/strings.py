@@ -47,8 +47,12 @@ T: dict[str, dict[str, Any]] = {
         "col_kw": "Keyword BM25 (rank)",
         "col_rankers": "Each ranker's share",
         "col_terms": "Matched terms",
-        "feedback_hint": "Mark each card helpful (thumb up) or not helpful (thumb down). Only the question, the "
-        "passages shown and the time are stored.",
+        "feedback_hint": "Mark each card helpful or not helpful above; “No mark” takes a mark back, and choosing "
+        "the other one replaces it. Kept, for each card you mark: your question, that card's passage, the situation, "
+        "your mark and the time. A question no veteran covered is counted, without who asked, for the trainers' "
+        "list of missing topics. Nothing else you ask is kept, and nothing about you.",
+        "mark_card": "Card {}: {}",
+        "mark_choices": ("Helpful", "Not helpful", "No mark"),
         "share": "Share / export",
         "link": "Link that reproduces this conversation",
         "export": "Download this answer",
@@ -80,6 +84,41 @@ T: dict[str, dict[str, Any]] = {
             "present": "Present",
             "feedback": "Feedback",
             "upload": "Add essay",
+        },
+        "trainer": {
+            "title": "Coach · trainer page",
+            "tagline": "The feedback agents gave, “this answers that”, rebuilds and the essays you added. "
+            "Agents use the main page and never log in.",
+            "tab_feedback": "Feedback",
+            "tab_why": "Why this passage",
+            "tab_add": "Add essay",
+            "fb_situations": "Situations of the cards marked",
+            "fb_unhelpful": "Cards marked not helpful",
+            "fb_uncovered": "Questions no veteran covered (counted, de-duplicated)",
+            "curate_head": "This answers that",
+            "curate_hint": "Attach a question to the passage that answers it (or detach a wrong one). It becomes a "
+            "learned description: it joins the next rebuild and its training, and can be exported for "
+            "corpus/situations.toml. It takes effect after a rebuild.",
+            "question": "Question",
+            "passage": "Passage that answers it",
+            "attach": "Attach",
+            "detach": "Detach",
+            "learned_head": "Learned descriptions",
+            "export_learned": "Learned descriptions as situations.toml entries",
+            "rebuild": "Rebuild now",
+            "status": "Status",
+            "ask": "Try a question",
+            "file": "Essay file (.txt, .md or .html, at most 2 MB)",
+            "essay_title": "Title",
+            "author": "Author or role",
+            "organisation": "Organisation",
+            "years": "Years on the job",
+            "script": "Script",
+            "add": "Add and rebuild",
+            "report": "Cleaning report",
+            "remove_pick": "An added essay",
+            "remove": "Remove and rebuild",
+            "uploads_off": "Adding essays is off: set COACH_ENABLE_UPLOAD=1 and restart Coach to switch it on.",
         },
         "in_short": "In short",
         "in_short_note": "the editors' summary, not the veteran's words",
@@ -133,7 +172,11 @@ T: dict[str, dict[str, Any]] = {
         "col_kw": "关键词 BM25(排名)",
         "col_rankers": "各路得分",
         "col_terms": "匹配词",
-        "feedback_hint": "请为每张卡片标记有帮助(向上的拇指)或没帮助(向下的拇指)。只保存问题、显示的段落和时间。",
+        "feedback_hint": "请在上方为每张卡片标记“有帮助”或“没帮助”;选“不标记”即撤回,改选另一项即替换。"
+        "对每张标记过的卡片,保存:你的问题、该卡片的段落、情况、你的标记和时间。没有文章覆盖的问题只计数"
+        "(不记录是谁问的),供培训师整理缺少的主题。你问的其他内容一概不保存,也不保存任何关于你的信息。",
+        "mark_card": "卡片 {}:{}",
+        "mark_choices": ("有帮助", "没帮助", "不标记"),
         "share": "分享 / 导出",
         "link": "可重现这段对话的链接",
         "export": "下载此回答",
@@ -158,6 +201,39 @@ T: dict[str, dict[str, Any]] = {
         "up_add": "添加文章",
         "up_rebuild": "重建索引",
         "up_disabled": "添加文章功能已关闭。",
+        "trainer": {
+            "title": "Coach · 培训师页面",
+            "tagline": "客服的反馈、“这段回答了那个问题”、重建索引和添加的文章。客服使用主页面,无需登录。",
+            "tab_feedback": "反馈",
+            "tab_why": "为什么是这些段落",
+            "tab_add": "添加文章",
+            "fb_situations": "被标记卡片的情况",
+            "fb_unhelpful": "被标记为没帮助的卡片",
+            "fb_uncovered": "没有文章覆盖的问题(计数、去重)",
+            "curate_head": "这段回答了那个问题",
+            "curate_hint": "把问题关联到回答它的段落(或取消错误的关联)。它成为学到的描述:参与下次重建和训练,"
+            "并可导出到 corpus/situations.toml。重建后生效。",
+            "question": "问题",
+            "passage": "回答它的段落",
+            "attach": "关联",
+            "detach": "取消关联",
+            "learned_head": "学到的描述",
+            "export_learned": "学到的描述(situations.toml 条目)",
+            "rebuild": "立即重建",
+            "status": "状态",
+            "ask": "试一个问题",
+            "file": "文章文件(.txt、.md 或 .html,最大 2 MB)",
+            "essay_title": "标题",
+            "author": "作者或岗位",
+            "organisation": "单位",
+            "years": "从业年数",
+            "script": "字体",
+            "add": "添加并重建",
+            "report": "清理报告",
+            "remove_pick": "已添加的文章",
+            "remove": "删除并重建",
+            "uploads_off": "添加文章已关闭:设置 COACH_ENABLE_UPLOAD=1 并重启 Coach 即可开启。",
+        },
         "tabs": {
             "chat": "教练",
             "gallery": "情景",
@@ -193,4 +269,8 @@ SCRIPT_CHOICES = [("As written · 原文", "original"), ("简体", "hans"), ("�
 def ui_text(lang: str, key: str, script: str = "original"):
     """The UI string `key` in `lang` ("en" or "zh"), in traditional characters when the reader chose them."""
     value = T.get(lang, T["en"])[key]
-    return convert_script(value, "hant") if lang == "zh" and script == "hant" and isinstance(value, str) else value
+    if lang != "zh" or script != "hant":
+        return value
+    if isinstance(value, tuple):
+        return tuple(convert_script(v, "hant") for v in value)
+    return convert_script(value, "hant") if isinstance(value, str) else value
