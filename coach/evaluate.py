@@ -19,6 +19,10 @@ import time
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 EVAL_TOP_K = 10
 HIT_KS = (1, 3, 5)
@@ -326,7 +330,7 @@ def run_cli(args, settings) -> int:
 
         work_dir = tempfile.TemporaryDirectory(prefix="coach-eval-")
         corpus = corpus_copy(settings.corpus_dir, Path(work_dir.name) / "corpus", extra_essays=args.with_essays)
-        settings = settings.with_overrides(corpus_dir=corpus, index_dir=Path(work_dir.name) / "index")
+        settings = isolated(settings, corpus, Path(work_dir.name) / "index")
     coach = Coach(settings, progress=progress)
     coach.ask("warm-up", top_k=1)  # load lazy resources (dictionary, tokenizer) before timing
     reports = run_modes(coach, cases, modes)
@@ -362,6 +366,17 @@ def run_cli(args, settings) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- other corpora
+
+
+def isolated(settings: Settings, corpus: Path, index_dir: Path) -> Settings:
+    """Settings that build from `corpus` alone: no essays added in the app and no learned descriptions (var/), so
+    an evaluation corpus means the same on every machine and a left-out essay keeps none of its descriptions."""
+    return settings.with_overrides(
+        corpus_dir=corpus,
+        index_dir=index_dir,
+        upload_dir=index_dir.parent / "no-uploads",
+        learned_file=index_dir.parent / "no-learned-situations.toml",
+    )
 
 
 def corpus_copy(
@@ -457,7 +472,7 @@ def leave_one_essay_out(settings, cases: list[Case], work: Path, progress=None) 
             progress((n + f) / len(essays), f"{essay}: {m}")
 
         fold = Coach(
-            settings.with_overrides(corpus_dir=corpus, index_dir=work / f"index-{essay}"),
+            isolated(settings, corpus, work / f"index-{essay}"),
             embedder=base,
             progress=fold_progress,
         )

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from coach import evaluate as ev
+from coach.config import Settings
 
 
 def test_normalise_simplifies_and_strips_punctuation():
@@ -150,3 +151,14 @@ def test_run_cli_split_modes_and_no_misses(tmp_path, monkeypatch, capsys):
     assert rc == 2 and "heldout2, tune" in err
     rc, _, err = run(modes="full,turbo")
     assert rc == 2 and "turbo" in err
+
+
+def test_evaluation_builds_read_their_corpus_copy_alone(tmp_path):
+    """Essays added in the app and learned descriptions (var/) never reach an evaluation corpus or a left-out fold."""
+    uploads, learned = tmp_path / "uploads", tmp_path / "learned.toml"
+    uploads.mkdir()
+    learned.write_text("", "utf-8")
+    live = Settings().with_overrides(upload_dir=uploads, learned_file=learned)
+    s = ev.isolated(live, tmp_path / "work" / "corpus-x", tmp_path / "work" / "index-x")
+    assert s.corpus_dir == tmp_path / "work" / "corpus-x" and s.index_dir == tmp_path / "work" / "index-x"
+    assert not s.upload_dir.exists() and not s.learned_file.exists()
