@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from ui_support import free_port, serve_locally  # noqa: F401 - free_port is part of this module's surface
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -265,14 +266,6 @@ def kill_build_rounds(settings, n: int, seed: int, max_delay_s: float | None = N
 # ---------------------------------------------------------------- the web app on loopback, and load against it
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @dataclass
 class Served:
     demo: object
@@ -317,16 +310,7 @@ def start_app(tmp: Path, delay_s: float = 0.0, upload_enabled: bool = False, mod
         upload_dir=tmp / "uploads",
         live_dir=tmp / "live",
     )
-    port = free_port()
-    demo.queue(**ui.queue_kwargs()).launch(
-        server_name="127.0.0.1",
-        server_port=port,
-        share=False,
-        show_error=False,
-        prevent_thread_lock=True,
-        quiet=True,
-        **ui.launch_kwargs(),
-    )
+    port = serve_locally(demo)
     return Served(demo, port, coach, settings, db)
 
 

@@ -17,7 +17,8 @@ from coach.feedback import FeedbackStore
 from coach.retrieve import MAX_QUERY_CHARS, Coach
 
 sys.path.insert(0, str(Path(__file__).parent))
-from reliability_support import FakeEmbedder, free_port, make_settings  # noqa: E402
+from reliability_support import FakeEmbedder, make_settings  # noqa: E402
+from ui_support import serve_locally  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -219,16 +220,7 @@ def test_api_is_served_on_the_gradio_server_beside_the_chat(tmp_path, monkeypatc
         upload_dir=tmp_path / "up",
         live_dir=tmp_path / "live",
     )
-    port = free_port()
-    demo.queue(**ui.queue_kwargs()).launch(
-        server_name="127.0.0.1",
-        server_port=port,
-        share=False,
-        show_error=False,
-        prevent_thread_lock=True,
-        quiet=True,
-        **api_mod.launch_kwargs(demo, ui.launch_kwargs()),
-    )
+    port = serve_locally(demo, with_api=True)
     try:
         base = f"http://127.0.0.1:{port}/api/v1"
         req = urllib.request.Request(

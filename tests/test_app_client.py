@@ -12,7 +12,7 @@ import pytest
 from coach import ui
 from coach.embed import FakeEmbedder
 from coach.retrieve import Coach
-from ui_support import free_port, tiny_settings
+from ui_support import serve_locally, tiny_settings
 
 pytestmark = pytest.mark.slow
 
@@ -22,16 +22,7 @@ def served(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("served")
     coach = Coach(tiny_settings(tmp), embedder=FakeEmbedder())
     demo = ui.build_demo(coach, feedback_db=tmp / "fb.sqlite3", upload_enabled=False)
-    port = free_port()
-    demo.queue(**ui.queue_kwargs()).launch(
-        server_name="127.0.0.1",
-        server_port=port,
-        share=False,
-        show_error=False,
-        prevent_thread_lock=True,
-        quiet=True,
-        **ui.launch_kwargs(),
-    )
+    port = serve_locally(demo)
     try:
         yield f"http://127.0.0.1:{port}/", tmp / "fb.sqlite3", demo
     finally:
@@ -111,16 +102,7 @@ def test_adding_essays_sits_behind_the_trainer_login_and_the_chat_does_not(tmp_p
     coach = Coach(tiny_settings(tmp_path), embedder=FakeEmbedder())
     demo = ui.build_demo(coach, feedback_db=tmp_path / "fb.sqlite3", upload_dir=tmp_path / "up")
     assert demo.coach_app.upload_enabled and demo.coach_app.admin_user == "trainer"
-    port = free_port()
-    demo.queue(**ui.queue_kwargs()).launch(
-        server_name="127.0.0.1",
-        server_port=port,
-        share=False,
-        show_error=False,
-        prevent_thread_lock=True,
-        quiet=True,
-        **ui.launch_kwargs(),
-    )
+    port = serve_locally(demo)
     try:
         url = f"http://127.0.0.1:{port}/"
         assert "coach-card" in str(
@@ -156,16 +138,7 @@ def test_questions_asked_while_coach_loads_are_answered_when_it_is_ready(tmp_pat
     )
     status = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "coach-status")
     assert status.visible  # the warming-up note is on the page from the start
-    port = free_port()
-    demo.queue(**ui.queue_kwargs()).launch(
-        server_name="127.0.0.1",
-        server_port=port,
-        share=False,
-        show_error=False,
-        prevent_thread_lock=True,
-        quiet=True,
-        **ui.launch_kwargs(),
-    )
+    port = serve_locally(demo)
     try:
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)  # served before Coach is ready
         job = client.submit("how do I handle an angry caller", "en", "original", api_name="/respond")

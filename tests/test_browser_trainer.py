@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from coach import api as api_mod
 from coach import ui
 from coach.embed import FakeEmbedder
 from coach.retrieve import Coach
-from ui_support import free_port, tiny_settings
+from ui_support import serve_locally, tiny_settings
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -68,16 +67,7 @@ def served(tmp_path, monkeypatch):
     coach.ask("angry caller")  # the bridge's dictionaries, before the clock starts
     embedder.slow = True
     demo = ui.build_demo(coach, settings=settings, feedback_db=tmp_path / "fb.sqlite3")
-    port = free_port()
-    demo.queue(**ui.queue_kwargs()).launch(
-        server_name="127.0.0.1",
-        server_port=port,
-        share=False,
-        show_error=False,
-        prevent_thread_lock=True,
-        quiet=True,
-        **api_mod.launch_kwargs(demo, ui.launch_kwargs()),
-    )
+    port = serve_locally(demo, with_api=True)
     try:
         yield demo, f"http://127.0.0.1:{port}/"
     finally:

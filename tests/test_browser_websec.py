@@ -12,7 +12,7 @@ import pytest
 from coach import ui
 from coach.embed import FakeEmbedder
 from coach.retrieve import Coach
-from ui_support import free_port, tiny_settings
+from ui_support import serve_locally, tiny_settings
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -41,16 +41,7 @@ def test_page_works_under_the_security_headers_and_cannot_be_framed(tmp_path):
     demo = ui.build_demo(
         Coach(tiny_settings(tmp_path / "tiny"), embedder=FakeEmbedder()), feedback_db=db, upload_enabled=False
     )
-    port = free_port()
-    demo.queue(**ui.queue_kwargs()).launch(
-        server_name="127.0.0.1",
-        server_port=port,
-        share=False,
-        show_error=False,
-        prevent_thread_lock=True,
-        quiet=True,
-        **ui.launch_kwargs(),
-    )
+    port = serve_locally(demo)
     url = f"http://127.0.0.1:{port}/"
     violations, errors = [], []
     try:

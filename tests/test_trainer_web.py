@@ -9,11 +9,10 @@ import re
 import httpx
 import pytest
 
-from coach import api as api_mod
 from coach import ui
 from coach.embed import FakeEmbedder
 from coach.retrieve import Coach
-from ui_support import free_port, tiny_settings
+from ui_support import serve_locally, tiny_settings
 
 pytestmark = pytest.mark.slow
 
@@ -38,16 +37,7 @@ def _serve(tmp_path, monkeypatch, *, uploads: bool, login: bool):
         feedback_db=tmp_path / "fb.sqlite3",
         upload_dir=tmp_path / "uploads",
     )
-    port = free_port()
-    demo.queue(**ui.queue_kwargs()).launch(
-        server_name="127.0.0.1",
-        server_port=port,
-        share=False,
-        show_error=False,
-        prevent_thread_lock=True,
-        quiet=True,
-        **api_mod.launch_kwargs(demo, ui.launch_kwargs()),
-    )
+    port = serve_locally(demo, with_api=True)
     return demo, f"http://127.0.0.1:{port}/"
 
 

@@ -113,3 +113,22 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def serve_locally(demo, with_api: bool = False) -> int:
+    """Launch `demo` in a background thread on a free 127.0.0.1 port with the app's queue and launch settings (and
+    the JSON API's with `with_api`), quietly; the port."""
+    from coach import api, ui
+
+    port = free_port()
+    kwargs = api.launch_kwargs(demo, ui.launch_kwargs()) if with_api else ui.launch_kwargs()
+    demo.queue(**ui.queue_kwargs()).launch(
+        server_name="127.0.0.1",
+        server_port=port,
+        share=False,
+        show_error=False,
+        prevent_thread_lock=True,
+        quiet=True,
+        **kwargs,
+    )
+    return port
