@@ -19,27 +19,11 @@ from coach import ui
 from coach.config import PROJECT_ROOT, Settings
 from coach.embed import FakeEmbedder
 from coach.retrieve import Coach
-from ui_support import free_port, tiny_settings
+from ui_support import CHROMIUM, CHROMIUM_ARGS, browser_marks, free_port, tiny_settings
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 SHOTS = PROJECT_ROOT / "docs" / "screenshots"
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists(),
-        reason=f"{CHROMIUM} is missing: install Debian's chromium (`make browser`) to run this test",
-    ),
-]
+pytestmark = browser_marks()
 
 
 def _real_coach() -> Coach | None:
@@ -89,7 +73,7 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
         b.close()
 

@@ -7,24 +7,14 @@ The fake embedder over the tiny corpus (no model download); its builds are slowe
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 
 from coach import ui
 from coach.embed import FakeEmbedder
 from coach.retrieve import Coach
-from ui_support import serve_locally, tiny_settings
+from ui_support import CHROMIUM, CHROMIUM_ARGS, browser_marks, serve_locally, tiny_settings
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 LOGIN = ("trainer", "教練-pass-42")
 ESSAY = (
     "退款投诉的处理\n"
@@ -34,11 +24,7 @@ ESSAY = (
     "投诉的客户要的不是道歉的套话,而是一个确定的答复:钱什么时候回来。\n"
 )
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing: install Debian's chromium"),
-]
+pytestmark = browser_marks()
 
 
 class SlowBuilds(FakeEmbedder):
@@ -79,7 +65,7 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
         b.close()
 

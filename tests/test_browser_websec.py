@@ -5,33 +5,15 @@ of another origin cannot frame it."""
 from __future__ import annotations
 
 import sqlite3
-from pathlib import Path
 
-import pytest
 
 from coach import ui
 from coach.embed import FakeEmbedder
 from coach.retrieve import Coach
-from ui_support import serve_locally, tiny_settings
+from ui_support import CHROMIUM, CHROMIUM_ARGS, browser_marks, serve_locally, tiny_settings
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists(),
-        reason=f"{CHROMIUM} is missing: install Debian's chromium (`make browser`) to run this test",
-    ),
-]
+pytestmark = browser_marks()
 
 
 def test_page_works_under_the_security_headers_and_cannot_be_framed(tmp_path):
@@ -46,7 +28,7 @@ def test_page_works_under_the_security_headers_and_cannot_be_framed(tmp_path):
     violations, errors = [], []
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
             page.on("pageerror", lambda e: errors.append(str(e)))

@@ -132,3 +132,29 @@ def serve_locally(demo, with_api: bool = False) -> int:
         **kwargs,
     )
     return port
+
+
+# Debian's Chromium, driven by Playwright from PyPI (never `playwright install`), with the flags the project uses.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+def browser_marks() -> list:
+    """pytestmark of a browser test file: slow, browser, and skipped (saying how to fix it) without Chromium."""
+    import pytest
+
+    return [
+        pytest.mark.slow,
+        pytest.mark.browser,
+        pytest.mark.skipif(
+            not Path(CHROMIUM).exists(),
+            reason=f"{CHROMIUM} is missing: install Debian's chromium (`make browser`) to run this test",
+        ),
+    ]
