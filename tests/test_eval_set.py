@@ -49,7 +49,9 @@ EVAL_FILE = Path(__file__).resolve().parent.parent / "eval" / "queries.jsonl"
 # helper after the every-essay search change and before the cross-script abstention; one simplified question
 # repeated an earlier one word for word and was dropped before any run. `heldout21` (90 + 20 as written, same make-up)
 # was written the same way by another helper after the cross-script abstention; two of its out-of-domain questions
-# repeated earlier ones word for word and were dropped before any run.
+# repeated earlier ones word for word and were dropped before any run. `heldout22` (90 + 20 as written, same make-up)
+# was written the same way by another helper before the English keyword weight was reported; one out-of-domain
+# question repeated an earlier one word for word and was dropped before any run.
 SPLITS = (
     "tune",
     "heldout",
@@ -73,6 +75,7 @@ SPLITS = (
     "heldout19",
     "heldout20",
     "heldout21",
+    "heldout22",
 )
 TUNING_SPLITS = (
     "tune",
@@ -91,7 +94,7 @@ TUNING_SPLITS = (
     "heldout15",
     "heldout16",
 )
-HELDOUT_SPLITS = ("heldout", "heldout3", "heldout17", "heldout18", "heldout19", "heldout20", "heldout21")
+HELDOUT_SPLITS = ("heldout", "heldout3", "heldout17", "heldout18", "heldout19", "heldout20", "heldout21", "heldout22")
 # Batch sizes as written: (in-domain, out-of-domain) at least.
 MIN_SIZES = {
     "heldout2": (30, 1),
@@ -114,6 +117,7 @@ MIN_SIZES = {
     "heldout19": (90, 17),
     "heldout20": (89, 20),
     "heldout21": (90, 18),
+    "heldout22": (90, 19),
 }
 
 
