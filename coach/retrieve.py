@@ -27,7 +27,16 @@ from .chunk import Chunk
 from .config import Settings
 from .clean import ErratumMismatch
 from .corpus import EssayMeta, MetadataError
-from .search import SearchConfig, description_confidence, diversify, fuse, prepare, ranked, rankers_for
+from .search import (
+    DIVERSITY_MARGIN,
+    SearchConfig,
+    description_confidence,
+    diversify,
+    fuse,
+    prepare,
+    ranked,
+    rankers_for,
+)
 from .search.query import Query
 
 # Search modes, each adding rankers to the one before; `coach eval` compares them side by side.
@@ -330,7 +339,7 @@ class Coach:
         # spare candidates replace cards that repeat another's passage or key sentence (below)
         spare = CARD_SPARE if top_k > 1 else 0  # a single card cannot repeat another
         picked = (
-            diversify(ranking, lambda d: index.chunks[d].essay_id, top_k + spare, config.diversity_margin)
+            diversify(ranking, lambda d: index.chunks[d].essay_id, top_k + spare, DIVERSITY_MARGIN)
             if diverse
             else ranking[:top_k]
         )
@@ -351,8 +360,11 @@ class Coach:
     @staticmethod
     def weights(config: SearchConfig, evidence: "Evidence") -> dict[str, float]:
         """The fusion weights for one question: the description rankers count as much as the descriptions explain
-        the question beyond the passages themselves (search.description_confidence)."""
+        the question beyond the passages themselves (search.description_confidence); an English question's words
+        count with `keyword_english`."""
         weights = config.weights()
+        if evidence.english:
+            weights["keyword"] = config.keyword_english
         confidence = description_confidence(
             evidence.best_description, evidence.best_sentence, config.description_gap, config.description_width
         )
@@ -363,7 +375,13 @@ class Coach:
     def _mode_config(self, mode: str) -> SearchConfig:
         if mode == "dense":
             return dataclasses.replace(
-                self.config, sentence=0.0, keyword=0.0, bigram=0.0, description=0.0, description_terms=0.0
+                self.config,
+                sentence=0.0,
+                keyword=0.0,
+                keyword_english=0.0,
+                bigram=0.0,
+                description=0.0,
+                description_terms=0.0,
             )
         if mode == "hybrid":
             return dataclasses.replace(self.config, description=0.0, description_terms=0.0)

@@ -4,6 +4,7 @@ preparation, out-of-domain evidence, caches; and fair ranking: an undescribed pa
 from __future__ import annotations
 
 import dataclasses
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -315,6 +316,19 @@ def test_descriptions_count_as_much_as_they_explain_the_question():
     assert half == pytest.approx(0.5)
     weights = rt.Coach.weights(c, rt.Evidence(0.8, 0.0, best_description=0.8))
     assert weights["description"] == weights["description_terms"] == 0.0 and weights["dense"] == c.dense
+
+
+def test_an_english_question_s_bridged_words_count_with_their_own_weight():
+    c = SearchConfig(keyword=2.0, keyword_english=0.5)
+    assert rt.Coach.weights(c, rt.Evidence(0.8, 0.0))["keyword"] == 2.0
+    assert rt.Coach.weights(c, rt.Evidence(0.8, 0.0, english=True))["keyword"] == 0.5
+    # the keyword ranker runs when either language gives it weight, and not at all when neither does
+    from coach.search.rankers import rankers_for
+
+    index = SimpleNamespace()
+    names = lambda config: [r.name for r in rankers_for(index, config)]  # noqa: E731
+    assert "keyword" in names(SearchConfig(keyword=0.0, keyword_english=1.0))
+    assert "keyword" not in names(SearchConfig(keyword=0.0, keyword_english=0.0))
 
 
 # ------------------------------------------------------------------ caches and warm-up

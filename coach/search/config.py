@@ -13,7 +13,11 @@ class SearchConfig:
     # fusion weights of the rankers (coach/search/rankers.py); a weight of 0 leaves the ranker out
     dense: float = 1.0  # question vs passage
     sentence: float = 1.0  # question vs the passage's best sentence
-    keyword: float = 2.0  # BM25 over words (English questions: their bridged Chinese terms too)
+    keyword: float = 2.0  # BM25 over words (Chinese questions: their own, mainland and bridged words)
+    # the same ranker for an English question, whose words reach the essays only through the bridge's Chinese
+    # terms: its glossary and themes were written for the seed essays' vocabulary, so at full weight they pull
+    # questions about essays added later towards seed passages
+    keyword_english: float = 1.25
     bigram: float = 1.0  # BM25 over Chinese character pairs (Chinese questions)
     description: float = 2.0  # question vs the passage's best situation description (described passages only)
     description_terms: float = 2.0  # BM25 words + character pairs vs the best description (described passages only)
@@ -23,8 +27,6 @@ class SearchConfig:
     # so the descriptions of other essays cannot outvote it.
     description_gap: float = 0.08
     description_width: float = 0.05
-    # diversity: a second passage of an essay already shown must beat a new essay's best by this factor
-    diversity_margin: float = 2.0
     # out-of-domain: the question's evidence, max(best description, best sentence + description_gap) on the
     # descriptions' cosine scale, must reach the floor of its language (English questions score lower against
     # Chinese text), and no out-of-scope prototype (coach/data/out_of_scope.tsv) may come closer
@@ -50,3 +52,6 @@ class SearchConfig:
 # How many candidates each ranker contributes to the fusion (not tuned: the corpus is small, any value >= 10 gives
 # the same top 10).
 CANDIDATES = 50
+# Cards, not ranking (the evaluation ranks with diversity off, so nothing tunes it): a second passage of an essay
+# already shown must beat a new essay's best by this factor to take a card.
+DIVERSITY_MARGIN = 2.0

@@ -144,7 +144,8 @@ class DescriptionTerms(SeesAll):
 
 
 def rankers_for(index: "LoadedIndex", config: SearchConfig) -> list[Ranker]:
-    """The rankers with a non-zero weight in `config`, over `index`."""
+    """The rankers with a non-zero weight in `config` (the keyword ranker: for questions in either language), over
+    `index`."""
     all_rankers: list[Ranker] = [
         DensePassages(index),
         BestSentence(index),
@@ -153,7 +154,7 @@ def rankers_for(index: "LoadedIndex", config: SearchConfig) -> list[Ranker]:
         Descriptions(index),
         DescriptionTerms(index),
     ]
-    weights = config.weights()
+    weights = {**config.weights(), "keyword": max(config.keyword, config.keyword_english)}
     return [r for r in all_rankers if weights[r.name] > 0]
 
 
