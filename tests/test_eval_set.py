@@ -189,7 +189,7 @@ def test_every_question_has_a_passage_that_can_be_relevant(cases):
     assert {c.query for c in ev.unreachable(cases, passages)} == KNOWN_UNREACHABLE
 
 
-FRESH_FOLDERS = ("fresh_essays", "fresh_essays2", "fresh_essays3")
+FRESH_FOLDERS = ("fresh_essays", "fresh_essays2", "fresh_essays3", "fresh_essays4")
 
 
 @pytest.mark.parametrize("folder", FRESH_FOLDERS)
