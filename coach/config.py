@@ -74,6 +74,10 @@ class Settings:
         )
     )
 
+    # Tuned models kept in that cache after a build: those an index in index_dir names, and the most recently used up
+    # to this many (~130 MB each; every rebuild after a trainer's "this answers that" trains one).
+    tuned_keep: int = field(default_factory=lambda: int(os.environ.get("COACH_TUNED_KEEP", "8")))
+
     @property
     def tuned_dir(self) -> Path:
         return self.tuned_cache_dir or self.model_cache_dir / "tuned"

@@ -359,6 +359,12 @@ def build(settings: Settings, embedder: EmbedderLike, progress: Progress | None 
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        if tuning:  # every rebuild after "this answers that" trains a model: keep the cache from growing without end
+            tune_stage.prune_tuned(
+                settings.tuned_dir,
+                tuned_models_in_use(settings.index_dir) | {Path(tuning["path"])},
+                settings.tuned_keep,
+            )
         progress(1.0, "index ready")
         result = load_build(final)
         undescribed = [c.id for c in chunks if c.id not in described]
@@ -372,6 +378,19 @@ def build(settings: Settings, embedder: EmbedderLike, progress: Progress | None 
         )
         result.warnings = list(loaded.warnings) + situation_warnings + notes
         return result
+
+
+def tuned_models_in_use(index_dir: Path) -> set[Path]:
+    """The tuned model folders the builds kept in `index_dir` were embedded with (their manifests name them)."""
+    out = set()
+    for manifest in (Path(index_dir) / ix.BUILDS).glob(f"*/{ix.MANIFEST}"):
+        try:
+            tuning = json.loads(manifest.read_text("utf-8")).get("tuning")
+        except (OSError, ValueError):
+            continue
+        if isinstance(tuning, dict) and tuning.get("path"):
+            out.add(Path(tuning["path"]))
+    return out
 
 
 def load(settings: Settings) -> LoadedIndex:

@@ -28,6 +28,9 @@ from typing import Callable, Sequence
 Progress = Callable[[float, str], None]
 
 TUNING_FILE = "coach-tuning.json"  # written into a tuned model folder: what built it
+# touched when a build takes a cached model, for pruning (a name without a suffix: the model's identity, and its ONNX
+# export's stamp, hash the .json/.safetensors/... files, so this one changes neither)
+USED_FILE = ".last-used"
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,7 @@ def ensure_tuned(
     key = tuning_key(base_fingerprint, pairs, settings)
     final = tuned_path(cache_dir, key)
     if is_tuned_folder(final, key):
+        _mark_used(final)
         return final
     if not pairs:
         raise ValueError("nothing to tune on: no situation description attaches to a passage")
@@ -135,6 +139,35 @@ def ensure_tuned(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def prune_tuned(cache_dir: Path, keep: set[Path], keep_count: int, tmp_age_s: float = 3600) -> list[Path]:
+    """Delete the tuned models nobody needs: every one beyond the `keep_count` most recently used (a build that
+    takes a cached model marks it used) unless it is in `keep` (the folders indexes are embedded with), and the
+    temporary folders of trainings abandoned over `tmp_age_s` ago. Returns what was removed."""
+    cache_dir = Path(cache_dir)
+    if not cache_dir.is_dir():
+        return []
+    kept = {Path(p).resolve() for p in keep}
+    models = sorted((p for p in cache_dir.glob("tuned-*") if is_tuned_folder(p)), key=_last_used, reverse=True)
+    doomed = [p for p in models[max(0, keep_count) :] if p.resolve() not in kept]
+    now = time.time()
+    doomed += [p for p in cache_dir.glob(".tmp-tuned-*") if p.is_dir() and now - p.stat().st_mtime > tmp_age_s]
+    for p in doomed:
+        shutil.rmtree(p, ignore_errors=True)
+    return doomed
+
+
+def _last_used(folder: Path) -> float:
+    used = folder / USED_FILE
+    return (used if used.is_file() else folder / TUNING_FILE).stat().st_mtime
+
+
+def _mark_used(folder: Path) -> None:
+    try:
+        (folder / USED_FILE).touch()
+    except OSError:  # a read-only cache: it is only pruned by whoever can write it
+        pass
 
 
 def batches(targets: Sequence[str], batch_size: int, rng: random.Random) -> list[list[int]]:

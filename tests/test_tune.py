@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -118,3 +119,63 @@ def test_training_changes_vectors_is_cached_and_goes_stale(tmp_path, real_embedd
     plain = Coach(off, embedder=real_embedder)
     assert plain.index.manifest.tuning is None and plain.embedder is real_embedder
     np.testing.assert_allclose(plain.index.vectors.index.reconstruct(0), base, atol=1e-5)
+
+
+def _fake_tuned(cache: Path, key: str, age_s: float) -> Path:
+    import os
+    import time
+
+    folder = cache / f"tuned-{key}"
+    folder.mkdir(parents=True)
+    info = folder / tune.TUNING_FILE
+    info.write_text(json.dumps({"key": key}), "utf-8")
+    when = time.time() - age_s
+    os.utime(info, (when, when))
+    return folder
+
+
+def test_pruning_keeps_what_an_index_names_and_the_most_recently_used(tmp_path):
+    import os
+    import time
+
+    cache = tmp_path / "tuned"
+    folders = [_fake_tuned(cache, f"k{i}", age_s=100 * i) for i in range(6)]  # k0 newest ... k5 oldest
+    named = folders[5]  # the oldest, but an index still serves it
+    abandoned = cache / ".tmp-tuned-abc"
+    abandoned.mkdir()
+    os.utime(abandoned, (time.time() - 7200,) * 2)
+    training = cache / ".tmp-tuned-now"  # a training in progress elsewhere
+    training.mkdir()
+    other = cache / "notes"  # not a tuned model: never touched
+    other.mkdir()
+    removed = tune.prune_tuned(cache, keep={named}, keep_count=2)
+    assert sorted(p.name for p in removed) == [".tmp-tuned-abc", "tuned-k2", "tuned-k3", "tuned-k4"]
+    assert sorted(p.name for p in cache.iterdir()) == [".tmp-tuned-now", "notes", "tuned-k0", "tuned-k1", "tuned-k5"]
+    assert tune.prune_tuned(tmp_path / "missing", keep=set(), keep_count=2) == []
+
+
+def test_a_cached_model_counts_as_used_when_a_build_takes_it(tmp_path):
+    cache = tmp_path / "tuned"
+    pairs = [tune.Pair("客户骂人", "先让他说完")]
+    settings = tune.TuneSettings()
+    key = tune.tuning_key("base", pairs, settings)
+    folder = _fake_tuned(cache, key, age_s=10_000)
+    before = tune._last_used(folder)
+    info = (folder / tune.TUNING_FILE).stat().st_mtime_ns
+    assert tune.ensure_tuned(tmp_path, "base", "base", pairs, settings, cache) == folder
+    assert tune._last_used(folder) > before
+    # the model's own files are untouched: its identity and its ONNX export stay valid
+    assert (folder / tune.TUNING_FILE).stat().st_mtime_ns == info
+
+
+def test_the_models_in_use_are_those_the_kept_builds_name(tmp_path):
+    from coach import pipeline
+
+    builds = tmp_path / "index" / ix.BUILDS
+    for name, tuning in [("b1", {"path": "/cache/tuned-a"}), ("b2", None), ("b3", {"path": "/cache/tuned-b"})]:
+        (builds / name).mkdir(parents=True)
+        (builds / name / ix.MANIFEST).write_text(json.dumps({"tuning": tuning}), "utf-8")
+    (builds / "broken").mkdir()
+    (builds / "broken" / ix.MANIFEST).write_text("{not json", "utf-8")
+    assert pipeline.tuned_models_in_use(tmp_path / "index") == {Path("/cache/tuned-a"), Path("/cache/tuned-b")}
+    assert pipeline.tuned_models_in_use(tmp_path / "nowhere") == set()
