@@ -359,12 +359,16 @@ def build(settings: Settings, embedder: EmbedderLike, progress: Progress | None 
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        housekeeping: list[str] = []
         if tuning:  # every rebuild after "this answers that" trains a model: keep the cache from growing without end
-            tune_stage.prune_tuned(
-                settings.tuned_dir,
-                tuned_models_in_use(settings.index_dir) | {Path(tuning["path"])},
-                settings.tuned_keep,
-            )
+            try:
+                tune_stage.prune_tuned(
+                    settings.tuned_dir,
+                    tuned_models_in_use(settings.index_dir) | {Path(tuning["path"])},
+                    settings.tuned_keep,
+                )
+            except OSError as exc:  # housekeeping: the index is built and committed whatever happens here
+                housekeeping.append(f"could not prune the tuned models in {settings.tuned_dir}: {exc}")
         progress(1.0, "index ready")
         result = load_build(final)
         undescribed = [c.id for c in chunks if c.id not in described]
@@ -376,7 +380,7 @@ def build(settings: Settings, embedder: EmbedderLike, progress: Progress | None 
             if undescribed and situations
             else []
         )
-        result.warnings = list(loaded.warnings) + situation_warnings + notes
+        result.warnings = list(loaded.warnings) + situation_warnings + notes + housekeeping
         return result
 
 

@@ -152,7 +152,7 @@ def prune_tuned(cache_dir: Path, keep: set[Path], keep_count: int, tmp_age_s: fl
     models = sorted((p for p in cache_dir.glob("tuned-*") if is_tuned_folder(p)), key=_last_used, reverse=True)
     doomed = [p for p in models[max(0, keep_count) :] if p.resolve() not in kept]
     now = time.time()
-    doomed += [p for p in cache_dir.glob(".tmp-tuned-*") if p.is_dir() and now - p.stat().st_mtime > tmp_age_s]
+    doomed += [p for p in cache_dir.glob(".tmp-tuned-*") if p.is_dir() and now - _mtime(p) > tmp_age_s]
     for p in doomed:
         shutil.rmtree(p, ignore_errors=True)
     return doomed
@@ -160,7 +160,15 @@ def prune_tuned(cache_dir: Path, keep: set[Path], keep_count: int, tmp_age_s: fl
 
 def _last_used(folder: Path) -> float:
     used = folder / USED_FILE
-    return (used if used.is_file() else folder / TUNING_FILE).stat().st_mtime
+    return _mtime(used if used.is_file() else folder / TUNING_FILE)
+
+
+def _mtime(path: Path) -> float:
+    """Modification time, or 0 for a path another process just removed (pruning runs beside other builds)."""
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _mark_used(folder: Path) -> None:

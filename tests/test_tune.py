@@ -152,6 +152,7 @@ def test_pruning_keeps_what_an_index_names_and_the_most_recently_used(tmp_path):
     assert sorted(p.name for p in removed) == [".tmp-tuned-abc", "tuned-k2", "tuned-k3", "tuned-k4"]
     assert sorted(p.name for p in cache.iterdir()) == [".tmp-tuned-now", "notes", "tuned-k0", "tuned-k1", "tuned-k5"]
     assert tune.prune_tuned(tmp_path / "missing", keep=set(), keep_count=2) == []
+    assert tune._mtime(tmp_path / "removed meanwhile by another build") == 0.0
 
 
 def test_a_cached_model_counts_as_used_when_a_build_takes_it(tmp_path):
