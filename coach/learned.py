@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .clean import to_simplified
+from .advice import detect_lang
 from .corpus import MetadataError, Situation, _entries, _read_toml
 
 LANG_FIELDS = ("en", "zh", "zh_hant")
@@ -52,11 +52,9 @@ class Learned:
 
 
 def language_field(question: str) -> str:
-    """Which situations.toml field a question belongs in: `en`, `zh` (simplified) or `zh_hant` (traditional)."""
-    cjk = sum(1 for c in question if "\u3400" <= c <= "\u9fff")
-    if cjk == 0 or cjk < len(question.replace(" ", "")) * 0.2:
-        return "en"
-    return "zh" if to_simplified(question) == question else "zh_hant"
+    """Which situations.toml field a question belongs in: `en`, `zh` (simplified) or `zh_hant` (traditional), by
+    the language its feedback is recorded under (advice.detect_lang)."""
+    return {"en": "en", "zh": "zh", "zh-Hant": "zh_hant"}[detect_lang(question)]
 
 
 def _key(text: str) -> str:

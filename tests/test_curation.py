@@ -112,3 +112,15 @@ def test_a_broken_learned_file_is_named_with_the_fix(tmp_path):
 )
 def test_a_question_goes_in_the_field_of_its_language(question, field):
     assert learned.language_field(question) == field
+
+
+@pytest.mark.parametrize(
+    "question, field",
+    [("my customer 一直骂我", "zh"), ("客戶 keeps yelling at me", "zh_hant"), ("VIP caller", "en"), ("?", "en")],
+)
+def test_mixed_questions_go_where_their_feedback_is_recorded(question, field):
+    """The same rule as the feedback's language (advice.detect_lang): a Chinese character makes a question Chinese."""
+    from coach.advice import detect_lang
+
+    assert learned.language_field(question) == field
+    assert detect_lang(question) == {"en": "en", "zh": "zh", "zh_hant": "zh-Hant"}[field]
