@@ -53,7 +53,8 @@ EVAL_FILE = Path(__file__).resolve().parent.parent / "eval" / "queries.jsonl"
 # was written the same way by another helper before the English keyword weight was reported; one out-of-domain
 # question repeated an earlier one word for word and was dropped before any run. `heldout23` (90 + 20 as written, same
 # make-up) was written the same way by another helper before the changes it is reported for; one out-of-domain
-# question repeated an earlier one word for word and was dropped before any run.
+# question repeated an earlier one word for word and was dropped before any run. `heldout24` (90 + 20, same make-up)
+# was written the same way by another helper before the changes it is reported for.
 SPLITS = (
     "tune",
     "heldout",
@@ -79,6 +80,7 @@ SPLITS = (
     "heldout21",
     "heldout22",
     "heldout23",
+    "heldout24",
 )
 TUNING_SPLITS = (
     "tune",
@@ -107,6 +109,7 @@ HELDOUT_SPLITS = (
     "heldout21",
     "heldout22",
     "heldout23",
+    "heldout24",
 )
 # Batch sizes as written: (in-domain, out-of-domain) at least.
 MIN_SIZES = {
@@ -132,6 +135,7 @@ MIN_SIZES = {
     "heldout21": (90, 18),
     "heldout22": (90, 19),
     "heldout23": (90, 19),
+    "heldout24": (90, 20),
 }
 
 
