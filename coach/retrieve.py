@@ -29,6 +29,7 @@ from .clean import ErratumMismatch
 from .corpus import EssayMeta, MetadataError
 from .search import (
     DIVERSITY_MARGIN,
+    NO_DESCRIPTION_KEYWORD_FLOOR,
     SearchConfig,
     description_confidence,
     diversify,
@@ -141,17 +142,23 @@ class Evidence:
 
     def out_of_domain(self, config: SearchConfig) -> bool:
         """Outside the domain when the closest evidence is below the floor of the question's language, or an
-        out-of-scope prototype comes closer than it."""
+        out-of-scope prototype comes closer than the best description or the best sentence lifted by
+        `ood_prototype_lift` (prototypes and descriptions are both questions, so the lift is smaller)."""
         score = self.evidence_score(config)
         floor = config.ood_floor_english if self.english else config.ood_floor
         # a corpus with no descriptions: the question's own words in BM25, or the bridge's customer-service phrases
         # and themes (one generic glossary word is not enough), count as evidence too
         words = self.best_description is None and (
-            self.best_keyword >= config.ood_keyword_floor or self.glossary_hits + 2 * self.themes >= 2
+            self.best_keyword >= NO_DESCRIPTION_KEYWORD_FLOOR or self.glossary_hits + 2 * self.themes >= 2
         )
         if score < floor and not words:
             return True
-        return self.best_out_of_scope is not None and self.best_out_of_scope > score
+        if self.best_out_of_scope is None:
+            return False
+        lifted = self.best_sentence + config.ood_prototype_lift
+        return self.best_out_of_scope > (
+            lifted if self.best_description is None else max(self.best_description, lifted)
+        )
 
 
 class Coach:

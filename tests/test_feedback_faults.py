@@ -229,7 +229,9 @@ def test_questions_are_answered_and_marks_refused_through_the_app(tmp_path):
     db.unlink()
     session, refused = Session(), 0
     for n in range(20):
-        turn = app.ask(["how do I handle an angry caller", "客户破口大骂怎么办", "客戶要我破解密碼"][n % 3], session)
+        # the first is a fixture description word for word, so it has cards whatever the hashing embedder scores
+        questions = ["A caller is shouting abuse at me on the phone", "客户破口大骂怎么办", "客戶要我破解密碼"]
+        turn = app.ask(questions[n % 3], session)
         assert turn.answer.results or turn.answer.out_of_domain
         try:
             app.mark(session, 0, True)  # the first answer's first card (the first question has cards)

@@ -166,7 +166,7 @@ def test_50_concurrent_clicks_through_the_app_logic(tmp_path):
     sessions = []
     for _ in range(50):
         s = Session()
-        app.ask("how do I handle an angry caller", s)  # answered with cards in this corpus
+        app.ask("A caller is shouting abuse at me on the phone", s)  # a fixture description: answered with cards
         sessions.append(s)
     questions = store.count("question")
     barrier = threading.Barrier(50)

@@ -299,6 +299,19 @@ def test_out_of_domain_weighs_passages_and_descriptions():
     # an out-of-scope prototype closer than the evidence: outside
     assert rt.Evidence(0.5, 0.0, best_description=0.95, best_out_of_scope=0.96).out_of_domain(c)
     assert not rt.Evidence(0.5, 0.0, best_description=0.95, best_out_of_scope=0.94).out_of_domain(c)
+    # a prototype is a question like a description: against the passage sentences it needs the smaller lift
+    sentence = c.ood_floor - gap + 0.05  # enough passage evidence to pass the floor
+    closer = sentence + c.ood_prototype_lift + 0.01
+    assert rt.Evidence(sentence, 0.0, best_description=0.5, best_out_of_scope=closer).out_of_domain(c)
+    assert rt.Evidence(sentence, 0.0, best_out_of_scope=closer).out_of_domain(c)
+    assert not rt.Evidence(sentence, 0.0, best_out_of_scope=closer - 0.02).out_of_domain(c)
+    assert not rt.Evidence(0.5, 0.0, best_description=closer + 0.01, best_out_of_scope=closer).out_of_domain(c)
+    # a corpus with no descriptions at all: the question's own words count too, and only there
+    from coach.search import NO_DESCRIPTION_KEYWORD_FLOOR as words
+
+    assert not rt.Evidence(0.3, words).out_of_domain(c)
+    assert rt.Evidence(0.3, words - 0.1).out_of_domain(c)
+    assert rt.Evidence(0.3, words, best_description=0.5).out_of_domain(c)
 
 
 def test_descriptions_count_as_much_as_they_explain_the_question():

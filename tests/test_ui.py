@@ -14,7 +14,7 @@ from coach import ui
 from coach.embed import FakeEmbedder
 from coach.feedback import FeedbackStore
 from coach.retrieve import MAX_QUERY_CHARS, Coach
-from ui_support import XSS_MARKERS, tiny_settings
+from ui_support import XSS_MARKERS, XSS_TEXT, tiny_settings
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +148,8 @@ def test_share_link_and_markdown_export(app):
 
 
 def test_passages_with_payloads_render_as_text(app):
-    turn = app.ask("xylophone warehouse printer toner runs out: log the toner escalation", ui.Session())
+    # the probe's own text: answered with its card whatever the fake embedder makes of other questions
+    turn = app.ask(XSS_TEXT, ui.Session())
     hit = turn.answer.results[0]
     assert hit.essay.id == "xss-probe" and "<script>" in hit.chunk.text and "onerror=" in hit.chunk.text
     for lang in ("en", "zh"):

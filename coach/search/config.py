@@ -32,8 +32,11 @@ class SearchConfig:
     # Chinese text), and no out-of-scope prototype (coach/data/out_of_scope.tsv) may come closer
     ood_floor: float = 0.76
     ood_floor_english: float = 0.745
-    # a corpus with no descriptions at all: the question's own words scoring this much in BM25 count as evidence too
-    ood_keyword_floor: float = 4.0
+    # ... than max(best description, best sentence + ood_prototype_lift). A prototype is a question, like a
+    # description, so it needs a smaller lift over the passage sentences than the floor does: with the full
+    # description_gap, a near-domain request ("the MPF rate of a Hong Kong call centre") that shares the essays'
+    # vocabulary outscored every prototype on its sentence evidence alone
+    ood_prototype_lift: float = 0.04
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -52,6 +55,9 @@ class SearchConfig:
 # How many candidates each ranker contributes to the fusion (not tuned: the corpus is small, any value >= 10 gives
 # the same top 10).
 CANDIDATES = 50
+# A corpus with no descriptions at all: the question's own words scoring this much in BM25 count as in-domain
+# evidence too (not tuned: every evaluation corpus has descriptions, so nothing measures it).
+NO_DESCRIPTION_KEYWORD_FLOOR = 4.0
 # Cards, not ranking (the evaluation ranks with diversity off, so nothing tunes it): a second passage of an essay
 # already shown must beat a new essay's best by this factor to take a card.
 DIVERSITY_MARGIN = 2.0
