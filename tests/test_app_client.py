@@ -12,7 +12,7 @@ import pytest
 from coach import ui
 from coach.embed import FakeEmbedder
 from coach.retrieve import Coach
-from ui_support import serve_locally, tiny_settings
+from ui_support import XSS_TEXT, serve_locally, tiny_settings
 
 pytestmark = pytest.mark.slow
 
@@ -60,7 +60,7 @@ def test_payloads_come_back_escaped(served):
 
     client = Client(served[0], verbose=False)
     out = client.predict(
-        "<img src=x onerror=alert(1)> xylophone warehouse printer toner runs out: log the toner escalation",
+        "<img src=x onerror=alert(1)> " + XSS_TEXT,  # the probe's own text: answered with its card
         "en",
         "original",
         api_name="/respond",

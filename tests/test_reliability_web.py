@@ -22,7 +22,8 @@ from reliability_support import ROOT, hostile_questions, run_load, start_app
 pytestmark = pytest.mark.slow
 
 NORMAL = "客户破口大骂怎么办"
-MARKABLE = "how do I handle an angry caller"  # answered with cards in this corpus (NORMAL is out of its domain)
+# a fixture description word for word: answered with cards in this corpus (NORMAL is out of its domain)
+MARKABLE = "A caller is shouting abuse at me on the phone"
 EVIL = "http://evil.example"
 
 
