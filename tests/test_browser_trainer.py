@@ -145,3 +145,35 @@ def test_trainer_adds_an_essay_while_agents_keep_getting_answers(served, browser
     titles = card.locator(".coach-title").all_inner_texts()
     assert any("林組長" in a for a in authors[:3]), (authors, card.inner_text())
     assert any("退款投诉的处理" in t for t in titles[:3]), titles
+
+
+def test_the_trainer_page_speaks_chinese(served, browser):
+    """`?lang=zh` opens the trainer page in Chinese, the language radio switches every label, and the feedback tables
+    are re-rendered in the language chosen."""
+    _, url = served
+    trainer = browser.new_page(viewport={"width": 1280, "height": 1000})
+    trainer.goto(url + "trainer/")
+    trainer.wait_for_selector("input[type=password]", timeout=60_000)
+    trainer.locator("input:not([type=password])").first.fill(LOGIN[0])
+    trainer.locator("input[type=password]").fill(LOGIN[1])
+    trainer.get_by_role("button", name="Login").click()
+    trainer.wait_for_selector("#coach-trainer-tabs", timeout=60_000)
+    trainer.goto(url + "trainer/?lang=zh")  # logged in: the cookie carries over
+    trainer.wait_for_selector("#coach-trainer-tabs", timeout=60_000)
+    trainer.get_by_role("tab", name="添加文章").wait_for(timeout=60_000)
+    assert "培训师页面" in trainer.inner_text("#coach-trainer-header")
+    assert (
+        trainer.get_by_role("tab", name="反馈").count() == 1 and trainer.get_by_role("button", name="立即重建").count()
+    )
+    trainer.get_by_role("tab", name="为什么是这些段落").click()
+    trainer.get_by_label("试一个问题").fill("When an angry caller shouts, let the caller finish and breathe.")
+    trainer.click("#coach-w-ask")
+    trainer.wait_for_function("document.querySelector('#coach-w-why table') !== null", timeout=60_000)
+    chinese_table = trainer.inner_text("#coach-w-why")
+    trainer.locator("#coach-trainer-lang").get_by_text("English").click()
+    trainer.get_by_role("tab", name="Add essay").wait_for(timeout=60_000)
+    assert "trainer page" in trainer.inner_text("#coach-trainer-header")
+    assert trainer.get_by_role("tab", name="Feedback").count() == 1
+    trainer.wait_for_function(
+        f"document.querySelector('#coach-w-why')?.innerText !== {chinese_table!r}", timeout=60_000
+    )  # the why table of the same question, re-rendered in English

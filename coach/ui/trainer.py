@@ -6,6 +6,9 @@
 - Why this passage: ask as an agent would, see each passage's scores, attach the question to the right passage.
 - Add essay (COACH_ENABLE_UPLOAD=1): a file and its metadata, then the cleaning report, the rebuild with its
   progress, and "Coach now answers from N passages of this essay; try: ..."; removing an added essay likewise.
+
+Labels and the rendered tables follow the language chosen at the top (English or Chinese; `?lang=zh` opens the
+page in Chinese), like the agents' page.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import gradio as gr
 from ..corpus import SCRIPTS
 from .render import esc, render_why
 from .state import SESSION_TTL_S, TOP_K, CoachApp
-from .strings import T
+from .strings import LANG_CHOICES, T
 from .uploads import UPLOAD_EXTENSIONS, EssayForm, foreign_origin
 
 log = logging.getLogger("coach.ui")
@@ -37,28 +40,43 @@ def _allowed(app: CoachApp, request: gr.Request | None) -> str | None:
     return None
 
 
+def _header(lang: str) -> str:
+    tr = T[lang]["trainer"]
+    return f"<h1>{esc(tr['title'])}</h1><p>{esc(tr['tagline'])}</p>"
+
+
+def _lang(value) -> str:
+    return value if value in T else "en"
+
+
 def build_trainer(app: CoachApp) -> gr.Blocks:
     """The trainer Blocks over the same CoachApp (the same Coach, store and settings) as the agents' page."""
     from .server import export_folder
 
     tr = T["en"]["trainer"]
     with gr.Blocks(title="Coach · trainer", analytics_enabled=False, delete_cache=(3600, 3600)) as page:
-        gr.HTML(f"<h1>{esc(tr['title'])}</h1><p>{esc(tr['tagline'])}</p>", elem_id="coach-trainer-header")
+        with gr.Row():
+            header = gr.HTML(_header("en"), elem_id="coach-trainer-header")
+            lang = gr.Radio(
+                LANG_CHOICES, value="en", label="Language · 语言", scale=0, min_width=170, elem_id="coach-trainer-lang"
+            )
+        tabs = {}
         with gr.Tabs(elem_id="coach-trainer-tabs"):
             # ------------------------------------------------------------------------ feedback and curation
             with gr.Tab(tr["tab_feedback"], id="feedback") as fb_tab:
+                tabs["tab_feedback"] = fb_tab
                 fb_refresh = gr.Button(T["en"]["fb_refresh"])
-                gr.Markdown(f"### {tr['fb_situations']}")
+                md_sit = gr.Markdown(f"### {tr['fb_situations']}")
                 fb_sit = gr.HTML()
-                gr.Markdown(f"### {tr['fb_unhelpful']}")
+                md_un = gr.Markdown(f"### {tr['fb_unhelpful']}")
                 fb_un = gr.HTML(elem_id="coach-fb-unhelpful")
-                gr.Markdown(f"### {tr['fb_uncovered']}")
+                md_gap = gr.Markdown(f"### {tr['fb_uncovered']}")
                 fb_gap = gr.HTML(elem_id="coach-fb-gaps")
-                gr.Markdown(T["en"]["fb_eval_hint"])
+                md_eval = gr.Markdown(T["en"]["fb_eval_hint"])
                 with gr.Row():
                     fb_gaps = gr.DownloadButton(T["en"]["fb_gaps"])
                     fb_eval = gr.DownloadButton(T["en"]["fb_eval"])
-                gr.Markdown(f"### {tr['curate_head']}\n{tr['curate_hint']}")
+                md_curate = gr.Markdown(f"### {tr['curate_head']}\n{tr['curate_hint']}")
                 with gr.Row():
                     c_question = gr.Dropdown(
                         [], label=tr["question"], allow_custom_value=True, elem_id="coach-c-question", scale=2
@@ -71,11 +89,11 @@ def build_trainer(app: CoachApp) -> gr.Blocks:
                     c_detach = gr.Button(tr["detach"], elem_id="coach-c-detach")
                     c_rebuild = gr.Button(tr["rebuild"], elem_id="coach-c-rebuild")
                 c_status = gr.Textbox(label=tr["status"], interactive=False, lines=2, elem_id="coach-c-status")
-                gr.Markdown(f"### {tr['learned_head']}")
+                md_learned = gr.Markdown(f"### {tr['learned_head']}")
                 c_learned = gr.HTML(elem_id="coach-learned")
                 c_export = gr.DownloadButton(tr["export_learned"])
             # ------------------------------------------------------------------------ why this passage
-            with gr.Tab(tr["tab_why"], id="why"):
+            with gr.Tab(tr["tab_why"], id="why") as tabs["tab_why"]:
                 with gr.Row():
                     w_question = gr.Textbox(label=tr["ask"], scale=4, elem_id="coach-w-question")
                     w_ask = gr.Button(T["en"]["send"], variant="primary", scale=1, elem_id="coach-w-ask")
@@ -89,9 +107,10 @@ def build_trainer(app: CoachApp) -> gr.Blocks:
                     w_rebuild = gr.Button(tr["rebuild"], elem_id="coach-w-rebuild")
                 w_status = gr.Textbox(label=tr["status"], interactive=False, lines=2, elem_id="coach-w-status")
             # ------------------------------------------------------------------------ adding an essay
-            with gr.Tab(tr["tab_add"], id="add"):
-                if not app.upload_enabled:
-                    gr.Markdown(tr["uploads_off"], elem_id="coach-uploads-off")
+            with gr.Tab(tr["tab_add"], id="add") as tabs["tab_add"]:
+                uploads_off = gr.Markdown(
+                    tr["uploads_off"], elem_id="coach-uploads-off", visible=not app.upload_enabled
+                )
                 up_file = gr.File(
                     label=tr["file"], file_types=list(UPLOAD_EXTENSIONS), type="filepath", elem_id="coach-up-file"
                 )
@@ -113,11 +132,12 @@ def build_trainer(app: CoachApp) -> gr.Blocks:
 
         # ---------------------------------------------------------------------------- handlers
 
-        def feedback_view(request: gr.Request):
+        def feedback_view(lg="en", request: gr.Request | None = None):
             if why := _allowed(app, request):
                 return why, "", "", None, None, gr.update(), gr.update(), "", None
+            lg = _lang(lg)
             folder = export_folder()
-            sit, un, gap = app.feedback_html("en")
+            sit, un, gap = app.feedback_html(lg)
             return (
                 sit,
                 un,
@@ -126,31 +146,31 @@ def build_trainer(app: CoachApp) -> gr.Blocks:
                 str(app.export_eval(folder)),
                 gr.update(choices=app.feedback_questions()),
                 gr.update(choices=app.passage_choices()),
-                app.learned_html("en"),
+                app.learned_html(lg),
                 str(app.export_learned(folder)),
             )
 
         fb_outputs = [fb_sit, fb_un, fb_gap, fb_gaps, fb_eval, c_question, c_passage, c_learned, c_export]
-        fb_refresh.click(feedback_view, None, fb_outputs, api_name="feedback")
-        fb_tab.select(feedback_view, None, fb_outputs, api_name=False)
-        page.load(feedback_view, None, fb_outputs, api_name=False)
+        # the language is the last input, with a default, so API callers may leave it out
+        fb_refresh.click(feedback_view, [lang], fb_outputs, api_name="feedback")
+        fb_tab.select(feedback_view, [lang], fb_outputs, api_name=False)
 
-        def curate(attach: bool, question, passage, request: gr.Request):
+        def curate(attach: bool, question, passage, lg, request: gr.Request | None):
             if why := _allowed(app, request):
                 return why, gr.update()
             ok, message = (
                 app.attach(question or "", passage or "") if attach else app.detach(question or "", passage or "")
             )
-            return message, app.learned_html("en")
+            return message, app.learned_html(_lang(lg))
 
-        def attach(question, passage, request: gr.Request):
-            return curate(True, question, passage, request)
+        def attach(question, passage, lg="en", request: gr.Request | None = None):
+            return curate(True, question, passage, lg, request)
 
-        def detach(question, passage, request: gr.Request):
-            return curate(False, question, passage, request)
+        def detach(question, passage, lg="en", request: gr.Request | None = None):
+            return curate(False, question, passage, lg, request)
 
-        c_attach.click(attach, [c_question, c_passage], [c_status, c_learned], api_name="attach")
-        c_detach.click(detach, [c_question, c_passage], [c_status, c_learned], api_name="detach")
+        c_attach.click(attach, [c_question, c_passage, lang], [c_status, c_learned], api_name="attach")
+        c_detach.click(detach, [c_question, c_passage, lang], [c_status, c_learned], api_name="detach")
 
         def rebuild(request: gr.Request, progress=gr.Progress()):
             if why := _allowed(app, request):
@@ -165,7 +185,7 @@ def build_trainer(app: CoachApp) -> gr.Blocks:
         c_rebuild.click(rebuild, None, [c_status], api_name="rebuild", **admin)
         w_rebuild.click(rebuild, None, [w_status], api_name=False, **admin)
 
-        def why_ask(question, request: gr.Request):
+        def why_ask(question, lg="en", request: gr.Request | None = None):
             if why := _allowed(app, request):
                 return why, gr.update(), None
             coach = app.holder.get(timeout=60)
@@ -176,22 +196,22 @@ def build_trainer(app: CoachApp) -> gr.Blocks:
             shown = {c[1] for c in choices}
             rest = [c for c in app.passage_choices() if c[1] not in shown]
             return (
-                render_why(answer, "en"),
+                render_why(answer, _lang(lg)),
                 gr.update(choices=choices + rest, value=choices[0][1] if choices else None),
                 answer.query,
             )
 
-        w_ask.click(why_ask, [w_question], [w_table, w_passage, w_state], api_name="why")
-        w_question.submit(why_ask, [w_question], [w_table, w_passage, w_state], api_name=False)
+        w_ask.click(why_ask, [w_question, lang], [w_table, w_passage, w_state], api_name="why")
+        w_question.submit(why_ask, [w_question, lang], [w_table, w_passage, w_state], api_name=False)
 
-        def why_attach(passage, question, request: gr.Request):
-            return curate(True, question, passage, request)[0]
+        def why_attach(passage, question, lg, request: gr.Request):
+            return curate(True, question, passage, lg, request)[0]
 
-        def why_detach(passage, question, request: gr.Request):
-            return curate(False, question, passage, request)[0]
+        def why_detach(passage, question, lg, request: gr.Request):
+            return curate(False, question, passage, lg, request)[0]
 
-        w_attach.click(why_attach, [w_passage, w_state], [w_status], api_name=False)
-        w_detach.click(why_detach, [w_passage, w_state], [w_status], api_name=False)
+        w_attach.click(why_attach, [w_passage, w_state, lang], [w_status], api_name=False)
+        w_detach.click(why_detach, [w_passage, w_state, lang], [w_status], api_name=False)
 
         def add_essay(path, title, author, organisation, years, script, request: gr.Request, progress=gr.Progress()):
             if why := _allowed(app, request):
@@ -245,5 +265,109 @@ def build_trainer(app: CoachApp) -> gr.Blocks:
             return f"{text}\n{built}", gr.update(choices=app_added(), value=None)
 
         rm_btn.click(remove, [rm_pick], [rm_status, rm_pick], api_name="remove_essay", **admin)
-        page.load(lambda: gr.update(choices=app_added()), None, [rm_pick], api_name=False)
+
+        # ---------------------------------------------------------------------------- language
+
+        def relabel(lg, question, request: gr.Request):
+            """Every label in the chosen language, and the tables re-rendered in it."""
+            lg = _lang(lg)
+            t, tr = T[lg], T[lg]["trainer"]
+            label = lambda k: gr.update(label=tr[k])  # noqa: E731
+            value = lambda k: gr.update(value=tr[k])  # noqa: E731
+            why_table = render_why(None, lg)
+            coach = app.holder.get(timeout=0) if question else None
+            if coach is not None:
+                why_table = render_why(coach.ask(question, top_k=TOP_K, diverse=True), lg)
+            return [
+                _header(lg),
+                *[gr.Tab(label=tr[k]) for k in tabs],
+                gr.update(value=t["fb_refresh"]),
+                f"### {tr['fb_situations']}",
+                f"### {tr['fb_unhelpful']}",
+                f"### {tr['fb_uncovered']}",
+                t["fb_eval_hint"],
+                gr.update(label=t["fb_gaps"]),
+                gr.update(label=t["fb_eval"]),
+                f"### {tr['curate_head']}\n{tr['curate_hint']}",
+                label("question"),
+                label("passage"),
+                value("attach"),
+                value("detach"),
+                value("rebuild"),
+                label("status"),
+                f"### {tr['learned_head']}",
+                gr.update(label=tr["export_learned"]),
+                label("ask"),
+                gr.update(value=t["send"]),
+                why_table,
+                label("passage"),
+                value("attach"),
+                value("detach"),
+                value("rebuild"),
+                label("status"),
+                tr["uploads_off"],
+                label("file"),
+                label("essay_title"),
+                label("author"),
+                label("organisation"),
+                label("years"),
+                label("script"),
+                value("add"),
+                label("report"),
+                label("remove_pick"),
+                value("remove"),
+                label("status"),
+                *feedback_view(lg, request),
+            ]
+
+        relabel_outputs = [
+            header,
+            *tabs.values(),
+            fb_refresh,
+            md_sit,
+            md_un,
+            md_gap,
+            md_eval,
+            fb_gaps,
+            fb_eval,
+            md_curate,
+            c_question,
+            c_passage,
+            c_attach,
+            c_detach,
+            c_rebuild,
+            c_status,
+            md_learned,
+            c_export,
+            w_question,
+            w_ask,
+            w_table,
+            w_passage,
+            w_attach,
+            w_detach,
+            w_rebuild,
+            w_status,
+            uploads_off,
+            up_file,
+            up_title,
+            up_author,
+            up_org,
+            up_years,
+            up_script,
+            up_add,
+            up_report,
+            rm_pick,
+            rm_btn,
+            rm_status,
+            *fb_outputs,
+        ]
+        lang.change(relabel, [lang, w_state], relabel_outputs, api_name=False)
+
+        def on_load(request: gr.Request):
+            """`?lang=zh` opens the page in Chinese; the feedback tables and the added essays are filled in."""
+            query = getattr(request, "query_params", None)
+            lg = _lang(str(dict(query or {}).get("lang", "en")))
+            return [lg, _header(lg), *feedback_view(lg, request), gr.update(choices=app_added())]
+
+        page.load(on_load, None, [lang, header, *fb_outputs, rm_pick], api_name=False)
     return page
