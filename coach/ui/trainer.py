@@ -268,99 +268,62 @@ def build_trainer(app: CoachApp) -> gr.Blocks:
 
         # ---------------------------------------------------------------------------- language
 
+        # every text of the page that follows the language: (component, its update in language lg)
+        def trainer(key: str):
+            return lambda lg: T[lg]["trainer"][key]
+
+        def heading(*keys: str):
+            return lambda lg: "### " + "\n".join(T[lg]["trainer"][k] for k in keys)
+
+        def label(text):
+            return lambda lg: gr.update(label=text(lg))
+
+        def value(text):
+            return lambda lg: gr.update(value=text(lg))
+
+        shared = lambda key: lambda lg: T[lg][key]  # noqa: E731 - the agents' page's strings
+        texts = [
+            (header, _header),
+            *[(tab, lambda lg, k=k: gr.Tab(label=T[lg]["trainer"][k])) for k, tab in tabs.items()],
+            (fb_refresh, value(shared("fb_refresh"))),
+            (md_sit, heading("fb_situations")),
+            (md_un, heading("fb_unhelpful")),
+            (md_gap, heading("fb_uncovered")),
+            (md_eval, shared("fb_eval_hint")),
+            (fb_gaps, label(shared("fb_gaps"))),
+            (fb_eval, label(shared("fb_eval"))),
+            (md_curate, heading("curate_head", "curate_hint")),
+            (md_learned, heading("learned_head")),
+            (c_export, label(trainer("export_learned"))),
+            (w_ask, value(shared("send"))),
+            (uploads_off, trainer("uploads_off")),
+            (c_question, label(trainer("question"))),
+            *[(c, label(trainer("passage"))) for c in (c_passage, w_passage)],
+            *[(c, label(trainer("status"))) for c in (c_status, w_status, rm_status)],
+            *[(c, value(trainer("attach"))) for c in (c_attach, w_attach)],
+            *[(c, value(trainer("detach"))) for c in (c_detach, w_detach)],
+            *[(c, value(trainer("rebuild"))) for c in (c_rebuild, w_rebuild)],
+            (w_question, label(trainer("ask"))),
+            (up_file, label(trainer("file"))),
+            (up_title, label(trainer("essay_title"))),
+            (up_author, label(trainer("author"))),
+            (up_org, label(trainer("organisation"))),
+            (up_years, label(trainer("years"))),
+            (up_script, label(trainer("script"))),
+            (up_add, value(trainer("add"))),
+            (up_report, label(trainer("report"))),
+            (rm_pick, label(trainer("remove_pick"))),
+            (rm_btn, value(trainer("remove"))),
+        ]
+
         def relabel(lg, question, request: gr.Request):
             """Every label in the chosen language, and the tables re-rendered in it."""
             lg = _lang(lg)
-            t, tr = T[lg], T[lg]["trainer"]
-            label = lambda k: gr.update(label=tr[k])  # noqa: E731
-            value = lambda k: gr.update(value=tr[k])  # noqa: E731
-            why_table = render_why(None, lg)
             coach = app.holder.get(timeout=0) if question else None
-            if coach is not None:
-                why_table = render_why(coach.ask(question, top_k=TOP_K, diverse=True), lg)
-            return [
-                _header(lg),
-                *[gr.Tab(label=tr[k]) for k in tabs],
-                gr.update(value=t["fb_refresh"]),
-                f"### {tr['fb_situations']}",
-                f"### {tr['fb_unhelpful']}",
-                f"### {tr['fb_uncovered']}",
-                t["fb_eval_hint"],
-                gr.update(label=t["fb_gaps"]),
-                gr.update(label=t["fb_eval"]),
-                f"### {tr['curate_head']}\n{tr['curate_hint']}",
-                label("question"),
-                label("passage"),
-                value("attach"),
-                value("detach"),
-                value("rebuild"),
-                label("status"),
-                f"### {tr['learned_head']}",
-                gr.update(label=tr["export_learned"]),
-                label("ask"),
-                gr.update(value=t["send"]),
-                why_table,
-                label("passage"),
-                value("attach"),
-                value("detach"),
-                value("rebuild"),
-                label("status"),
-                tr["uploads_off"],
-                label("file"),
-                label("essay_title"),
-                label("author"),
-                label("organisation"),
-                label("years"),
-                label("script"),
-                value("add"),
-                label("report"),
-                label("remove_pick"),
-                value("remove"),
-                label("status"),
-                *feedback_view(lg, request),
-            ]
+            answer = coach.ask(question, top_k=TOP_K, diverse=True) if coach is not None else None
+            return [*(text(lg) for _, text in texts), render_why(answer, lg), *feedback_view(lg, request)]
 
-        relabel_outputs = [
-            header,
-            *tabs.values(),
-            fb_refresh,
-            md_sit,
-            md_un,
-            md_gap,
-            md_eval,
-            fb_gaps,
-            fb_eval,
-            md_curate,
-            c_question,
-            c_passage,
-            c_attach,
-            c_detach,
-            c_rebuild,
-            c_status,
-            md_learned,
-            c_export,
-            w_question,
-            w_ask,
-            w_table,
-            w_passage,
-            w_attach,
-            w_detach,
-            w_rebuild,
-            w_status,
-            uploads_off,
-            up_file,
-            up_title,
-            up_author,
-            up_org,
-            up_years,
-            up_script,
-            up_add,
-            up_report,
-            rm_pick,
-            rm_btn,
-            rm_status,
-            *fb_outputs,
-        ]
+        relabel_outputs = [*(c for c, _ in texts), w_table, *fb_outputs]
         lang.change(relabel, [lang, w_state], relabel_outputs, api_name=False)
 
         def on_load(request: gr.Request):
