@@ -23,6 +23,9 @@ SECRET_ASKED = "how do I handle an angry caller, asked by agent q-41"  # answere
 
 def _serve(tmp_path, monkeypatch, *, uploads: bool, login: bool):
     monkeypatch.setenv("COACH_INDEX_POLL_S", "0")
+    # a cache folder of this test's own: the tests here serve the same answers, whose download files share one
+    # content-hashed path, and a previous server's shutdown (delete_cache) may remove it while this one serves it
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
     for name in ("COACH_ENABLE_UPLOAD", "COACH_ADMIN_USER", "COACH_ADMIN_PASSWORD"):
         monkeypatch.delenv(name, raising=False)
     if uploads:
