@@ -142,7 +142,10 @@ def hostile_cli(tmp: Path) -> dict:
                 n += 1
                 with redirect_stdout(out), redirect_stderr(io.StringIO()):
                     code = cli.main(base + ["ask", *json_flag, q, "客户破口大骂怎么办"])
-                if code != 0 or (json_flag and len(json.loads(out.getvalue())[1]["results"]) == 0):
+                # the fake embedder's cosines sit below the real model's out-of-domain floors: the normal question's
+                # passages may come as `nearest` (as in tests/test_reliability_inputs.py)
+                normal = json.loads(out.getvalue())[1] if json_flag and code == 0 else {}
+                if code != 0 or (json_flag and not (normal.get("results") or normal.get("nearest"))):
                     failures.append(name)
     finally:
         coach.embed.Embedder = real
