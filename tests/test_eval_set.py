@@ -55,33 +55,6 @@ EVAL_FILE = Path(__file__).resolve().parent.parent / "eval" / "queries.jsonl"
 # make-up) was written the same way by another helper before the changes it is reported for; one out-of-domain
 # question repeated an earlier one word for word and was dropped before any run. `heldout24` (90 + 20, same make-up)
 # was written the same way by another helper before the changes it is reported for.
-SPLITS = (
-    "tune",
-    "heldout",
-    "heldout2",
-    "heldout3",
-    "heldout4",
-    "heldout5",
-    "heldout6",
-    "heldout7",
-    "heldout8",
-    "heldout9",
-    "heldout10",
-    "heldout11",
-    "heldout12",
-    "heldout13",
-    "heldout14",
-    "heldout15",
-    "heldout16",
-    "heldout17",
-    "heldout18",
-    "heldout19",
-    "heldout20",
-    "heldout21",
-    "heldout22",
-    "heldout23",
-    "heldout24",
-)
 TUNING_SPLITS = (
     "tune",
     "heldout2",
@@ -111,6 +84,8 @@ HELDOUT_SPLITS = (
     "heldout23",
     "heldout24",
 )
+# every split is either tuning data or held out
+SPLITS = TUNING_SPLITS + HELDOUT_SPLITS
 # Batch sizes as written: (in-domain, out-of-domain) at least.
 MIN_SIZES = {
     "heldout2": (30, 1),
